@@ -1,0 +1,183 @@
+//! Opening files as DICOM objects, with or without a preamble and file meta group.
+
+use std::io::Read;
+use std::path::Path;
+
+use dicom_dictionary_std::{tags, uids};
+use dicom_object::meta::FileMetaTableBuilder;
+use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions};
+use dicom_transfer_syntax_registry::entries;
+
+use crate::{DicomError, Limits};
+
+/// What the first bytes of a file say about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sniff {
+    /// Part 10 file: "DICM" at offset 128 (or at 0 when the preamble is missing).
+    Part10,
+    /// A bare data set without file meta group, in the given transfer syntax.
+    RawDataSet(RawSyntax),
+    /// Not DICOM (PDF, PNG, text, random bytes, empty file).
+    NotDicom,
+}
+
+/// Encoding of a bare data set, guessed from its first element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawSyntax {
+    /// Implicit VR little endian.
+    ImplicitLittle,
+    /// Explicit VR little endian.
+    ExplicitLittle,
+    /// Explicit VR big endian.
+    ExplicitBig,
+}
+
+impl RawSyntax {
+    fn uid(self) -> &'static str {
+        match self {
+            RawSyntax::ImplicitLittle => uids::IMPLICIT_VR_LITTLE_ENDIAN,
+            RawSyntax::ExplicitLittle => uids::EXPLICIT_VR_LITTLE_ENDIAN,
+            RawSyntax::ExplicitBig => "1.2.840.10008.1.2.2",
+        }
+    }
+}
+
+/// Classifies a file from its first 132 bytes.
+pub fn sniff(head: &[u8]) -> Sniff {
+    if head.len() >= 132 && &head[128..132] == b"DICM" {
+        return Sniff::Part10;
+    }
+    if head.len() >= 4 && &head[0..4] == b"DICM" {
+        return Sniff::Part10;
+    }
+    if head.len() < 8 {
+        return Sniff::NotDicom;
+    }
+    let vr_like = head[4].is_ascii_uppercase() && head[5].is_ascii_uppercase();
+    let group_le = u16::from_le_bytes([head[0], head[1]]);
+    let elem_le = u16::from_le_bytes([head[2], head[3]]);
+    let group_be = u16::from_be_bytes([head[0], head[1]]);
+    // A bare data set starts with a low group (0002 meta, 0008 identification) and a small element.
+    let plausible = |g: u16, e: u16| matches!(g, 0x0002 | 0x0008) && e < 0x1000;
+    if plausible(group_le, elem_le) {
+        return Sniff::RawDataSet(if vr_like {
+            RawSyntax::ExplicitLittle
+        } else {
+            RawSyntax::ImplicitLittle
+        });
+    }
+    let elem_be = u16::from_be_bytes([head[2], head[3]]);
+    if plausible(group_be, elem_be) && vr_like {
+        return Sniff::RawDataSet(RawSyntax::ExplicitBig);
+    }
+    Sniff::NotDicom
+}
+
+/// Reads the first bytes of a file for [`sniff`].
+pub fn sniff_file(path: &Path) -> Result<(Sniff, u64), DicomError> {
+    let io = |source| DicomError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let len = f.metadata().map_err(io)?.len();
+    let mut head = Vec::with_capacity(132);
+    f.by_ref().take(132).read_to_end(&mut head).map_err(io)?;
+    Ok((sniff(&head), len))
+}
+
+/// Opens a file as a DICOM object.
+///
+/// With `headers_only`, Part 10 files are parsed only up to Pixel Data, which is never read. Bare data
+/// sets (no file meta group) get a synthesised meta group so that later stages see one kind of object.
+/// Returns `Ok(None)` for files that are not DICOM at all.
+pub fn open_object(
+    path: &Path,
+    limits: &Limits,
+    headers_only: bool,
+) -> Result<Option<DefaultDicomObject>, DicomError> {
+    let (kind, len) = sniff_file(path)?;
+    if kind == Sniff::NotDicom {
+        return Ok(None);
+    }
+    if len > limits.max_file_bytes {
+        return Err(DicomError::TooLarge {
+            path: path.to_path_buf(),
+            reason: format!(
+                "file of {len} bytes exceeds the limit of {}",
+                limits.max_file_bytes
+            ),
+        });
+    }
+    let parse = |e: &dyn std::fmt::Display| DicomError::Parse {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    match kind {
+        Sniff::Part10 => {
+            let mut opts = OpenFileOptions::new();
+            if headers_only {
+                opts = opts.read_until(tags::PIXEL_DATA);
+            }
+            opts.open_file(path).map(Some).map_err(|e| parse(&e))
+        }
+        Sniff::RawDataSet(syntax) => {
+            let bytes = std::fs::read(path).map_err(|source| DicomError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let ts = match syntax {
+                RawSyntax::ImplicitLittle => entries::IMPLICIT_VR_LITTLE_ENDIAN.erased(),
+                RawSyntax::ExplicitLittle => entries::EXPLICIT_VR_LITTLE_ENDIAN.erased(),
+                RawSyntax::ExplicitBig => entries::EXPLICIT_VR_BIG_ENDIAN.erased(),
+            };
+            let mut obj =
+                InMemDicomObject::read_dataset_with_ts(&bytes[..], &ts).map_err(|e| parse(&e))?;
+            // A stray meta group inside a bare data set would confuse the writer; drop it.
+            obj.retain(|e| e.header().tag.group() != 0x0002);
+            let mut meta = FileMetaTableBuilder::new()
+                .transfer_syntax(syntax.uid())
+                .media_storage_sop_class_uid(uids::SECONDARY_CAPTURE_IMAGE_STORAGE)
+                .media_storage_sop_instance_uid("2.25.0");
+            if let Some(v) = obj.get(tags::SOP_CLASS_UID).and_then(|e| e.to_str().ok()) {
+                meta = meta.media_storage_sop_class_uid(v.trim_end_matches('\0').to_string());
+            }
+            if let Some(v) = obj
+                .get(tags::SOP_INSTANCE_UID)
+                .and_then(|e| e.to_str().ok())
+            {
+                meta = meta.media_storage_sop_instance_uid(v.trim_end_matches('\0').to_string());
+            }
+            let meta = meta.build().map_err(|e| parse(&e))?;
+            Ok(Some(obj.with_exact_meta(meta)))
+        }
+        Sniff::NotDicom => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_decoys_and_bare_data_sets() {
+        assert_eq!(sniff(b""), Sniff::NotDicom);
+        assert_eq!(sniff(b"%PDF-1.7\n%\xe2\xe3"), Sniff::NotDicom);
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n0000"), Sniff::NotDicom);
+        let mut p10 = vec![0u8; 132];
+        p10[128..132].copy_from_slice(b"DICM");
+        assert_eq!(sniff(&p10), Sniff::Part10);
+        assert_eq!(
+            sniff(b"\x08\x00\x05\x00CS\x0a\x00"),
+            Sniff::RawDataSet(RawSyntax::ExplicitLittle)
+        );
+        assert_eq!(
+            sniff(b"\x08\x00\x05\x00\x0a\x00\x00\x00"),
+            Sniff::RawDataSet(RawSyntax::ImplicitLittle)
+        );
+        assert_eq!(
+            sniff(b"\x00\x08\x00\x05CS\x00\x0a"),
+            Sniff::RawDataSet(RawSyntax::ExplicitBig)
+        );
+    }
+}

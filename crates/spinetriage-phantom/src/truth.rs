@@ -1,0 +1,217 @@
+//! Ground truth, computed from the analytic shape (never from the rendered images).
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{FractureKind, LevelSpec, Oedema, Side, Spine, Tumour, Vertebra};
+
+/// Heights of one body, mm, between the outer surfaces of the endplates along the body's own axis.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Heights {
+    /// At 10 % of the AP depth at mid-height (from the anterior wall), mid-plane.
+    pub anterior_mm: f64,
+    /// At 50 %.
+    pub middle_mm: f64,
+    /// At 90 %.
+    pub posterior_mm: f64,
+    /// At 10 % of the width from the left margin, mid-depth (coronal).
+    pub left_mm: f64,
+    /// At 10 % of the width from the right margin, mid-depth (coronal).
+    pub right_mm: f64,
+}
+
+/// Everything known about one level.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LevelTruth {
+    /// Level name (T10, L1, S1, ...).
+    pub name: String,
+    /// Centroid of the body, cortex included, LPS mm.
+    pub centre_lps_mm: [f64; 3],
+    /// Body volume, mm³.
+    pub body_volume_mm3: f64,
+    /// The body's cranial axis (unit, LPS).
+    pub axis_cranial: [f64; 3],
+    /// The body's posterior axis (unit, LPS).
+    pub axis_posterior: [f64; 3],
+    /// The body's left axis (unit, LPS).
+    pub axis_left: [f64; 3],
+    /// AP depth at mid-height, mm.
+    pub depth_mm: f64,
+    /// Width, mm.
+    pub width_mm: f64,
+    /// Measured heights.
+    pub heights: Heights,
+    /// Heights before any fracture (physiologic shape).
+    pub nominal_heights: Heights,
+    /// Expected height: the pre-fracture posterior height, mm.
+    pub expected_height_mm: f64,
+    /// 100 × (1 − min(Ha, Hm, Hp) / expected).
+    pub height_loss_pct: f64,
+    /// Kyphosis (anterior wedge) %: 100 × (1 − Ha / Hp).
+    pub wedge_pct: f64,
+    /// Dorsal-wall height reduction %: 100 × (1 − Hp / expected).
+    pub dorsal_wall_loss_pct: f64,
+    /// Lateral wedge (scoliosis) %: 100 × (1 − min(Hl, Hr) / max(Hl, Hr)).
+    pub lateral_wedge_pct: f64,
+    /// Physiologic (pre-fracture) wedge %, for level-specific normal ranges.
+    pub physiologic_wedge_pct: f64,
+    /// Genant grade from height loss: 0 < 20 %, 1 20–25 %, 2 25–40 %, 3 > 40 %.
+    pub genant_grade: u8,
+    /// Fracture morphology, if fractured.
+    pub fracture: Option<FractureKind>,
+    /// Marrow oedema pattern.
+    pub oedema: Oedema,
+    /// Tumour marrow replacement.
+    pub tumour: Tumour,
+    /// Posterior-element involvement.
+    pub posterior_involvement: Side,
+    /// Intravertebral cleft.
+    pub cleft: bool,
+    /// Retropulsion of the posterior wall beyond the line of the posterior corners, mm.
+    pub retropulsion_mm: f64,
+    /// Convex bulge of the posterior wall, mm.
+    pub convex_posterior_mm: f64,
+    /// The spec the level was built from.
+    pub spec: LevelSpec,
+}
+
+fn grade(loss: f64) -> u8 {
+    match loss {
+        l if l < 20.0 => 0,
+        l if l < 25.0 => 1,
+        l if l <= 40.0 => 2,
+        _ => 3,
+    }
+}
+
+fn heights(vb: &Vertebra, nominal: bool) -> Heights {
+    let d = vb.depth;
+    let wd = vb.width;
+    let h = |v: f64, w: f64| {
+        if nominal {
+            vb.hm + vb.slope * v
+        } else {
+            vb.u_top(v, w) - vb.u_bot(v, w)
+        }
+    };
+    // The posterior wall at mid-height is at +D/2 unless a convex bulge moves it.
+    let mid_u = (vb.u_top(0.0, 0.0) + vb.u_bot(0.0, 0.0)) / 2.0;
+    let back = if nominal {
+        d / 2.0
+    } else {
+        posterior_wall_at(vb, mid_u)
+    };
+    let front = -d / 2.0;
+    let at = |f: f64| front + f * (back - front);
+    Heights {
+        anterior_mm: h(at(0.1), 0.0),
+        middle_mm: h(at(0.5), 0.0),
+        posterior_mm: h(at(0.9), 0.0),
+        left_mm: h(0.0, 0.4 * wd),
+        right_mm: h(0.0, -0.4 * wd),
+    }
+}
+
+/// Posterior wall position on the mid-plane at local height `u`, found by bisection on the shape.
+fn posterior_wall_at(vb: &Vertebra, u: f64) -> f64 {
+    let (mut lo, mut hi) = (0.0, vb.depth);
+    for _ in 0..60 {
+        let mid = (lo + hi) / 2.0;
+        if vb.body_at(u, mid, 0.0).is_some() {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+/// Computes the truth of every level (S2 and S3 are fused sacral segments and are left out).
+pub fn truth(spine: &Spine) -> Vec<LevelTruth> {
+    spine
+        .vertebrae
+        .iter()
+        .filter(|v| !matches!(v.name, "S2" | "S3"))
+        .map(level_truth)
+        .collect()
+}
+
+fn level_truth(vb: &Vertebra) -> LevelTruth {
+    let hs = heights(vb, false);
+    let nom = heights(vb, true);
+    let expected = nom.posterior_mm;
+    let min_h = hs.anterior_mm.min(hs.middle_mm).min(hs.posterior_mm);
+    let loss = 100.0 * (1.0 - min_h / expected);
+    let (cent, vol) = centroid(vb);
+    let c = vb.to_lps(cent[0], cent[1], cent[2]);
+    LevelTruth {
+        name: vb.name.to_string(),
+        centre_lps_mm: [c.x, c.y, c.z],
+        body_volume_mm3: vol,
+        axis_cranial: vb.u.into(),
+        axis_posterior: vb.v.into(),
+        axis_left: vb.w.into(),
+        depth_mm: vb.depth,
+        width_mm: vb.width,
+        heights: hs,
+        nominal_heights: nom,
+        expected_height_mm: expected,
+        height_loss_pct: loss,
+        wedge_pct: 100.0 * (1.0 - hs.anterior_mm / hs.posterior_mm),
+        dorsal_wall_loss_pct: 100.0 * (1.0 - hs.posterior_mm / expected),
+        lateral_wedge_pct: 100.0
+            * (1.0 - hs.left_mm.min(hs.right_mm) / hs.left_mm.max(hs.right_mm)),
+        physiologic_wedge_pct: 100.0 * (1.0 - nom.anterior_mm / nom.posterior_mm),
+        genant_grade: if vb.spec.fracture.is_some() {
+            grade(loss)
+        } else {
+            0
+        },
+        fracture: vb.spec.fracture.map(|f| f.kind),
+        oedema: vb.spec.oedema,
+        tumour: vb.spec.tumour,
+        posterior_involvement: vb.spec.posterior,
+        cleft: vb.spec.cleft,
+        retropulsion_mm: vb.spec.retropulsion_mm,
+        convex_posterior_mm: vb.spec.convex_posterior_mm,
+        spec: vb.spec,
+    }
+}
+
+/// Centroid (local u, v, w) and volume of the body by midpoint integration on a 0.2 mm grid.
+fn centroid(vb: &Vertebra) -> ([f64; 3], f64) {
+    let h = 0.2;
+    let (hu, hv, hw) = (
+        vb.hm / 2.0 + vb.depth * 0.5,
+        vb.depth / 2.0 + 16.0,
+        vb.width / 2.0 + 1.0,
+    );
+    let nu = (2.0 * hu / h).ceil() as i64;
+    let nv = (2.0 * hv / h).ceil() as i64;
+    let nw = (2.0 * hw / h).ceil() as i64;
+    let mut sum = [0.0f64; 3];
+    let mut count = 0u64;
+    for a in 0..nw {
+        let w = -hw + (a as f64 + 0.5) * h;
+        for b in 0..nv {
+            let v = -hv + (b as f64 + 0.5) * h;
+            // Column extent in u is bounded by the endplate surfaces at (v, w).
+            let (lo, hi) = (vb.u_bot(v, w), vb.u_top(v, w));
+            let c0 = ((lo + hu) / h).floor().max(0.0) as i64;
+            let c1 = (((hi + hu) / h).ceil() as i64).min(nu);
+            for c in c0..c1 {
+                let u = -hu + (c as f64 + 0.5) * h;
+                if vb.body_at(u, v, w).is_some() {
+                    sum[0] += u;
+                    sum[1] += v;
+                    sum[2] += w;
+                    count += 1;
+                }
+            }
+        }
+    }
+    let n = count.max(1) as f64;
+    (
+        [sum[0] / n, sum[1] / n, sum[2] / n],
+        count as f64 * h * h * h,
+    )
+}

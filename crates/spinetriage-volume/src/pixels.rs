@@ -1,0 +1,294 @@
+//! Pixel data → f32 with the modality LUT applied (CT in HU; MR stored value × slope + intercept).
+
+use std::path::Path;
+
+use dicom_core::value::DicomValueType;
+use dicom_core::value::{PrimitiveValue, Value};
+use dicom_dictionary_std::tags;
+use dicom_pixeldata::PixelDecoder;
+use spinetriage_dicom::{header_from_object, open_object, InstanceHeader, Limits};
+
+use crate::VolumeError;
+
+/// All frames of one instance, rescaled.
+#[derive(Debug, Clone)]
+pub struct InstancePixels {
+    /// Rows.
+    pub rows: usize,
+    /// Columns.
+    pub columns: usize,
+    /// Frames.
+    pub frames: usize,
+    /// `frames × rows × columns` values, row-major within a frame, modality LUT applied.
+    pub values: Vec<f32>,
+    /// The header read along with the pixels.
+    pub header: InstanceHeader,
+}
+
+/// Layout of stored samples.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    bits_allocated: u16,
+    bits_stored: u16,
+    signed: bool,
+}
+
+impl Layout {
+    /// Interprets one stored word: keeps the low `bits_stored` bits, sign-extending when signed.
+    #[inline(always)]
+    fn value(self, raw: u32) -> f64 {
+        let bs = u32::from(self.bits_stored.clamp(1, 32));
+        if bs >= 32 {
+            return if self.signed {
+                f64::from(raw as i32)
+            } else {
+                f64::from(raw)
+            };
+        }
+        let masked = raw & ((1u32 << bs) - 1);
+        if self.signed && masked & (1 << (bs - 1)) != 0 {
+            f64::from(masked as i32 - (1i32 << bs))
+        } else {
+            f64::from(masked)
+        }
+    }
+}
+
+/// Converts little-endian sample bytes into rescaled values, one frame at a time.
+fn convert_le_bytes(
+    bytes: &[u8],
+    layout: Layout,
+    frame_len: usize,
+    header: &InstanceHeader,
+    out: &mut Vec<f32>,
+) {
+    let per = usize::from(layout.bits_allocated / 8).max(1);
+    for (f, chunk) in bytes
+        .chunks(frame_len * per)
+        .take(header.frames as usize)
+        .enumerate()
+    {
+        let r = header.frame_geometry(f).rescale;
+        let (m, b) = (r.slope, r.intercept);
+        match per {
+            1 => out.extend(
+                chunk
+                    .iter()
+                    .map(|&v| (layout.value(u32::from(v)) * m + b) as f32),
+            ),
+            2 => out.extend(chunk.chunks_exact(2).map(|c| {
+                (layout.value(u32::from(u16::from_le_bytes([c[0], c[1]]))) * m + b) as f32
+            })),
+            _ => out.extend(chunk.chunks_exact(4).map(|c| {
+                (layout.value(u32::from_le_bytes([c[0], c[1], c[2], c[3]])) * m + b) as f32
+            })),
+        }
+    }
+}
+
+/// Reads and rescales every frame of one instance.
+///
+/// Native transfer syntaxes are converted straight from the parsed element (the fast path);
+/// encapsulated ones go through dicom-pixeldata's decoders (RLE, JPEG, JPEG-LS, JPEG 2000).
+pub fn read_pixels(path: &Path, limits: &Limits) -> Result<InstancePixels, VolumeError> {
+    let obj = open_object(path, limits, false)?.ok_or_else(|| VolumeError::NotDicom {
+        path: path.to_path_buf(),
+    })?;
+    let ts = obj
+        .meta()
+        .transfer_syntax()
+        .trim_end_matches('\0')
+        .to_string();
+    let header = header_from_object(path, &ts, &obj)?;
+    let pd = obj
+        .get(tags::PIXEL_DATA)
+        .ok_or_else(|| VolumeError::NoPixelData {
+            path: path.to_path_buf(),
+        })?;
+    let unsupported = |reason: String| VolumeError::Unsupported {
+        path: path.to_path_buf(),
+        reason,
+    };
+    limits
+        .check_instance(header.rows, header.columns, header.frames)
+        .map_err(|reason| spinetriage_dicom::DicomError::TooLarge {
+            path: path.to_path_buf(),
+            reason,
+        })?;
+    if header.samples_per_pixel != 1 {
+        return Err(unsupported(format!(
+            "{} samples per pixel ({}): colour images are not grey-level volumes",
+            header.samples_per_pixel,
+            header.photometric.as_deref().unwrap_or("?")
+        )));
+    }
+    if let Some(p) = header.photometric.as_deref() {
+        if !p.starts_with("MONOCHROME") {
+            return Err(unsupported(format!("photometric interpretation {p}")));
+        }
+    }
+    if !matches!(header.bits_allocated, 8 | 16 | 32) {
+        return Err(unsupported(format!(
+            "BitsAllocated {}",
+            header.bits_allocated
+        )));
+    }
+    let layout = Layout {
+        bits_allocated: header.bits_allocated,
+        bits_stored: header.bits_stored.min(header.bits_allocated),
+        signed: header.pixel_representation == 1,
+    };
+    let (rows, columns, frames) = (
+        header.rows as usize,
+        header.columns as usize,
+        header.frames as usize,
+    );
+    let frame_len = rows * columns;
+    let want_samples = frame_len * frames;
+    let want_bytes = want_samples * usize::from(header.bits_allocated / 8);
+    let mut values = Vec::new();
+    values
+        .try_reserve_exact(want_samples)
+        .map_err(|e| unsupported(format!("cannot allocate {want_samples} samples: {e}")))?;
+
+    let too_short = |got| VolumeError::PixelDataTooShort {
+        path: path.to_path_buf(),
+        got,
+        want: want_bytes,
+    };
+    match pd.value() {
+        Value::Primitive(p) => {
+            let big_endian = ts == "1.2.840.10008.1.2.2";
+            match (p, header.bits_allocated) {
+                // Fast path: 16-bit words already decoded by the parser, any byte order.
+                (PrimitiveValue::U16(w), 16) => {
+                    if w.len() < want_samples {
+                        return Err(too_short(w.len() * 2));
+                    }
+                    for f in 0..frames {
+                        let r = header.frame_geometry(f).rescale;
+                        let (m, b) = (r.slope, r.intercept);
+                        let words = &w[f * frame_len..(f + 1) * frame_len];
+                        if layout.bits_stored == 16 && !layout.signed {
+                            values.extend(words.iter().map(|&v| (f64::from(v) * m + b) as f32));
+                        } else if layout.bits_stored == 16 {
+                            values.extend(
+                                words.iter().map(|&v| (f64::from(v as i16) * m + b) as f32),
+                            );
+                        } else {
+                            values.extend(
+                                words
+                                    .iter()
+                                    .map(|&v| (layout.value(u32::from(v)) * m + b) as f32),
+                            );
+                        }
+                    }
+                }
+                (PrimitiveValue::I16(w), 16) => {
+                    let bytes: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+                    if bytes.len() < want_bytes {
+                        return Err(too_short(bytes.len()));
+                    }
+                    convert_le_bytes(&bytes, layout, frame_len, &header, &mut values);
+                }
+                (PrimitiveValue::U16(w), 32) => {
+                    // OW words of 32-bit samples: word order follows the byte order of the syntax.
+                    let bytes: Vec<u8> = w
+                        .chunks_exact(2)
+                        .flat_map(|p| {
+                            let (lo, hi) = if big_endian {
+                                (p[1], p[0])
+                            } else {
+                                (p[0], p[1])
+                            };
+                            let mut b = [0u8; 4];
+                            b[..2].copy_from_slice(&lo.to_le_bytes());
+                            b[2..].copy_from_slice(&hi.to_le_bytes());
+                            b
+                        })
+                        .collect();
+                    if bytes.len() < want_bytes {
+                        return Err(too_short(bytes.len()));
+                    }
+                    convert_le_bytes(&bytes, layout, frame_len, &header, &mut values);
+                }
+                (PrimitiveValue::U8(b), _) => {
+                    if big_endian && header.bits_allocated > 8 {
+                        return Err(unsupported(
+                            "big-endian pixel data stored as OB with more than 8 bits".into(),
+                        ));
+                    }
+                    if b.len() < want_bytes {
+                        return Err(too_short(b.len()));
+                    }
+                    convert_le_bytes(b, layout, frame_len, &header, &mut values);
+                }
+                (PrimitiveValue::U32(w), 32) | (PrimitiveValue::U32(w), _) => {
+                    let bytes: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+                    if bytes.len() < want_bytes {
+                        return Err(too_short(bytes.len()));
+                    }
+                    convert_le_bytes(&bytes, layout, frame_len, &header, &mut values);
+                }
+                (PrimitiveValue::I32(w), _) => {
+                    let bytes: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+                    if bytes.len() < want_bytes {
+                        return Err(too_short(bytes.len()));
+                    }
+                    convert_le_bytes(&bytes, layout, frame_len, &header, &mut values);
+                }
+                (other, bits) => {
+                    return Err(unsupported(format!(
+                        "native pixel data of type {:?} with BitsAllocated {bits}",
+                        other.value_type()
+                    )))
+                }
+            }
+        }
+        Value::PixelSequence(_) => {
+            let decode = |e: &dyn std::fmt::Display| VolumeError::Decode {
+                path: path.to_path_buf(),
+                transfer_syntax: ts.clone(),
+                reason: e.to_string(),
+            };
+            // Decoders may panic on hostile input; contain it to this file.
+            let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                obj.decode_pixel_data().map(|d| {
+                    (
+                        d.data().to_vec(),
+                        d.bits_allocated(),
+                        d.bits_stored(),
+                        d.pixel_representation() as u16,
+                        d.samples_per_pixel(),
+                    )
+                })
+            }))
+            .map_err(|_| decode(&"decoder panicked"))?
+            .map_err(|e| decode(&e))?;
+            let (bytes, ba, bs, pr, spp) = decoded;
+            if spp != 1 {
+                return Err(unsupported(format!(
+                    "{spp} samples per pixel after decoding"
+                )));
+            }
+            let layout = Layout {
+                bits_allocated: ba,
+                bits_stored: bs.min(ba),
+                signed: pr == 1,
+            };
+            let want = want_samples * usize::from(ba / 8).max(1);
+            if bytes.len() < want {
+                return Err(too_short(bytes.len()));
+            }
+            convert_le_bytes(&bytes, layout, frame_len, &header, &mut values);
+        }
+        Value::Sequence(_) => return Err(unsupported("Pixel Data is a sequence".into())),
+    }
+    Ok(InstancePixels {
+        rows,
+        columns,
+        frames,
+        values,
+        header,
+    })
+}
