@@ -264,6 +264,7 @@ mod tests {
             sop_instance_uid: "1".into(),
             study_uid: "1".into(),
             series_uid: "1".into(),
+            synthesized: vec![],
             frame_of_reference_uid: None,
             modality: "MR".into(),
             series_description: Some(desc.into()),

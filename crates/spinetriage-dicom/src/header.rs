@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
-use dicom_object::InMemDicomObject;
+use dicom_object::{DefaultDicomObject, InMemDicomObject};
 use serde::Serialize;
 
 use crate::{object::open_object, DicomError, Limits};
@@ -80,6 +80,9 @@ pub struct InstanceHeader {
     pub study_uid: String,
     /// Series Instance UID.
     pub series_uid: String,
+    /// Identifiers that were absent and had to be made up (anonymised exports drop them): the
+    /// SOP Instance UID comes from the file meta group, study and series keys from the folder.
+    pub synthesized: Vec<&'static str>,
     /// Frame of Reference UID, shared by series acquired in one patient position.
     pub frame_of_reference_uid: Option<String>,
     /// Modality (CT, MR, ...).
@@ -244,17 +247,46 @@ fn mr_params(obj: &InMemDicomObject) -> MrParams {
 /// Extracts an [`InstanceHeader`] from a parsed object.
 pub fn header_from_object(
     path: &Path,
-    transfer_syntax: &str,
-    obj: &InMemDicomObject,
+    file: &DefaultDicomObject,
 ) -> Result<InstanceHeader, DicomError> {
-    let missing = |attribute| DicomError::MissingAttribute {
-        path: path.to_path_buf(),
-        attribute,
+    let obj: &InMemDicomObject = file;
+    let transfer_syntax = file.meta().transfer_syntax();
+    let mut synthesized = Vec::new();
+    let meta_sop = file
+        .meta()
+        .media_storage_sop_instance_uid()
+        .trim_end_matches(['\0', ' '])
+        .to_string();
+    let sop_instance_uid = match text(obj, tags::SOP_INSTANCE_UID) {
+        Some(u) => u,
+        None if !meta_sop.is_empty() => {
+            synthesized.push("SOPInstanceUID");
+            meta_sop
+        }
+        None => {
+            return Err(DicomError::MissingAttribute {
+                path: path.to_path_buf(),
+                attribute: "SOPInstanceUID",
+            })
+        }
     };
-    let sop_instance_uid = text(obj, tags::SOP_INSTANCE_UID).ok_or(missing("SOPInstanceUID"))?;
-    let series_uid = text(obj, tags::SERIES_INSTANCE_UID).ok_or(missing("SeriesInstanceUID"))?;
-    let study_uid = text(obj, tags::STUDY_INSTANCE_UID).ok_or(missing("StudyInstanceUID"))?;
     let modality = text(obj, tags::MODALITY).unwrap_or_else(|| "OT".to_string());
+    let folder = path
+        .parent()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let study_uid = text(obj, tags::STUDY_INSTANCE_UID).unwrap_or_else(|| {
+        synthesized.push("StudyInstanceUID");
+        format!("missing-study:{folder}")
+    });
+    let series_uid = text(obj, tags::SERIES_INSTANCE_UID).unwrap_or_else(|| {
+        synthesized.push("SeriesInstanceUID");
+        // Without a UID, files of one folder, modality and series number form one series.
+        format!(
+            "missing-series:{folder}:{modality}:{}",
+            int(obj, tags::SERIES_NUMBER).map_or("-".to_string(), |n| n.to_string())
+        )
+    });
     let u32_of = |tag| int(obj, tag).and_then(|v| u32::try_from(v).ok());
     let u16_of = |tag| int(obj, tag).and_then(|v| u16::try_from(v).ok());
     let rows = u32_of(tags::ROWS).unwrap_or(0);
@@ -292,6 +324,7 @@ pub fn header_from_object(
         sop_instance_uid,
         study_uid,
         series_uid,
+        synthesized,
         frame_of_reference_uid: text(obj, tags::FRAME_OF_REFERENCE_UID),
         mr: (modality == "MR").then(|| mr_params(obj)),
         modality,
@@ -322,7 +355,7 @@ pub fn read_header(path: &Path, limits: &Limits) -> Result<Option<InstanceHeader
     let Some(obj) = open_object(path, limits, true)? else {
         return Ok(None);
     };
-    let h = header_from_object(path, obj.meta().transfer_syntax(), &obj)?;
+    let h = header_from_object(path, &obj)?;
     if h.has_image {
         limits
             .check_instance(h.rows, h.columns, h.frames)

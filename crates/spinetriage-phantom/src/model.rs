@@ -795,11 +795,19 @@ impl Spine {
                 bound_r2: reach * reach,
             });
         }
-        let yc = place.y - 35.0;
+        // The back's skin lies 25 mm behind the furthest spinous process tip.
+        let back = vertebrae
+            .iter()
+            .map(|vb| {
+                let reach = vb.depth / 2.0 + vb.canal_ap + vb.lamina_t + 34.0;
+                (vb.origin + vb.v * reach).y
+            })
+            .fold(f64::NEG_INFINITY, f64::max);
+        let ay = 125.0;
         Ok(Spine {
             vertebrae,
-            torso_centre: (place.x, yc),
-            torso_axes: (165.0, 125.0),
+            torso_centre: (place.x, back + 25.0 - ay),
+            torso_axes: (165.0, ay),
             fat_mm: 15.0,
             trabecular_hu: params.trabecular_hu,
         })

@@ -86,6 +86,62 @@ fn convert_le_bytes(
     }
 }
 
+const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
+
+/// Decodes one RLE Lossless frame (PS3.5 Annex G) of grey samples `bps` bytes wide into
+/// little-endian sample bytes. Segment 0 holds the most significant byte of every sample.
+fn rle_decode_frame(frag: &[u8], bps: usize, n: usize, out: &mut [u8]) -> Result<(), String> {
+    if frag.len() < 64 {
+        return Err("RLE header shorter than 64 bytes".into());
+    }
+    let word = |i: usize| u32::from_le_bytes([frag[4 * i], frag[4 * i + 1], frag[4 * i + 2], frag[4 * i + 3]]) as usize;
+    let nseg = word(0);
+    if nseg != bps {
+        return Err(format!("{nseg} segments for {bps}-byte grey samples"));
+    }
+    for seg in 0..nseg {
+        let start = word(seg + 1);
+        let end = if seg + 1 < nseg { word(seg + 2) } else { frag.len() };
+        if start < 64 || start > end || end > frag.len() {
+            return Err(format!("segment {seg} offsets {start}..{end} out of range"));
+        }
+        let src = &frag[start..end];
+        let byte = bps - 1 - seg;
+        let (mut i, mut o) = (0, 0);
+        while o < n && i < src.len() {
+            let c = src[i] as i8;
+            i += 1;
+            if c >= 0 {
+                let len = c as usize + 1;
+                if i + len > src.len() {
+                    return Err(format!("segment {seg} literal run past its end"));
+                }
+                for &b in &src[i..i + len] {
+                    if o < n {
+                        out[o * bps + byte] = b;
+                        o += 1;
+                    }
+                }
+                i += len;
+            } else if c != -128 {
+                let len = (1 - i32::from(c)) as usize;
+                let b = *src.get(i).ok_or_else(|| format!("segment {seg} replicate run past its end"))?;
+                i += 1;
+                for _ in 0..len {
+                    if o < n {
+                        out[o * bps + byte] = b;
+                        o += 1;
+                    }
+                }
+            }
+        }
+        if o < n {
+            return Err(format!("segment {seg} decodes to {o} of {n} samples"));
+        }
+    }
+    Ok(())
+}
+
 /// Reads and rescales every frame of one instance.
 ///
 /// Native transfer syntaxes are converted straight from the parsed element (the fast path);
@@ -99,7 +155,7 @@ pub fn read_pixels(path: &Path, limits: &Limits) -> Result<InstancePixels, Volum
         .transfer_syntax()
         .trim_end_matches('\0')
         .to_string();
-    let header = header_from_object(path, &ts, &obj)?;
+    let header = header_from_object(path, &obj)?;
     let pd = obj
         .get(tags::PIXEL_DATA)
         .ok_or_else(|| VolumeError::NoPixelData {
@@ -244,6 +300,26 @@ pub fn read_pixels(path: &Path, limits: &Limits) -> Result<InstancePixels, Volum
                     )))
                 }
             }
+        }
+        Value::PixelSequence(seq) if ts == RLE_LOSSLESS => {
+            // Our own RLE decoder: dicom-rs's fails on 32-bit and multi-segment data (rtdose_rle).
+            let frags = seq.fragments();
+            if frags.len() < frames {
+                return Err(too_short(frags.iter().map(Vec::len).sum()));
+            }
+            let bps = usize::from(header.bits_allocated / 8);
+            let mut bytes = vec![0u8; want_bytes];
+            for (f, frag) in frags.iter().take(frames).enumerate() {
+                let out = &mut bytes[f * frame_len * bps..(f + 1) * frame_len * bps];
+                rle_decode_frame(frag, bps, frame_len, out).map_err(|reason| {
+                    VolumeError::Decode {
+                        path: path.to_path_buf(),
+                        transfer_syntax: ts.clone(),
+                        reason: format!("frame {f}: {reason}"),
+                    }
+                })?;
+            }
+            convert_le_bytes(&bytes, layout, frame_len, &header, &mut values);
         }
         Value::PixelSequence(_) => {
             let decode = |e: &dyn std::fmt::Display| VolumeError::Decode {

@@ -1,0 +1,29 @@
+//! Helpers shared by the workspace integration tests.
+#![deny(missing_docs)]
+
+use std::path::PathBuf;
+
+/// Root of the workspace.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits inside the workspace")
+        .to_path_buf()
+}
+
+/// `../shared/data/<folder>` if present. When absent, tests skip with a message, unless
+/// `SPINETRIAGE_REQUIRE_SHARED_DATA=1` (set by CI), where absence is a failure.
+pub fn shared_data(folder: &str) -> Option<PathBuf> {
+    let p = workspace_root().join("../shared/data").join(folder);
+    if p.is_dir() {
+        return Some(p);
+    }
+    if std::env::var("SPINETRIAGE_REQUIRE_SHARED_DATA").as_deref() == Ok("1") {
+        panic!(
+            "shared data folder {} is missing and SPINETRIAGE_REQUIRE_SHARED_DATA=1",
+            p.display()
+        );
+    }
+    eprintln!("skipping: shared data folder {} not found", p.display());
+    None
+}
