@@ -17,21 +17,46 @@ fn image_centroid(vol: &Volume, l: &LevelTruth, h_mm: f64) -> Vector3<f64> {
     );
     let (hd, hw) = (l.depth_mm / 2.0, l.width_mm / 2.0);
     let margin = 3.0;
-    let [ni, nj, nk] = vol.grid.dims;
+    // Index-space bounding box of the region, from its corners.
+    let (mut lo, mut hi) = ([f64::INFINITY; 3], [f64::NEG_INFINITY; 3]);
+    for su in [-1.0, 1.0] {
+        for sv in [-1.0, 1.0] {
+            for sw in [-1.0, 1.0] {
+                let p = c
+                    + u * su * (h_mm / 2.0 + margin)
+                    + v * sv * (hd + margin)
+                    + w * sw * (hw + margin);
+                let q = vol.grid.to_index(LpsPoint(nalgebra::Point3::from(p))).0;
+                for a in 0..3 {
+                    lo[a] = lo[a].min(q[a]);
+                    hi[a] = hi[a].max(q[a]);
+                }
+            }
+        }
+    }
+    let range = |a: usize| {
+        let n = vol.grid.dims[a] as f64;
+        (lo[a].floor().clamp(0.0, n) as usize)..(hi[a].ceil().clamp(-1.0, n - 1.0) as usize + 1)
+    };
     let mut inside = Vec::new();
     let mut shell = Vec::new();
     let mut pts = Vec::new();
-    for k in 0..nk {
-        for j in 0..nj {
-            for i in 0..ni {
+    for k in range(2) {
+        for j in range(1) {
+            for i in range(0) {
                 let p = vol
                     .grid
-                    .to_lps(spinetriage_volume::IndexPoint(nalgebra::Point3::new(i as f64, j as f64, k as f64)))
+                    .to_lps(spinetriage_volume::IndexPoint(nalgebra::Point3::new(
+                        i as f64, j as f64, k as f64,
+                    )))
                     .0
                     .coords;
                 let d = p - c;
                 let (du, dv, dw) = (d.dot(&u), d.dot(&v), d.dot(&w));
-                if du.abs() > h_mm / 2.0 + margin || dv.abs() > hd + margin || dw.abs() > hw + margin {
+                if du.abs() > h_mm / 2.0 + margin
+                    || dv.abs() > hd + margin
+                    || dw.abs() > hw + margin
+                {
                     continue;
                 }
                 // Behind the body the pedicles join it: keep the margin there to one voxel.
@@ -77,14 +102,24 @@ fn load(dir: &std::path::Path) -> Vec<Volume> {
 }
 
 fn check_centres(truth: &Truth, vols: &[Volume], kind: SeriesKind, levels: &[&str]) {
-    let vol = vols.iter().find(|v| v.kind == kind).expect("series present");
+    let vol = vols
+        .iter()
+        .find(|v| v.kind == kind)
+        .expect("series present");
     for name in levels {
         let l = truth.levels.iter().find(|l| l.name == *name).unwrap();
-        let h = l.heights.middle_mm.max(l.heights.posterior_mm).max(l.heights.anterior_mm);
+        let h = l
+            .heights
+            .middle_mm
+            .max(l.heights.posterior_mm)
+            .max(l.heights.anterior_mm);
         let got = image_centroid(vol, l, h);
         let err = (got - Vector3::from(l.centre_lps_mm)).norm();
         eprintln!("{:?} {name}: centroid error {err:.3} mm", kind);
-        assert!(err < 0.5, "{kind:?} {name}: image centroid {got:?} is {err:.2} mm from truth");
+        assert!(
+            err < 0.5,
+            "{kind:?} {name}: image centroid {got:?} is {err:.2} mm from truth"
+        );
         // The truth centre is bone on the image.
         let c = l.centre_lps_mm;
         assert!(vol.sample_lps(LpsPoint::new(c[0], c[1], c[2])).is_some());
@@ -123,7 +158,13 @@ fn rotated_curved_spine_centres_match_truth() {
 fn every_syntax_decodes_to_the_same_voxels() {
     let dir = tempfile::tempdir().unwrap();
     let mut reference: Option<Vec<f32>> = None;
-    for syntax in [Syntax::Explicit, Syntax::Implicit, Syntax::Rle, Syntax::JpegLs, Syntax::J2k] {
+    for syntax in [
+        Syntax::Explicit,
+        Syntax::Implicit,
+        Syntax::Rle,
+        Syntax::JpegLs,
+        Syntax::J2k,
+    ] {
         let mut cfg = case("normal", 3).unwrap();
         cfg.name = format!("normal-{syntax:?}");
         cfg.syntax = syntax;
@@ -140,7 +181,10 @@ fn every_syntax_decodes_to_the_same_voxels() {
         let data: Vec<f32> = vols[0].data.iter().copied().collect();
         match &reference {
             None => reference = Some(data),
-            Some(r) => assert!(r == &data, "{syntax:?} decodes differently from explicit VR"),
+            Some(r) => assert!(
+                r == &data,
+                "{syntax:?} decodes differently from explicit VR"
+            ),
         }
     }
 }
@@ -159,7 +203,15 @@ fn output_is_deterministic_for_a_seed() {
     generate(&cfg, a.path()).unwrap();
     generate(&cfg, b.path()).unwrap();
     let files = |d: &std::path::Path| {
-        let mut v: Vec<_> = walk(d).into_iter().map(|p| (p.strip_prefix(d).unwrap().to_path_buf(), std::fs::read(&p).unwrap())).collect();
+        let mut v: Vec<_> = walk(d)
+            .into_iter()
+            .map(|p| {
+                (
+                    p.strip_prefix(d).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                )
+            })
+            .collect();
         v.sort();
         v
     };

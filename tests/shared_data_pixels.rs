@@ -12,10 +12,22 @@ use spinetriage_volume::read_pixels;
 
 /// Files we refuse although pydicom reads them, each with the reason (kept short on purpose).
 const KNOWN_REFUSALS: &[(&str, &str)] = &[
-    ("examples_palette.dcm", "PALETTE COLOR is not a grey-level image"),
-    ("liver_1frame.dcm", "1-bit segmentation masks are not images to measure"),
-    ("liver_expb_1frame.dcm", "1-bit segmentation masks are not images to measure"),
-    ("JPGExtended.dcm", "12-bit JPEG extended (process 4): jpeg-decoder refuses it"),
+    (
+        "examples_palette.dcm",
+        "PALETTE COLOR is not a grey-level image",
+    ),
+    (
+        "liver_1frame.dcm",
+        "1-bit segmentation masks are not images to measure",
+    ),
+    (
+        "liver_expb_1frame.dcm",
+        "1-bit segmentation masks are not images to measure",
+    ),
+    (
+        "JPGExtended.dcm",
+        "12-bit JPEG extended (process 4): jpeg-decoder refuses it",
+    ),
 ];
 
 #[test]
@@ -59,14 +71,19 @@ fn shared_files_match_pydicom_or_fail_clearly() {
                     .zip(r["samples"].as_array().unwrap())
                 {
                     let (i, want) = (i.as_u64().unwrap() as usize, want.as_f64().unwrap());
-                    if (f64::from(vals[i]) - want).abs() > tol * want.abs().max(1.0).min(1.0) + tol {
+                    if (f64::from(vals[i]) - want).abs() > tol * want.abs().max(1.0).min(1.0) + tol
+                    {
                         bad = Some(format!("value[{i}] = {} vs pydicom {want}", vals[i]));
                         break;
                     }
                 }
                 let sum: f64 = vals.iter().map(|&v| f64::from(v)).sum();
                 let want_sum = r["sum"].as_f64().unwrap();
-                let sum_tol = if lossy { 0.5 * count as f64 } else { 1e-6 * want_sum.abs().max(1.0) };
+                let sum_tol = if lossy {
+                    0.5 * count as f64
+                } else {
+                    1e-6 * want_sum.abs().max(1.0)
+                };
                 if bad.is_none() && (sum - want_sum).abs() > sum_tol {
                     bad = Some(format!("sum {sum} vs pydicom {want_sum}"));
                 }
@@ -77,14 +94,20 @@ fn shared_files_match_pydicom_or_fail_clearly() {
             }
             (Some("ok"), Err(e)) => {
                 let msg = e.to_string();
-                assert!(msg.contains(&path.display().to_string()), "{rel}: error does not name the file: {msg}");
+                assert!(
+                    msg.contains(&path.display().to_string()),
+                    "{rel}: error does not name the file: {msg}"
+                );
                 refused.insert(rel.clone(), msg);
             }
             (_, Err(e)) => {
                 // pydicom could not read it either, or it has no grey-level image: our error must
                 // still name the file.
                 let msg = e.to_string();
-                assert!(msg.contains(&path.display().to_string()), "{rel}: error does not name the file: {msg}");
+                assert!(
+                    msg.contains(&path.display().to_string()),
+                    "{rel}: error does not name the file: {msg}"
+                );
             }
             (_, Ok(_)) => {}
         }
@@ -96,8 +119,16 @@ fn shared_files_match_pydicom_or_fail_clearly() {
         .keys()
         .filter(|f| !KNOWN_REFUSALS.iter().any(|(k, _)| f.ends_with(k)))
         .collect();
-    eprintln!("{matched} files match pydicom, {} refused, {} mismatches", refused.len(), mismatches.len());
-    assert!(mismatches.is_empty(), "values differ from pydicom:\n{}", mismatches.join("\n"));
+    eprintln!(
+        "{matched} files match pydicom, {} refused, {} mismatches",
+        refused.len(),
+        mismatches.len()
+    );
+    assert!(
+        mismatches.is_empty(),
+        "values differ from pydicom:\n{}",
+        mismatches.join("\n")
+    );
     assert!(unexpected.is_empty(), "unexpected refusals: {unexpected:?}");
     assert!(matched >= 100, "only {matched} files matched");
 }

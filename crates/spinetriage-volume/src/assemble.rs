@@ -83,13 +83,16 @@ pub struct Volume {
 }
 
 impl Volume {
-    /// Trilinear sample at a continuous index; `None` outside the volume.
+    /// Trilinear sample at a continuous index; `None` outside the volume. A voxel extends half a
+    /// step around its centre, so the outer half-voxel takes the edge value.
     pub fn sample_index(&self, i: f64, j: f64, k: f64) -> Option<f32> {
         let [ni, nj, nk] = self.grid.dims;
-        let inside = |v: f64, n: usize| v >= 0.0 && v <= (n - 1) as f64;
+        let inside = |v: f64, n: usize| n > 0 && v >= -0.5 && v <= n as f64 - 0.5;
         if !(inside(i, ni) && inside(j, nj) && inside(k, nk)) {
             return None;
         }
+        let clamp = |v: f64, n: usize| v.clamp(0.0, (n - 1) as f64);
+        let (i, j, k) = (clamp(i, ni), clamp(j, nj), clamp(k, nk));
         let (i0, j0, k0) = (i.floor() as usize, j.floor() as usize, k.floor() as usize);
         let (i1, j1, k1) = (
             (i0 + 1).min(ni - 1),

@@ -94,14 +94,25 @@ fn rle_decode_frame(frag: &[u8], bps: usize, n: usize, out: &mut [u8]) -> Result
     if frag.len() < 64 {
         return Err("RLE header shorter than 64 bytes".into());
     }
-    let word = |i: usize| u32::from_le_bytes([frag[4 * i], frag[4 * i + 1], frag[4 * i + 2], frag[4 * i + 3]]) as usize;
+    let word = |i: usize| {
+        u32::from_le_bytes([
+            frag[4 * i],
+            frag[4 * i + 1],
+            frag[4 * i + 2],
+            frag[4 * i + 3],
+        ]) as usize
+    };
     let nseg = word(0);
     if nseg != bps {
         return Err(format!("{nseg} segments for {bps}-byte grey samples"));
     }
     for seg in 0..nseg {
         let start = word(seg + 1);
-        let end = if seg + 1 < nseg { word(seg + 2) } else { frag.len() };
+        let end = if seg + 1 < nseg {
+            word(seg + 2)
+        } else {
+            frag.len()
+        };
         if start < 64 || start > end || end > frag.len() {
             return Err(format!("segment {seg} offsets {start}..{end} out of range"));
         }
@@ -125,7 +136,9 @@ fn rle_decode_frame(frag: &[u8], bps: usize, n: usize, out: &mut [u8]) -> Result
                 i += len;
             } else if c != -128 {
                 let len = (1 - i32::from(c)) as usize;
-                let b = *src.get(i).ok_or_else(|| format!("segment {seg} replicate run past its end"))?;
+                let b = *src
+                    .get(i)
+                    .ok_or_else(|| format!("segment {seg} replicate run past its end"))?;
                 i += 1;
                 for _ in 0..len {
                     if o < n {
