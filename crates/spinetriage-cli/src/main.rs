@@ -60,7 +60,7 @@ enum Command {
         limits: LimitArgs,
     },
     /// Generate synthetic studies with ground truth (`truth.json`).
-    Phantom(PhantomArgs),
+    Phantom(Box<PhantomArgs>),
     /// Generate a phantom study in a temporary folder and run every stage on it.
     Demo {
         /// Keep the generated study in this folder instead of a temporary one.
@@ -192,7 +192,7 @@ fn run(cli: Cli) -> Result<u8> {
             json,
             limits,
         } => load(&paths, json, &limits.limits()),
-        Command::Phantom(args) => phantom(args),
+        Command::Phantom(args) => phantom(*args),
         Command::Demo { keep } => demo(keep),
     }
 }
@@ -642,7 +642,7 @@ fn demo(keep: Option<PathBuf>) -> Result<u8> {
     let study = out.join(&cfg.name);
     println!("\n2. scan: discovery and series classification");
     let limits = Limits::default();
-    let inv = discover(&[study.clone()], &DiscoverOptions::with_limits(limits));
+    let inv = discover(std::slice::from_ref(&study), &DiscoverOptions::with_limits(limits));
     print_inventory(&inv);
     println!("\n3. load: volume assembly in patient LPS coordinates");
     let (vols, errors, _) = load_all(&[study], &limits);

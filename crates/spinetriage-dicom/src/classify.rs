@@ -90,7 +90,7 @@ pub fn plane_of(orientation: Option<&[f64; 6]>) -> (Plane, Option<f64>) {
         r[0] * c[1] - r[1] * c[0],
     ];
     let len = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt();
-    if !(len > 1e-6) {
+    if len.is_nan() || len <= 1e-6 {
         return (Plane::Unknown, None);
     }
     let a = n.map(|x| (x / len).abs());

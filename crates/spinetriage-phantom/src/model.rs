@@ -457,11 +457,10 @@ impl Vertebra {
             if !inside {
                 return (Tissue::Cortex, 8);
             }
-            let involved = match (self.spec.posterior, side) {
-                (Side::Both, _) => true,
-                (Side::Left, Side::Left) | (Side::Right, Side::Right) => true,
-                _ => false,
-            };
+            let involved = matches!(
+                (self.spec.posterior, side),
+                (Side::Both, _) | (Side::Left, Side::Left) | (Side::Right, Side::Right)
+            );
             if involved {
                 (Tissue::PeInvolved, 8)
             } else {

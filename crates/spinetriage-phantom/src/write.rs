@@ -253,7 +253,7 @@ mod tests {
                 i += l;
             } else if c != -128 {
                 let l = (1 - c as i16) as usize;
-                out.extend(std::iter::repeat(seg[i]).take(l));
+                out.extend(std::iter::repeat_n(seg[i], l));
                 i += 1;
             }
         }

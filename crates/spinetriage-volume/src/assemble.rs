@@ -514,6 +514,9 @@ fn bilinear(p: &[f32], cols: usize, rows: usize, x: f64, y: f64) -> Option<f32> 
     Some(top + (bot - top) * fy)
 }
 
+/// Pixels of the slices of one instance, each with its index in the stack.
+type SlicePixels = Vec<(usize, Vec<f32>)>;
+
 /// Reads the pixels of every slice of a stack, each instance once, in parallel.
 fn load_slices(
     series: &Series,
@@ -528,7 +531,7 @@ fn load_slices(
             .or_default()
             .push((k, s.frame));
     }
-    let parts: Vec<Result<Vec<(usize, Vec<f32>)>, VolumeError>> = by_instance
+    let parts: Vec<Result<SlicePixels, VolumeError>> = by_instance
         .into_par_iter()
         .map(|(inst, frames)| {
             let px = read_pixels(&series.instances[inst].path, limits)?;
