@@ -71,8 +71,7 @@ fn shared_files_match_pydicom_or_fail_clearly() {
                     .zip(r["samples"].as_array().unwrap())
                 {
                     let (i, want) = (i.as_u64().unwrap() as usize, want.as_f64().unwrap());
-                    if (f64::from(vals[i]) - want).abs() > tol
-                    {
+                    if (f64::from(vals[i]) - want).abs() > tol {
                         bad = Some(format!("value[{i}] = {} vs pydicom {want}", vals[i]));
                         break;
                     }

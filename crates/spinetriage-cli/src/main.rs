@@ -407,12 +407,7 @@ struct VolumeJson {
 
 fn volume_json(v: &Volume) -> VolumeJson {
     let a = &v.grid.index_to_lps;
-    let (mut min, mut max, mut sum) = (f32::INFINITY, f32::NEG_INFINITY, 0.0f64);
-    for &x in v.data.iter() {
-        min = min.min(x);
-        max = max.max(x);
-        sum += f64::from(x);
-    }
+    let stats = v.value_stats();
     VolumeJson {
         source: v
             .sources
@@ -427,9 +422,9 @@ fn volume_json(v: &Volume) -> VolumeJson {
         dims_ijk: v.grid.dims,
         spacing_mm: v.grid.spacing_mm(),
         index_to_lps: std::array::from_fn(|r| std::array::from_fn(|c| a[(r, c)])),
-        min,
-        max,
-        mean: sum / v.data.len().max(1) as f64,
+        min: stats.min,
+        max: stats.max,
+        mean: stats.mean,
         problems: v.problems.clone(),
     }
 }
@@ -642,7 +637,10 @@ fn demo(keep: Option<PathBuf>) -> Result<u8> {
     let study = out.join(&cfg.name);
     println!("\n2. scan: discovery and series classification");
     let limits = Limits::default();
-    let inv = discover(std::slice::from_ref(&study), &DiscoverOptions::with_limits(limits));
+    let inv = discover(
+        std::slice::from_ref(&study),
+        &DiscoverOptions::with_limits(limits),
+    );
     print_inventory(&inv);
     println!("\n3. load: volume assembly in patient LPS coordinates");
     let (vols, errors, _) = load_all(&[study], &limits);

@@ -11,7 +11,7 @@ use serde::Serialize;
 use spinetriage_dicom::{Limits, Series, SeriesKind};
 
 use crate::grid::Grid;
-use crate::pixels::read_pixels;
+use crate::pixels::{read_native_into, read_pixels};
 use crate::VolumeError;
 
 /// Something about a series' geometry that a reader must know.
@@ -57,6 +57,17 @@ pub enum GeometryProblem {
         /// The through-plane extent used, mm.
         thickness_mm: f64,
     },
+}
+
+/// Summary of a volume's values.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ValueStats {
+    /// Smallest value.
+    pub min: f32,
+    /// Largest value.
+    pub max: f32,
+    /// Mean value.
+    pub mean: f64,
 }
 
 /// A 3-D volume with exact patient geometry.
@@ -113,11 +124,70 @@ impl Volume {
         Some(lerp(lerp(c00, c01, fj), lerp(c10, c11, fj), fk))
     }
 
+    /// Minimum, maximum and mean voxel value, computed in parallel.
+    pub fn value_stats(&self) -> ValueStats {
+        let flat: Vec<f32>;
+        let data = match self.data.as_slice() {
+            Some(d) => d,
+            None => {
+                flat = self.data.iter().copied().collect();
+                &flat
+            }
+        };
+        let (min, max, sum) = data
+            .par_chunks(1 << 16)
+            .map(|c| {
+                let (mut lo, mut hi, mut s) = (f32::INFINITY, f32::NEG_INFINITY, 0.0f64);
+                for &x in c {
+                    lo = lo.min(x);
+                    hi = hi.max(x);
+                    s += f64::from(x);
+                }
+                (lo, hi, s)
+            })
+            .reduce(
+                || (f32::INFINITY, f32::NEG_INFINITY, 0.0),
+                |a, b| (a.0.min(b.0), a.1.max(b.1), a.2 + b.2),
+            );
+        ValueStats {
+            min,
+            max,
+            mean: sum / data.len().max(1) as f64,
+        }
+    }
+
     /// Trilinear sample at an LPS position; `None` outside the volume.
     pub fn sample_lps(&self, p: crate::LpsPoint) -> Option<f32> {
         let q = self.grid.to_index(p).0;
         self.sample_index(q.x, q.y, q.z)
     }
+}
+
+/// A zeroed volume buffer. On Linux the buffer is advised into transparent huge pages: first-touch
+/// page faults on 4 KiB pages otherwise cost as much as decoding a CT (measured in
+/// `benches/load_ct.rs`).
+fn zeroed_volume(nk: usize, rows: usize, cols: usize) -> Array3<f32> {
+    let n = nk * rows * cols;
+    let v = vec![0.0f32; n];
+    #[cfg(target_os = "linux")]
+    {
+        const PAGE: usize = 4096;
+        let start = v.as_ptr() as usize;
+        let aligned = start.div_ceil(PAGE) * PAGE;
+        let end = start + n * std::mem::size_of::<f32>();
+        if end > aligned + PAGE {
+            // SAFETY: the range lies inside the allocation and is page aligned; MADV_HUGEPAGE only
+            // changes how the kernel backs it, never its contents. Failure is harmless.
+            unsafe {
+                libc::madvise(
+                    aligned as *mut libc::c_void,
+                    (end - aligned) / PAGE * PAGE,
+                    libc::MADV_HUGEPAGE,
+                );
+            }
+        }
+    }
+    Array3::from_shape_vec((nk, rows, cols), v).expect("shape matches length")
 }
 
 /// One frame of one instance, with its place in space.
@@ -426,11 +496,35 @@ fn load_stack(series: &Series, plan: StackPlan, limits: &Limits) -> Result<Volum
     let (dy, dx) = (first.spacing[0], first.spacing[1]);
     let n = normal_of(first);
     let origin = first.position;
-    // Read every slice's pixels once, in parallel over instances.
-    let pixels = load_slices(series, &stack, rows * cols, limits)?;
-    let mut data = Array3::<f32>::zeros((nk, rows, cols));
+    let mut data = zeroed_volume(nk, rows, cols);
+    let single_frames = stack
+        .iter()
+        .all(|s| series.instances[s.instance].frames == 1);
     match resample {
+        None if single_frames => {
+            // Straight into the volume, one slice per instance, in parallel: no intermediate copy.
+            data.axis_iter_mut(ndarray::Axis(0))
+                .into_par_iter()
+                .zip(stack.par_iter())
+                .try_for_each(|(mut dst, s)| {
+                    let h = &series.instances[s.instance];
+                    let dst = dst.as_slice_mut().expect("fresh arrays are contiguous");
+                    if read_native_into(h, limits, dst)? {
+                        return Ok(());
+                    }
+                    let px = read_pixels(&h.path, limits)?;
+                    if px.values.len() != dst.len() {
+                        return Err(VolumeError::Unsupported {
+                            path: h.path.clone(),
+                            reason: "matrix size changed between header and pixel read".into(),
+                        });
+                    }
+                    dst.copy_from_slice(&px.values);
+                    Ok(())
+                })?;
+        }
         None => {
+            let pixels = load_slices(series, &stack, rows * cols, limits)?;
             for (k, p) in pixels.iter().enumerate() {
                 data.index_axis_mut(ndarray::Axis(0), k)
                     .as_slice_mut()
@@ -439,6 +533,7 @@ fn load_stack(series: &Series, plan: StackPlan, limits: &Limits) -> Result<Volum
             }
         }
         Some(step) => {
+            let pixels = load_slices(series, &stack, rows * cols, limits)?;
             // Regular orthogonal grid: each output slice blends the two input slices that bracket
             // it along the normal, each sampled bilinearly at the output pixel's in-plane position
             // (which absorbs the tilt shift). Outside an input's field of view: the series minimum.

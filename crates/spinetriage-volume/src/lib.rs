@@ -26,7 +26,7 @@ mod grid;
 mod nifti;
 mod pixels;
 
-pub use assemble::{assemble, plan, GeometryProblem, StackPlan, Volume};
+pub use assemble::{assemble, plan, GeometryProblem, StackPlan, ValueStats, Volume};
 pub use error::VolumeError;
 pub use grid::{Grid, IndexPoint, LpsPoint};
 pub use nalgebra::{Point3, Vector3};

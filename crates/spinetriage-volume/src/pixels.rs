@@ -1,6 +1,12 @@
 //! Pixel data → f32 with the modality LUT applied (CT in HU; MR stored value × slope + intercept).
 
+use std::cell::RefCell;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
+
+thread_local! {
+    static TAIL: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
 
 use dicom_core::value::DicomValueType;
 use dicom_core::value::{PrimitiveValue, Value};
@@ -54,36 +60,129 @@ impl Layout {
     }
 }
 
-/// Converts little-endian sample bytes into rescaled values, one frame at a time.
+/// Converts little-endian sample bytes into rescaled values, one frame at a time, into `out`
+/// (`frames × frame_len` values).
 fn convert_le_bytes(
     bytes: &[u8],
     layout: Layout,
     frame_len: usize,
     header: &InstanceHeader,
-    out: &mut Vec<f32>,
+    out: &mut [f32],
 ) {
     let per = usize::from(layout.bits_allocated / 8).max(1);
-    for (f, chunk) in bytes
+    let full = layout.bits_stored == layout.bits_allocated;
+    for (f, (chunk, dst)) in bytes
         .chunks(frame_len * per)
+        .zip(out.chunks_mut(frame_len))
         .take(header.frames as usize)
         .enumerate()
     {
         let r = header.frame_geometry(f).rescale;
         let (m, b) = (r.slope, r.intercept);
-        match per {
-            1 => out.extend(
-                chunk
-                    .iter()
-                    .map(|&v| (layout.value(u32::from(v)) * m + b) as f32),
-            ),
-            2 => out.extend(chunk.chunks_exact(2).map(|c| {
-                (layout.value(u32::from(u16::from_le_bytes([c[0], c[1]]))) * m + b) as f32
-            })),
-            _ => out.extend(chunk.chunks_exact(4).map(|c| {
-                (layout.value(u32::from_le_bytes([c[0], c[1], c[2], c[3]])) * m + b) as f32
-            })),
+        match (per, full, layout.signed) {
+            // The common CT/MR cases get tight loops the compiler vectorises.
+            (2, true, false) => {
+                for (o, c) in dst.iter_mut().zip(chunk.chunks_exact(2)) {
+                    *o = (f64::from(u16::from_le_bytes([c[0], c[1]])) * m + b) as f32;
+                }
+            }
+            (2, true, true) => {
+                for (o, c) in dst.iter_mut().zip(chunk.chunks_exact(2)) {
+                    *o = (f64::from(i16::from_le_bytes([c[0], c[1]])) * m + b) as f32;
+                }
+            }
+            (1, _, _) => {
+                for (o, &v) in dst.iter_mut().zip(chunk) {
+                    *o = (layout.value(u32::from(v)) * m + b) as f32;
+                }
+            }
+            (2, _, _) => {
+                for (o, c) in dst.iter_mut().zip(chunk.chunks_exact(2)) {
+                    *o = (layout.value(u32::from(u16::from_le_bytes([c[0], c[1]]))) * m + b) as f32;
+                }
+            }
+            _ => {
+                for (o, c) in dst.iter_mut().zip(chunk.chunks_exact(4)) {
+                    *o =
+                        (layout.value(u32::from_le_bytes([c[0], c[1], c[2], c[3]])) * m + b) as f32;
+                }
+            }
         }
     }
+}
+
+/// The fast path for native little-endian files whose Pixel Data is the last element (nearly all):
+/// read the bytes, check the element header just before the expected pixel block, and convert
+/// straight into `out`. Returns `Ok(false)` when the layout is anything else, so the caller falls
+/// back to a full parse.
+pub fn read_native_into(
+    header: &InstanceHeader,
+    limits: &Limits,
+    out: &mut [f32],
+) -> Result<bool, VolumeError> {
+    let explicit = match header.transfer_syntax.as_str() {
+        "1.2.840.10008.1.2.1" => true,
+        "1.2.840.10008.1.2" => false,
+        _ => return Ok(false),
+    };
+    let mono = header
+        .photometric
+        .as_deref()
+        .is_none_or(|p| p.starts_with("MONOCHROME"));
+    if header.samples_per_pixel != 1 || !mono || !matches!(header.bits_allocated, 8 | 16 | 32) {
+        return Ok(false);
+    }
+    let frame_len = header.rows as usize * header.columns as usize;
+    let samples = frame_len * header.frames as usize;
+    let want = samples * usize::from(header.bits_allocated / 8);
+    if out.len() != samples {
+        return Ok(false);
+    }
+    let path = &header.path;
+    let io = |source| spinetriage_dicom::DicomError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let n = file.metadata().map_err(io)?.len() as usize;
+    let hdr = if explicit { 12 } else { 8 };
+    if n as u64 > limits.max_file_bytes || n < want + hdr + 1 {
+        return Ok(false);
+    }
+    // Read only the tail: the element header and the pixel block (plus a possible pad byte), into
+    // a per-thread buffer so that hundreds of slices reuse one allocation.
+    let tail = want + hdr + 1;
+    let ok = TAIL.with(|buf| -> Result<bool, VolumeError> {
+        let mut bytes = buf.borrow_mut();
+        bytes.clear();
+        file.seek(SeekFrom::Start((n - tail) as u64)).map_err(io)?;
+        file.by_ref()
+            .take(tail as u64)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        if bytes.len() != tail {
+            return Ok(false);
+        }
+        let found = [want, want + 1].into_iter().find_map(|value_len| {
+            let start = tail.checked_sub(value_len)?;
+            let h = bytes.get(start.checked_sub(hdr)?..start)?;
+            let tag_ok = h[0..4] == [0xE0, 0x7F, 0x10, 0x00];
+            let vr_ok = !explicit || &h[4..6] == b"OW" || &h[4..6] == b"OB";
+            let l = u32::from_le_bytes([h[hdr - 4], h[hdr - 3], h[hdr - 2], h[hdr - 1]]) as usize;
+            (tag_ok && vr_ok && l == value_len).then_some(start)
+        });
+        let Some(start) = found else {
+            return Ok(false);
+        };
+        let layout = Layout {
+            bits_allocated: header.bits_allocated,
+            bits_stored: header.bits_stored.min(header.bits_allocated),
+            signed: header.pixel_representation == 1,
+        };
+        convert_le_bytes(&bytes[start..start + want], layout, frame_len, header, out);
+        Ok(true)
+    })?;
+    Ok(ok)
 }
 
 const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
@@ -219,6 +318,7 @@ pub fn read_pixels(path: &Path, limits: &Limits) -> Result<InstancePixels, Volum
     values
         .try_reserve_exact(want_samples)
         .map_err(|e| unsupported(format!("cannot allocate {want_samples} samples: {e}")))?;
+    values.resize(want_samples, 0.0);
 
     let too_short = |got| VolumeError::PixelDataTooShort {
         path: path.to_path_buf(),
@@ -238,18 +338,9 @@ pub fn read_pixels(path: &Path, limits: &Limits) -> Result<InstancePixels, Volum
                         let r = header.frame_geometry(f).rescale;
                         let (m, b) = (r.slope, r.intercept);
                         let words = &w[f * frame_len..(f + 1) * frame_len];
-                        if layout.bits_stored == 16 && !layout.signed {
-                            values.extend(words.iter().map(|&v| (f64::from(v) * m + b) as f32));
-                        } else if layout.bits_stored == 16 {
-                            values.extend(
-                                words.iter().map(|&v| (f64::from(v as i16) * m + b) as f32),
-                            );
-                        } else {
-                            values.extend(
-                                words
-                                    .iter()
-                                    .map(|&v| (layout.value(u32::from(v)) * m + b) as f32),
-                            );
+                        let dst = &mut values[f * frame_len..(f + 1) * frame_len];
+                        for (o, &v) in dst.iter_mut().zip(words) {
+                            *o = (layout.value(u32::from(v)) * m + b) as f32;
                         }
                     }
                 }
