@@ -263,3 +263,71 @@ fn oversized_volume_is_refused_before_allocation() {
         "{err}"
     );
 }
+
+/// An enhanced multi-frame CT: frames stored out of order, positions and rescale per frame in the
+/// functional groups; the volume must follow the per-frame positions and intercepts.
+#[test]
+fn enhanced_multiframe_uses_per_frame_positions_and_rescale() {
+    use dicom_core::value::DataSetSequence;
+    use dicom_object::meta::FileMetaTableBuilder;
+    use dicom_object::InMemDicomObject;
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = |tag, v: &str| DataElement::new(tag, VR::DS, PrimitiveValue::from(v));
+    let seq = |tag, items: Vec<InMemDicomObject>| DataElement::new(tag, VR::SQ, DataSetSequence::from(items));
+    let item = |elems: Vec<DataElement<InMemDicomObject>>| InMemDicomObject::from_element_iter(elems);
+    // Frame f sits at z = order[f] × 1.5 mm, with intercept −1000 − f.
+    let order = [3.0, 1.0, 0.0, 2.0];
+    let per_frame: Vec<InMemDicomObject> = order
+        .iter()
+        .enumerate()
+        .map(|(f, z)| {
+            item(vec![
+                seq(tags::PLANE_POSITION_SEQUENCE, vec![item(vec![ds(tags::IMAGE_POSITION_PATIENT, &format!("-2\\-2\\{}", z * 1.5))])]),
+                seq(tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE, vec![item(vec![ds(tags::RESCALE_INTERCEPT, &format!("{}", -1000 - f as i32)), ds(tags::RESCALE_SLOPE, "1")])]),
+            ])
+        })
+        .collect();
+    let shared = vec![item(vec![
+        seq(tags::PIXEL_MEASURES_SEQUENCE, vec![item(vec![ds(tags::PIXEL_SPACING, "0.5\\0.5"), ds(tags::SLICE_THICKNESS, "1.5")])]),
+        seq(tags::PLANE_ORIENTATION_SEQUENCE, vec![item(vec![ds(tags::IMAGE_ORIENTATION_PATIENT, "1\\0\\0\\0\\1\\0")])]),
+    ])];
+    let pixels: Vec<u16> = (0..4u16).flat_map(|f| (0..64u16).map(move |p| 100 * f + p)).collect();
+    let s = |tag, vr, v: &str| DataElement::new(tag, vr, PrimitiveValue::from(v));
+    let us = |tag, v: u16| DataElement::new(tag, VR::US, PrimitiveValue::from(v));
+    let obj = InMemDicomObject::from_element_iter(vec![
+        s(tags::SOP_CLASS_UID, VR::UI, "1.2.840.10008.5.1.4.1.1.2.1"),
+        s(tags::SOP_INSTANCE_UID, VR::UI, "2.25.42"),
+        s(tags::STUDY_INSTANCE_UID, VR::UI, "2.25.43"),
+        s(tags::SERIES_INSTANCE_UID, VR::UI, "2.25.44"),
+        s(tags::MODALITY, VR::CS, "CT"),
+        s(tags::NUMBER_OF_FRAMES, VR::IS, "4"),
+        us(tags::SAMPLES_PER_PIXEL, 1),
+        s(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2"),
+        us(tags::ROWS, 8),
+        us(tags::COLUMNS, 8),
+        us(tags::BITS_ALLOCATED, 16),
+        us(tags::BITS_STORED, 16),
+        us(tags::HIGH_BIT, 15),
+        us(tags::PIXEL_REPRESENTATION, 0),
+        seq(tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE, shared),
+        seq(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE, per_frame),
+        DataElement::new(tags::PIXEL_DATA, VR::OW, PrimitiveValue::U16(pixels.into())),
+    ]);
+    obj.with_meta(FileMetaTableBuilder::new().transfer_syntax("1.2.840.10008.1.2.1"))
+        .unwrap()
+        .write_to_file(tmp.path().join("enhanced.dcm"))
+        .unwrap();
+    let series = one_series(tmp.path());
+    assert_eq!(series.classification.kind, SeriesKind::Ct);
+    let v = &assemble(&series, &Limits::default()).unwrap()[0];
+    assert!(v.problems.is_empty(), "{:?}", v.problems);
+    assert_eq!(v.grid.dims, [8, 8, 4]);
+    assert!((v.grid.spacing_mm()[2] - 1.5).abs() < 1e-9);
+    for (k, z) in [0.0, 1.0, 2.0, 3.0].iter().enumerate() {
+        let f = order.iter().position(|o| o == z).unwrap();
+        let want = f32::from(100 * f as u16 + 9) - 1000.0 - f as f32;
+        assert_eq!(v.data[[k, 1, 1]], want, "slice {k} comes from frame {f}");
+        let p = v.grid.to_lps(IndexPoint(Point3::new(1.0, 1.0, k as f64))).0;
+        assert!((p - Point3::new(-1.5, -1.5, z * 1.5)).norm() < 1e-9);
+    }
+}
