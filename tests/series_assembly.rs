@@ -273,8 +273,11 @@ fn enhanced_multiframe_uses_per_frame_positions_and_rescale() {
     use dicom_object::InMemDicomObject;
     let tmp = tempfile::tempdir().unwrap();
     let ds = |tag, v: &str| DataElement::new(tag, VR::DS, PrimitiveValue::from(v));
-    let seq = |tag, items: Vec<InMemDicomObject>| DataElement::new(tag, VR::SQ, DataSetSequence::from(items));
-    let item = |elems: Vec<DataElement<InMemDicomObject>>| InMemDicomObject::from_element_iter(elems);
+    let seq = |tag, items: Vec<InMemDicomObject>| {
+        DataElement::new(tag, VR::SQ, DataSetSequence::from(items))
+    };
+    let item =
+        |elems: Vec<DataElement<InMemDicomObject>>| InMemDicomObject::from_element_iter(elems);
     // Frame f sits at z = order[f] × 1.5 mm, with intercept −1000 − f.
     let order = [3.0, 1.0, 0.0, 2.0];
     let per_frame: Vec<InMemDicomObject> = order
@@ -282,16 +285,42 @@ fn enhanced_multiframe_uses_per_frame_positions_and_rescale() {
         .enumerate()
         .map(|(f, z)| {
             item(vec![
-                seq(tags::PLANE_POSITION_SEQUENCE, vec![item(vec![ds(tags::IMAGE_POSITION_PATIENT, &format!("-2\\-2\\{}", z * 1.5))])]),
-                seq(tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE, vec![item(vec![ds(tags::RESCALE_INTERCEPT, &format!("{}", -1000 - f as i32)), ds(tags::RESCALE_SLOPE, "1")])]),
+                seq(
+                    tags::PLANE_POSITION_SEQUENCE,
+                    vec![item(vec![ds(
+                        tags::IMAGE_POSITION_PATIENT,
+                        &format!("-2\\-2\\{}", z * 1.5),
+                    )])],
+                ),
+                seq(
+                    tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE,
+                    vec![item(vec![
+                        ds(tags::RESCALE_INTERCEPT, &format!("{}", -1000 - f as i32)),
+                        ds(tags::RESCALE_SLOPE, "1"),
+                    ])],
+                ),
             ])
         })
         .collect();
     let shared = vec![item(vec![
-        seq(tags::PIXEL_MEASURES_SEQUENCE, vec![item(vec![ds(tags::PIXEL_SPACING, "0.5\\0.5"), ds(tags::SLICE_THICKNESS, "1.5")])]),
-        seq(tags::PLANE_ORIENTATION_SEQUENCE, vec![item(vec![ds(tags::IMAGE_ORIENTATION_PATIENT, "1\\0\\0\\0\\1\\0")])]),
+        seq(
+            tags::PIXEL_MEASURES_SEQUENCE,
+            vec![item(vec![
+                ds(tags::PIXEL_SPACING, "0.5\\0.5"),
+                ds(tags::SLICE_THICKNESS, "1.5"),
+            ])],
+        ),
+        seq(
+            tags::PLANE_ORIENTATION_SEQUENCE,
+            vec![item(vec![ds(
+                tags::IMAGE_ORIENTATION_PATIENT,
+                "1\\0\\0\\0\\1\\0",
+            )])],
+        ),
     ])];
-    let pixels: Vec<u16> = (0..4u16).flat_map(|f| (0..64u16).map(move |p| 100 * f + p)).collect();
+    let pixels: Vec<u16> = (0..4u16)
+        .flat_map(|f| (0..64u16).map(move |p| 100 * f + p))
+        .collect();
     let s = |tag, vr, v: &str| DataElement::new(tag, vr, PrimitiveValue::from(v));
     let us = |tag, v: u16| DataElement::new(tag, VR::US, PrimitiveValue::from(v));
     let obj = InMemDicomObject::from_element_iter(vec![

@@ -131,3 +131,16 @@ fn shared_files_match_pydicom_or_fail_clearly() {
     assert!(unexpected.is_empty(), "unexpected refusals: {unexpected:?}");
     assert!(matched >= 100, "only {matched} files matched");
 }
+
+/// Regression: pydicom's 674-byte `UN_sequence.dcm` (a sequence re-encoded as UN with undefined
+/// length) made dicom-parser reserve 3.6 GB. It is now refused by the structural pre-pass.
+#[test]
+fn un_sequence_is_refused_before_the_parser_allocates() {
+    let Some(data) = shared_data("pydicom-test-files") else {
+        return;
+    };
+    let e = read_pixels(&data.join("UN_sequence.dcm"), &Limits::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("UN_sequence.dcm") && e.contains("CP-246"), "{e}");
+}

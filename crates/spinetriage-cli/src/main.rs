@@ -152,6 +152,12 @@ struct PhantomArgs {
 }
 
 fn main() -> ExitCode {
+    // `spinetriage scan … | head` must end quietly like other Unix tools, not panic on EPIPE.
+    #[cfg(unix)]
+    // SAFETY: restoring the default SIGPIPE disposition before any thread or output exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -24,6 +24,7 @@ mod error;
 mod header;
 mod limits;
 mod object;
+mod validate;
 
 pub use classify::{classify, plane_of, Classification, Plane, SeriesKind};
 pub use discover::{discover, DiscoverOptions, Inventory, Series, Study};
@@ -33,3 +34,4 @@ pub use header::{
 };
 pub use limits::Limits;
 pub use object::{open_object, sniff, sniff_file, RawSyntax, Sniff};
+pub use validate::MAX_DEPTH;

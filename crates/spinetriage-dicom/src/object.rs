@@ -115,6 +115,11 @@ pub fn open_object(
     };
     match kind {
         Sniff::Part10 => {
+            // Structure first: no declared length may run past the file before dicom-object
+            // reserves it. A meta group we cannot walk is left to dicom-object to report.
+            if let Some((offset, ts)) = crate::validate::meta_end(path)? {
+                crate::validate::validate_file(path, offset, &ts, headers_only)?;
+            }
             let mut opts = OpenFileOptions::new();
             if headers_only {
                 opts = opts.read_until(tags::PIXEL_DATA);
@@ -122,6 +127,7 @@ pub fn open_object(
             opts.open_file(path).map(Some).map_err(|e| parse(&e))
         }
         Sniff::RawDataSet(syntax) => {
+            crate::validate::validate_file(path, 0, syntax.uid(), false)?;
             let bytes = std::fs::read(path).map_err(|source| DicomError::Io {
                 path: path.to_path_buf(),
                 source,

@@ -1,0 +1,393 @@
+//! A structural pre-pass over element headers, run before dicom-object parses a file.
+//!
+//! dicom-parser reserves an element's declared length before reading it and recurses into nested
+//! sequences; a hostile or broken header (a 674-byte file claiming gigabytes, sequences nested
+//! thousands deep) would then cost gigabytes or the stack. This pass reads only element headers,
+//! skips values, and refuses any length that runs past the end of its container or the file, and
+//! nesting deeper than [`MAX_DEPTH`], without allocating anything proportional to the claims.
+
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+
+use crate::DicomError;
+
+/// Deepest sequence nesting accepted (real data rarely exceeds 5).
+pub const MAX_DEPTH: usize = 64;
+
+const UNDEFINED: u32 = 0xFFFF_FFFF;
+
+struct Walker<R> {
+    r: R,
+    pos: u64,
+    little: bool,
+    explicit: bool,
+    stop_at_pixel_data: bool,
+}
+
+#[derive(PartialEq)]
+enum End {
+    /// The container ended (its length, or end of file).
+    Length,
+    /// An item or sequence delimiter was read.
+    Delimiter,
+    /// Pixel Data reached in headers-only mode.
+    PixelData,
+}
+
+impl<R: Read + Seek> Walker<R> {
+    fn read<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        let mut b = [0u8; N];
+        self.r
+            .read_exact(&mut b)
+            .map_err(|_| format!("truncated element header at byte {}", self.pos))?;
+        self.pos += N as u64;
+        Ok(b)
+    }
+    fn u16(&mut self) -> Result<u16, String> {
+        let b = self.read::<2>()?;
+        Ok(if self.little {
+            u16::from_le_bytes(b)
+        } else {
+            u16::from_be_bytes(b)
+        })
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        let b = self.read::<4>()?;
+        Ok(if self.little {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        })
+    }
+    fn skip(&mut self, n: u64, end: u64, tag: (u16, u16)) -> Result<(), String> {
+        if self.pos + n > end {
+            return Err(format!(
+                "element ({:04X},{:04X}) at byte {} claims {n} bytes, only {} remain",
+                tag.0,
+                tag.1,
+                self.pos,
+                end.saturating_sub(self.pos)
+            ));
+        }
+        self.r
+            .seek(SeekFrom::Current(n as i64))
+            .map_err(|e| e.to_string())?;
+        self.pos += n;
+        Ok(())
+    }
+
+    /// Walks elements until `end`, a delimiter, or Pixel Data (headers-only).
+    fn elements(&mut self, end: u64, depth: usize, implicit_here: bool) -> Result<End, String> {
+        if depth > MAX_DEPTH {
+            return Err(format!("sequences nested deeper than {MAX_DEPTH}"));
+        }
+        while self.pos < end {
+            if end - self.pos < 8 {
+                // Trailing padding shorter than an element header.
+                let rest = end - self.pos;
+                return self.skip(rest, end, (0, 0)).map(|_| End::Length);
+            }
+            let tag = (self.u16()?, self.u16()?);
+            if tag.0 == 0xFFFE {
+                let _ = self.u32()?;
+                match tag.1 {
+                    0xE00D | 0xE0DD => return Ok(End::Delimiter),
+                    _ => return Err(format!("unexpected item tag at byte {}", self.pos - 8)),
+                }
+            }
+            if tag == (0x7FE0, 0x0010) && self.stop_at_pixel_data {
+                return Ok(End::PixelData);
+            }
+            let explicit = self.explicit && !implicit_here;
+            let (vr, len) = if explicit {
+                let vr = self.read::<2>()?;
+                match &vr {
+                    b"OB" | b"OD" | b"OF" | b"OL" | b"OV" | b"OW" | b"SQ" | b"SV" | b"UC"
+                    | b"UN" | b"UR" | b"UT" | b"UV" => {
+                        self.read::<2>()?;
+                        (Some(vr), self.u32()?)
+                    }
+                    _ => (Some(vr), u32::from(self.u16()?)),
+                }
+            } else {
+                (None, self.u32()?)
+            };
+            let is_sq = vr.as_ref().is_some_and(|v| v == b"SQ");
+            if len == UNDEFINED && vr.as_ref().is_some_and(|v| v == b"UN") {
+                // A sequence re-encoded as UN (CP-246). dicom-parser 0.10 reserves 4 GiB for it
+                // (measured on pydicom's UN_sequence.dcm: 3.6 GB resident for a 674-byte file).
+                return Err(format!(
+                    "element ({:04X},{:04X}) at byte {} is UN with undefined length (a CP-246 sequence), which the parser cannot read safely",
+                    tag.0,
+                    tag.1,
+                    self.pos - 12
+                ));
+            } else if len == UNDEFINED {
+                // Undefined length: a sequence or encapsulated Pixel Data. Walk its items.
+                self.items(end, depth + 1, implicit_here, tag, false)?;
+            } else if is_sq {
+                let inner_end = self.pos + u64::from(len);
+                if inner_end > end {
+                    return Err(format!(
+                        "sequence ({:04X},{:04X}) at byte {} claims {len} bytes, only {} remain",
+                        tag.0,
+                        tag.1,
+                        self.pos,
+                        end - self.pos
+                    ));
+                }
+                self.items(inner_end, depth + 1, implicit_here, tag, true)?;
+                if self.pos < inner_end {
+                    let rest = inner_end - self.pos;
+                    self.skip(rest, inner_end, tag)?;
+                }
+            } else {
+                self.skip(u64::from(len), end, tag)?;
+            }
+        }
+        Ok(End::Length)
+    }
+
+    /// Walks the items of a sequence (or fragments of encapsulated pixel data).
+    /// `defined`: the sequence has a defined length ending at `end`; otherwise it must end with a
+    /// sequence delimiter before `end`.
+    fn items(
+        &mut self,
+        end: u64,
+        depth: usize,
+        implicit: bool,
+        seq: (u16, u16),
+        defined: bool,
+    ) -> Result<(), String> {
+        if depth > MAX_DEPTH {
+            return Err(format!("sequences nested deeper than {MAX_DEPTH}"));
+        }
+        while self.pos + 8 <= end {
+            let tag = (self.u16()?, self.u16()?);
+            let len = self.u32()?;
+            match tag {
+                (0xFFFE, 0xE0DD) => return Ok(()),
+                (0xFFFE, 0xE000) if len == UNDEFINED => {
+                    if self.elements(end, depth + 1, implicit)? == End::Length {
+                        return Err(format!(
+                            "item of ({:04X},{:04X}) has no delimiter",
+                            seq.0, seq.1
+                        ));
+                    }
+                }
+                (0xFFFE, 0xE000) => {
+                    let item_end = self.pos + u64::from(len);
+                    if item_end > end {
+                        return Err(format!(
+                            "item of ({:04X},{:04X}) at byte {} claims {len} bytes, only {} remain",
+                            seq.0,
+                            seq.1,
+                            self.pos,
+                            end - self.pos
+                        ));
+                    }
+                    if seq == (0x7FE0, 0x0010) {
+                        self.skip(u64::from(len), end, seq)?;
+                    } else {
+                        self.elements(item_end, depth + 1, implicit)?;
+                        if self.pos < item_end {
+                            let rest = item_end - self.pos;
+                            self.skip(rest, item_end, seq)?;
+                        }
+                    }
+                }
+                _ => {
+                    return Err(format!(
+                        "expected an item in ({:04X},{:04X}) at byte {}, found ({:04X},{:04X})",
+                        seq.0,
+                        seq.1,
+                        self.pos - 8,
+                        tag.0,
+                        tag.1
+                    ))
+                }
+            }
+        }
+        if defined {
+            Ok(())
+        } else {
+            Err(format!(
+                "sequence ({:04X},{:04X}) is not terminated",
+                seq.0, seq.1
+            ))
+        }
+    }
+}
+
+/// Checks the element structure of a Part 10 file (preamble and meta group first) or a bare data set.
+///
+/// `dataset_offset` is where the data set starts, `syntax` its transfer syntax UID. Deflated data
+/// sets are not walked (their structure exists only after inflation).
+pub fn validate_file(
+    path: &Path,
+    dataset_offset: u64,
+    syntax: &str,
+    headers_only: bool,
+) -> Result<(), DicomError> {
+    let (little, explicit) = match syntax {
+        "1.2.840.10008.1.2" => (true, false),
+        "1.2.840.10008.1.2.2" => (false, true),
+        "1.2.840.10008.1.2.1.99" => return Ok(()),
+        _ => (true, true),
+    };
+    let parse = |reason: String| DicomError::Parse {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(|source| DicomError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut r = BufReader::with_capacity(16 * 1024, file);
+    r.seek(SeekFrom::Start(dataset_offset))
+        .map_err(|e| parse(e.to_string()))?;
+    let mut w = Walker {
+        r,
+        pos: dataset_offset,
+        little,
+        explicit,
+        stop_at_pixel_data: headers_only,
+    };
+    match w.elements(len, 0, false).map_err(parse)? {
+        End::Delimiter => Err(parse(format!("stray delimiter at byte {}", w.pos - 8))),
+        _ => Ok(()),
+    }
+}
+
+/// Finds where the data set starts after the preamble and file meta group, and its transfer syntax.
+pub fn meta_end(path: &Path) -> Result<Option<(u64, String)>, DicomError> {
+    let mut f = std::fs::File::open(path).map_err(|source| DicomError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut head = vec![0u8; 132];
+    let n = f.read(&mut head).unwrap_or(0);
+    let start: u64 = if n >= 132 && &head[128..132] == b"DICM" {
+        132
+    } else if n >= 4 && &head[0..4] == b"DICM" {
+        4
+    } else {
+        return Ok(None);
+    };
+    let mut r = BufReader::new(f);
+    r.seek(SeekFrom::Start(start)).ok();
+    let mut pos = start;
+    let mut ts = String::new();
+    loop {
+        let mut h = [0u8; 8];
+        if r.read_exact(&mut h).is_err() {
+            return Ok(None);
+        }
+        let group = u16::from_le_bytes([h[0], h[1]]);
+        if group != 0x0002 {
+            return Ok(Some((pos, ts)));
+        }
+        let elem = u16::from_le_bytes([h[2], h[3]]);
+        let vr = [h[4], h[5]];
+        let (len, hdr) = match &vr {
+            b"OB" | b"OW" | b"UN" | b"SQ" | b"UT" | b"UC" | b"UR" => {
+                let mut l = [0u8; 4];
+                if r.read_exact(&mut l).is_err() {
+                    return Ok(None);
+                }
+                (u64::from(u32::from_le_bytes(l)), 12)
+            }
+            _ => (u64::from(u16::from_le_bytes([h[6], h[7]])), 8),
+        };
+        if len > 1024 {
+            return Ok(None);
+        }
+        let mut v = vec![0u8; len as usize];
+        if r.read_exact(&mut v).is_err() {
+            return Ok(None);
+        }
+        if elem == 0x0010 {
+            ts = String::from_utf8_lossy(&v)
+                .trim_end_matches(['\0', ' '])
+                .to_string();
+        }
+        pos += hdr + len;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(name: &str, body: &[u8]) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!(
+            "spinetriage-validate-{}-{name}",
+            std::process::id()
+        ));
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+
+    fn el(group: u16, elem: u16, vr: &[u8; 2], value: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&group.to_le_bytes());
+        v.extend_from_slice(&elem.to_le_bytes());
+        v.extend_from_slice(vr);
+        v.extend_from_slice(&(value.len() as u16).to_le_bytes());
+        v.extend_from_slice(value);
+        v
+    }
+
+    #[test]
+    fn length_past_the_end_is_refused() {
+        let mut body = el(0x0008, 0x0060, b"CS", b"CT");
+        // PatientName claiming 200 bytes with 4 present.
+        body.extend_from_slice(&[
+            0x10, 0x00, 0x10, 0x00, b'P', b'N', 200, 0, b'A', b'B', b'C', b'D',
+        ]);
+        let p = write("len", &body);
+        let e = validate_file(&p, 0, "1.2.840.10008.1.2.1", false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("(0010,0010)") && e.contains("claims 200 bytes"),
+            "{e}"
+        );
+        std::fs::remove_file(p).ok();
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_recursion_overflow() {
+        let mut body = Vec::new();
+        for _ in 0..10_000 {
+            // SQ with undefined length, then an item with undefined length.
+            body.extend_from_slice(&[
+                0x08, 0x00, 0x15, 0x11, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF,
+            ]);
+            body.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        }
+        let p = write("deep", &body);
+        let e = validate_file(&p, 0, "1.2.840.10008.1.2.1", false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nested deeper than 64"), "{e}");
+        std::fs::remove_file(p).ok();
+    }
+
+    #[test]
+    fn well_formed_nested_sequence_passes() {
+        let mut body = el(0x0008, 0x0060, b"CS", b"MR");
+        body.extend_from_slice(&[
+            0x08, 0x00, 0x15, 0x11, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF,
+        ]);
+        body.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        body.extend(el(0x0008, 0x1150, b"UI", b"1.2\0"));
+        body.extend_from_slice(&[0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0]);
+        body.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+        body.extend(el(0x0020, 0x0013, b"IS", b"1 "));
+        let p = write("ok", &body);
+        validate_file(&p, 0, "1.2.840.10008.1.2.1", false).unwrap();
+        std::fs::remove_file(p).ok();
+    }
+}
