@@ -14,9 +14,7 @@ pub fn ct_series(matrix: usize, slices: usize) -> PathBuf {
     }
     let mut cfg = spinetriage_phantom::case("normal", 1).expect("built-in case");
     cfg.name = name;
-    cfg.series.stir = false;
-    cfg.series.t1 = false;
-    cfg.series.t2 = false;
+    cfg.series = spinetriage_phantom::SeriesSet::ct_only();
     cfg.ct.matrix = matrix;
     cfg.ct.pixel_mm = 0.5;
     cfg.ct.slice_mm = 1.0;

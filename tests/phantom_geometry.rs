@@ -145,9 +145,7 @@ fn level_centres_match_truth_on_ct_and_mr() {
 fn rotated_curved_spine_centres_match_truth() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = case("rotated-multilevel", 5).unwrap();
-    cfg.series.stir = false;
-    cfg.series.t1 = false;
-    cfg.series.t2 = false;
+    cfg.series = spinetriage_phantom::SeriesSet::ct_only();
     cfg.ct.noise_hu = 0.0;
     let truth = generate(&cfg, dir.path()).unwrap();
     let vols = load(&dir.path().join(&cfg.name));
@@ -168,9 +166,7 @@ fn every_syntax_decodes_to_the_same_voxels() {
         let mut cfg = case("normal", 3).unwrap();
         cfg.name = format!("normal-{syntax:?}");
         cfg.syntax = syntax;
-        cfg.series.ct = false;
-        cfg.series.t1 = false;
-        cfg.series.t2 = false;
+        cfg.series = spinetriage_phantom::SeriesSet::mr(true, false, false);
         cfg.mr.rows = 160;
         cfg.mr.cols = 120;
         cfg.mr.slices = 5;
@@ -194,9 +190,7 @@ fn output_is_deterministic_for_a_seed() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     let mut cfg = case("kummell-cleft-t12", 9).unwrap();
-    cfg.series.ct = false;
-    cfg.series.t2 = false;
-    cfg.series.t1 = false;
+    cfg.series = spinetriage_phantom::SeriesSet::mr(true, false, false);
     cfg.mr.rows = 120;
     cfg.mr.cols = 90;
     cfg.mr.pixel_mm = 3.0;
@@ -219,14 +213,10 @@ fn output_is_deterministic_for_a_seed() {
 }
 
 fn walk(d: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(d).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
+    walkdir::WalkDir::new(d)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(walkdir::DirEntry::into_path)
+        .collect()
 }

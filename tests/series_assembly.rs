@@ -189,9 +189,7 @@ fn nifti_affines_match_nibabel() {
 
 fn small_phantom(dir: &std::path::Path) -> std::path::PathBuf {
     let mut cfg = spinetriage_phantom::case("normal", 4).unwrap();
-    cfg.series.stir = false;
-    cfg.series.t1 = false;
-    cfg.series.t2 = false;
+    cfg.series = spinetriage_phantom::SeriesSet::ct_only();
     cfg.ct.matrix = 64;
     cfg.ct.pixel_mm = 3.0;
     cfg.ct.slice_mm = 4.0;
@@ -358,5 +356,45 @@ fn enhanced_multiframe_uses_per_frame_positions_and_rescale() {
         assert_eq!(v.data[[k, 1, 1]], want, "slice {k} comes from frame {f}");
         let p = v.grid.to_lps(IndexPoint(Point3::new(1.0, 1.0, k as f64))).0;
         assert!((p - Point3::new(-1.5, -1.5, z * 1.5)).norm() < 1e-9);
+    }
+}
+
+/// Two matrices under one SeriesInstanceUID (a reconstruction appended to a series): split into two
+/// volumes, each flagged, never stacked together.
+#[test]
+fn mixed_sizes_in_one_series_are_split() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = small_phantom(&tmp.path().join("a"));
+    let mut cfg = spinetriage_phantom::case("normal", 5).unwrap();
+    cfg.series = spinetriage_phantom::SeriesSet::ct_only();
+    cfg.ct.matrix = 48;
+    cfg.ct.pixel_mm = 4.0;
+    cfg.ct.slice_mm = 4.0;
+    cfg.ct.slices = 6;
+    spinetriage_phantom::generate(&cfg, &tmp.path().join("b")).unwrap();
+    let uid = one_series(&a).uid;
+    for f in std::fs::read_dir(tmp.path().join("b/normal/dicom/02_ct")).unwrap() {
+        let p = f.unwrap().path();
+        let mut obj = dicom_object::open_file(&p).unwrap();
+        obj.put(DataElement::new(
+            tags::SERIES_INSTANCE_UID,
+            VR::UI,
+            PrimitiveValue::from(uid.as_str()),
+        ));
+        obj.write_to_file(a.join(format!("b-{}", p.file_name().unwrap().to_string_lossy())))
+            .unwrap();
+    }
+    let vols = assemble(&one_series(&a), &Limits::default()).unwrap();
+    assert_eq!(vols.len(), 2);
+    let mut dims: Vec<_> = vols.iter().map(|v| v.grid.dims).collect();
+    dims.sort();
+    assert_eq!(dims, [[48, 48, 6], [64, 64, 12]]);
+    for v in &vols {
+        assert!(
+            v.problems
+                .contains(&GeometryProblem::MixedStacks { stacks: 2 }),
+            "{:?}",
+            v.problems
+        );
     }
 }

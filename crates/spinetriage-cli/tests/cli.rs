@@ -33,6 +33,16 @@ fn phantom(out: &Path, case: &str, syntax: &str) -> PathBuf {
     out.join(case)
 }
 
+/// Runs `spinetriage CMD --json PATH`, checks the exit code when given, and parses stdout.
+fn json_of(cmd: &str, path: &Path, code: Option<i32>) -> Value {
+    let a = bin().args([cmd, "--json"]).arg(path).assert();
+    let a = match code {
+        Some(c) => a.code(c),
+        None => a,
+    };
+    serde_json::from_slice(&a.get_output().stdout).unwrap()
+}
+
 fn peers_required() -> bool {
     std::env::var("SPINETRIAGE_REQUIRE_SHARED_DATA").as_deref() == Ok("1")
 }
@@ -57,15 +67,7 @@ fn have(cmd: &str, arg: &str) -> bool {
 fn scan_classifies_every_phantom_series() {
     let tmp = tempfile::tempdir().unwrap();
     let study = phantom(tmp.path(), "acute-wedge-l1", "explicit");
-    let out = bin()
-        .args(["scan", "--json"])
-        .arg(&study)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let j: Value = serde_json::from_slice(&out).unwrap();
+    let j = json_of("scan", &study, Some(0));
     assert_eq!(j["studies"].as_array().unwrap().len(), 1);
     let series = j["studies"][0]["series"].as_array().unwrap();
     let classes: Vec<(&str, &str)> = series
@@ -112,15 +114,7 @@ fn decoys_are_counted_and_skipped_and_exit_codes_are_documented() {
             .collect::<Vec<_>>(),
     )
     .unwrap();
-    let out = bin()
-        .args(["scan", "--json"])
-        .arg(&study)
-        .assert()
-        .code(0)
-        .get_output()
-        .stdout
-        .clone();
-    let j: Value = serde_json::from_slice(&out).unwrap();
+    let j = json_of("scan", &study, Some(0));
     assert_eq!(j["non_dicom"], 5);
     assert_eq!(j["studies"][0]["series"].as_array().unwrap().len(), 4);
     let empty = tempfile::tempdir().unwrap();
@@ -142,15 +136,7 @@ fn decoys_are_counted_and_skipped_and_exit_codes_are_documented() {
 fn load_prints_geometry_of_every_volume() {
     let tmp = tempfile::tempdir().unwrap();
     let study = phantom(tmp.path(), "normal", "rle");
-    let out = bin()
-        .args(["load", "--json"])
-        .arg(&study)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let j: Value = serde_json::from_slice(&out).unwrap();
+    let j = json_of("load", &study, Some(0));
     let vols = j["volumes"].as_array().unwrap();
     assert_eq!(vols.len(), 4);
     let ct = vols.iter().find(|v| v["kind"] == "ct").unwrap();
@@ -231,16 +217,12 @@ fn phantom_files_read_cleanly_with_pydicom_and_dcmdump() {
 }
 
 fn walk(d: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(d).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
+    walkdir::WalkDir::new(d)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(walkdir::DirEntry::into_path)
+        .collect()
 }
 
 #[test]
@@ -252,29 +234,14 @@ fn dicomdir_and_nifti_inputs() {
         return;
     }
     let dicomdir = root.join("pydicom-test-files/dicomdirtests/DICOMDIR");
-    let out = bin()
-        .args(["scan", "--json"])
-        .arg(&dicomdir)
-        .assert()
-        .get_output()
-        .stdout
-        .clone();
-    let j: Value = serde_json::from_slice(&out).unwrap();
+    let j = json_of("scan", &dicomdir, None);
     assert_eq!(j["dicomdirs"].as_array().unwrap().len(), 1);
     assert!(
         !j["studies"].as_array().unwrap().is_empty(),
         "studies found through the DICOMDIR"
     );
     let nii = root.join("real-mr-t2-lumbar-sct/t2_lumbar.nii.gz");
-    let out = bin()
-        .args(["load", "--json"])
-        .arg(&nii)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let j: Value = serde_json::from_slice(&out).unwrap();
+    let j = json_of("load", &nii, Some(0));
     assert_eq!(
         j["volumes"][0]["dims_ijk"],
         serde_json::json!([38, 257, 201])

@@ -134,6 +134,28 @@ pub struct SeriesSet {
     pub t2: bool,
 }
 
+impl SeriesSet {
+    /// Only the axial CT.
+    pub fn ct_only() -> Self {
+        SeriesSet {
+            ct: true,
+            stir: false,
+            t1: false,
+            t2: false,
+        }
+    }
+
+    /// Only the given MR sequences, no CT.
+    pub fn mr(stir: bool, t1: bool, t2: bool) -> Self {
+        SeriesSet {
+            ct: false,
+            stir,
+            t1,
+            t2,
+        }
+    }
+}
+
 impl Default for SeriesSet {
     fn default() -> Self {
         SeriesSet {
