@@ -372,7 +372,8 @@ fn mixed_sizes_in_one_series_are_split() {
     cfg.ct.slice_mm = 4.0;
     cfg.ct.slices = 6;
     spinetriage_phantom::generate(&cfg, &tmp.path().join("b")).unwrap();
-    let uid = one_series(&a).uid;
+    let first = one_series(&a);
+    let (uid, study) = (first.uid.clone(), first.instances[0].study_uid.clone());
     for f in std::fs::read_dir(tmp.path().join("b/normal/dicom/02_ct")).unwrap() {
         let p = f.unwrap().path();
         let mut obj = dicom_object::open_file(&p).unwrap();
