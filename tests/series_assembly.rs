@@ -14,8 +14,12 @@ use spinetriage_volume::{
 fn one_series(dir: &std::path::Path) -> spinetriage_dicom::Series {
     let inv = discover(&[dir.to_path_buf()], &DiscoverOptions::default());
     assert!(inv.errors.is_empty(), "{:?}", inv.errors);
-    assert_eq!(inv.studies.len(), 1);
-    assert_eq!(inv.studies[0].series.len(), 1);
+    let uids: Vec<_> = inv
+        .studies
+        .iter()
+        .map(|s| (&s.uid, s.series.len()))
+        .collect();
+    assert!(uids.len() == 1 && uids[0].1 == 1, "{uids:?}");
     inv.studies[0].series[0].clone()
 }
 
@@ -377,11 +381,16 @@ fn mixed_sizes_in_one_series_are_split() {
     for f in std::fs::read_dir(tmp.path().join("b/normal/dicom/02_ct")).unwrap() {
         let p = f.unwrap().path();
         let mut obj = dicom_object::open_file(&p).unwrap();
-        obj.put(DataElement::new(
-            tags::SERIES_INSTANCE_UID,
-            VR::UI,
-            PrimitiveValue::from(uid.as_str()),
-        ));
+        for (tag, v) in [
+            (tags::SERIES_INSTANCE_UID, &uid),
+            (tags::STUDY_INSTANCE_UID, &study),
+        ] {
+            obj.put(DataElement::new(
+                tag,
+                VR::UI,
+                PrimitiveValue::from(v.as_str()),
+            ));
+        }
         obj.write_to_file(a.join(format!("b-{}", p.file_name().unwrap().to_string_lossy())))
             .unwrap();
     }
