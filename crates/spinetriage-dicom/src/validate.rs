@@ -96,6 +96,19 @@ impl<R: Read + Seek> Walker<R> {
                 }
             }
             if tag == (0x7FE0, 0x0010) && self.stop_at_pixel_data {
+                // Headers only: still check that a native Pixel Data block fits in the file, so a
+                // truncated export is reported at discovery, not halfway through a batch.
+                if self.explicit && !implicit_here {
+                    let _vr = self.read::<2>()?;
+                    self.read::<2>()?;
+                }
+                let len = self.u32()?;
+                if len != UNDEFINED && self.pos + u64::from(len) > end {
+                    return Err(format!(
+                        "Pixel Data claims {len} bytes, only {} remain (truncated file)",
+                        end - self.pos
+                    ));
+                }
                 return Ok(End::PixelData);
             }
             let explicit = self.explicit && !implicit_here;
