@@ -352,10 +352,30 @@ pub fn header_from_object(
 ///
 /// Returns `Ok(None)` for non-DICOM files.
 pub fn read_header(path: &Path, limits: &Limits) -> Result<Option<InstanceHeader>, DicomError> {
-    let Some(obj) = open_object(path, limits, true)? else {
-        return Ok(None);
-    };
-    let h = header_from_object(path, &obj)?;
+    match open_object(path, limits, true)? {
+        Some(obj) => checked_header(path, &obj, limits).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// [`read_header`] on bytes in memory; `name` labels the result and its errors.
+pub fn read_header_bytes(
+    bytes: &[u8],
+    name: &Path,
+    limits: &Limits,
+) -> Result<Option<InstanceHeader>, DicomError> {
+    match crate::object::open_object_bytes(bytes, name, limits, true)? {
+        Some(obj) => checked_header(name, &obj, limits).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn checked_header(
+    path: &Path,
+    obj: &DefaultDicomObject,
+    limits: &Limits,
+) -> Result<InstanceHeader, DicomError> {
+    let h = header_from_object(path, obj)?;
     if h.has_image {
         limits
             .check_instance(h.rows, h.columns, h.frames)
@@ -364,7 +384,7 @@ pub fn read_header(path: &Path, limits: &Limits) -> Result<Option<InstanceHeader
                 reason,
             })?;
     }
-    Ok(Some(h))
+    Ok(h)
 }
 
 impl InstanceHeader {

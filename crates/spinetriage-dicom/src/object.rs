@@ -116,10 +116,17 @@ pub fn open_object(
     match kind {
         Sniff::Part10 => {
             // Structure first: no declared length may run past the file before dicom-object
-            // reserves it. A meta group we cannot walk is left to dicom-object to report.
-            if let Some((offset, ts)) = crate::validate::meta_end(path)? {
-                crate::validate::validate_file(path, offset, &ts, headers_only)?;
-            }
+            // reserves it.
+            let file = std::fs::File::open(path).map_err(|source| DicomError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let (offset, ts) = crate::validate::meta_end(std::io::BufReader::new(file))
+                .ok_or_else(|| DicomError::Parse {
+                    path: path.to_path_buf(),
+                    reason: "file meta group is malformed".into(),
+                })?;
+            crate::validate::validate_file(path, offset, &ts, headers_only)?;
             let mut opts = OpenFileOptions::new();
             if headers_only {
                 opts = opts.read_until(tags::PIXEL_DATA);
@@ -132,32 +139,101 @@ pub fn open_object(
                 path: path.to_path_buf(),
                 source,
             })?;
-            let ts = match syntax {
-                RawSyntax::ImplicitLittle => entries::IMPLICIT_VR_LITTLE_ENDIAN.erased(),
-                RawSyntax::ExplicitLittle => entries::EXPLICIT_VR_LITTLE_ENDIAN.erased(),
-                RawSyntax::ExplicitBig => entries::EXPLICIT_VR_BIG_ENDIAN.erased(),
-            };
-            let mut obj =
-                InMemDicomObject::read_dataset_with_ts(&bytes[..], &ts).map_err(|e| parse(&e))?;
-            // A stray meta group inside a bare data set would confuse the writer; drop it.
-            obj.retain(|e| e.header().tag.group() != 0x0002);
-            let mut meta = FileMetaTableBuilder::new()
-                .transfer_syntax(syntax.uid())
-                .media_storage_sop_class_uid(uids::SECONDARY_CAPTURE_IMAGE_STORAGE)
-                .media_storage_sop_instance_uid("2.25.0");
-            if let Some(v) = obj.get(tags::SOP_CLASS_UID).and_then(|e| e.to_str().ok()) {
-                meta = meta.media_storage_sop_class_uid(v.trim_end_matches('\0').to_string());
-            }
-            if let Some(v) = obj
-                .get(tags::SOP_INSTANCE_UID)
-                .and_then(|e| e.to_str().ok())
-            {
-                meta = meta.media_storage_sop_instance_uid(v.trim_end_matches('\0').to_string());
-            }
-            let meta = meta.build().map_err(|e| parse(&e))?;
-            Ok(Some(obj.with_exact_meta(meta)))
+            raw_data_set(&bytes, syntax, path).map(Some)
         }
         Sniff::NotDicom => Ok(None),
+    }
+}
+
+/// Parses a bare data set (no file meta group) and gives it a synthesised meta group, so later
+/// stages see one kind of object.
+fn raw_data_set(
+    bytes: &[u8],
+    syntax: RawSyntax,
+    path: &Path,
+) -> Result<DefaultDicomObject, DicomError> {
+    let parse = |e: &dyn std::fmt::Display| DicomError::Parse {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let ts = match syntax {
+        RawSyntax::ImplicitLittle => entries::IMPLICIT_VR_LITTLE_ENDIAN.erased(),
+        RawSyntax::ExplicitLittle => entries::EXPLICIT_VR_LITTLE_ENDIAN.erased(),
+        RawSyntax::ExplicitBig => entries::EXPLICIT_VR_BIG_ENDIAN.erased(),
+    };
+    let mut obj = InMemDicomObject::read_dataset_with_ts(bytes, &ts).map_err(|e| parse(&e))?;
+    // A stray meta group inside a bare data set would confuse the writer; drop it.
+    obj.retain(|e| e.header().tag.group() != 0x0002);
+    let mut meta = FileMetaTableBuilder::new()
+        .transfer_syntax(syntax.uid())
+        .media_storage_sop_class_uid(uids::SECONDARY_CAPTURE_IMAGE_STORAGE)
+        .media_storage_sop_instance_uid("2.25.0");
+    if let Some(v) = obj.get(tags::SOP_CLASS_UID).and_then(|e| e.to_str().ok()) {
+        meta = meta.media_storage_sop_class_uid(v.trim_end_matches('\0').to_string());
+    }
+    if let Some(v) = obj
+        .get(tags::SOP_INSTANCE_UID)
+        .and_then(|e| e.to_str().ok())
+    {
+        meta = meta.media_storage_sop_instance_uid(v.trim_end_matches('\0').to_string());
+    }
+    let meta = meta.build().map_err(|e| parse(&e))?;
+    Ok(obj.with_exact_meta(meta))
+}
+
+/// [`open_object`] on bytes already in memory (fuzzing, network input); `name` labels errors.
+pub fn open_object_bytes(
+    bytes: &[u8],
+    name: &Path,
+    limits: &Limits,
+    headers_only: bool,
+) -> Result<Option<DefaultDicomObject>, DicomError> {
+    let kind = sniff(&bytes[..bytes.len().min(132)]);
+    if bytes.len() as u64 > limits.max_file_bytes {
+        return Err(DicomError::TooLarge {
+            path: name.to_path_buf(),
+            reason: format!(
+                "{} bytes exceed the limit of {}",
+                bytes.len(),
+                limits.max_file_bytes
+            ),
+        });
+    }
+    let parse = |e: &dyn std::fmt::Display| DicomError::Parse {
+        path: name.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let len = bytes.len() as u64;
+    match kind {
+        Sniff::NotDicom => Ok(None),
+        Sniff::Part10 => {
+            let (offset, ts) = crate::validate::meta_end(std::io::Cursor::new(bytes))
+                .ok_or_else(|| parse(&"file meta group is malformed"))?;
+            crate::validate::validate_reader(
+                std::io::Cursor::new(bytes),
+                len,
+                name,
+                offset,
+                &ts,
+                headers_only,
+            )?;
+            let mut opts = OpenFileOptions::new();
+            if headers_only {
+                opts = opts.read_until(tags::PIXEL_DATA);
+            }
+            opts.from_reader(bytes).map(Some).map_err(|e| parse(&e))
+        }
+        Sniff::RawDataSet(syntax) => {
+            crate::validate::validate_reader(
+                std::io::Cursor::new(bytes),
+                len,
+                name,
+                0,
+                syntax.uid(),
+                false,
+            )?;
+            raw_data_set(bytes, syntax, name).map(Some)
+        }
     }
 }
 

@@ -232,11 +232,12 @@ impl<R: Read + Seek> Walker<R> {
     }
 }
 
-/// Checks the element structure of a Part 10 file (preamble and meta group first) or a bare data set.
-///
-/// `dataset_offset` is where the data set starts, `syntax` its transfer syntax UID. Deflated data
-/// sets are not walked (their structure exists only after inflation).
-pub fn validate_file(
+/// Checks the element structure of a data set read from `r` (of `len` bytes) starting at
+/// `dataset_offset` in transfer syntax `syntax`. Deflated data sets are not walked (their structure
+/// exists only after inflation). `path` only names the source in errors.
+pub fn validate_reader<R: Read + Seek>(
+    r: R,
+    len: u64,
     path: &Path,
     dataset_offset: u64,
     syntax: &str,
@@ -252,12 +253,7 @@ pub fn validate_file(
         path: path.to_path_buf(),
         reason,
     };
-    let file = std::fs::File::open(path).map_err(|source| DicomError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut r = BufReader::with_capacity(16 * 1024, file);
+    let mut r = r;
     r.seek(SeekFrom::Start(dataset_offset))
         .map_err(|e| parse(e.to_string()))?;
     let mut w = Walker {
@@ -273,53 +269,64 @@ pub fn validate_file(
     }
 }
 
-/// Finds where the data set starts after the preamble and file meta group, and its transfer syntax.
-pub fn meta_end(path: &Path) -> Result<Option<(u64, String)>, DicomError> {
-    let mut f = std::fs::File::open(path).map_err(|source| DicomError::Io {
+/// [`validate_reader`] over a file.
+pub fn validate_file(
+    path: &Path,
+    dataset_offset: u64,
+    syntax: &str,
+    headers_only: bool,
+) -> Result<(), DicomError> {
+    let file = std::fs::File::open(path).map_err(|source| DicomError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    let mut head = vec![0u8; 132];
-    let n = f.read(&mut head).unwrap_or(0);
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let r = BufReader::with_capacity(16 * 1024, file);
+    validate_reader(r, len, path, dataset_offset, syntax, headers_only)
+}
+
+fn vr_ok(vr: &[u8; 2]) -> bool {
+    vr[0].is_ascii_uppercase() && vr[1].is_ascii_uppercase()
+}
+
+/// Finds where the data set starts after the preamble and file meta group, and its transfer
+/// syntax; `None` when the meta group cannot be walked (then the file is refused: dicom-object
+/// would trust the same broken lengths, found by fuzzing to cost 3.5 GB).
+pub fn meta_end<R: Read + Seek>(mut r: R) -> Option<(u64, String)> {
+    let mut head = [0u8; 132];
+    let n = r.read(&mut head).unwrap_or(0);
     let start: u64 = if n >= 132 && &head[128..132] == b"DICM" {
         132
     } else if n >= 4 && &head[0..4] == b"DICM" {
         4
     } else {
-        return Ok(None);
+        return None;
     };
-    let mut r = BufReader::new(f);
-    r.seek(SeekFrom::Start(start)).ok();
+    r.seek(SeekFrom::Start(start)).ok()?;
     let mut pos = start;
     let mut ts = String::new();
     loop {
         let mut h = [0u8; 8];
-        if r.read_exact(&mut h).is_err() {
-            return Ok(None);
-        }
+        r.read_exact(&mut h).ok()?;
         let group = u16::from_le_bytes([h[0], h[1]]);
         if group != 0x0002 {
-            return Ok(Some((pos, ts)));
+            return Some((pos, ts));
         }
         let elem = u16::from_le_bytes([h[2], h[3]]);
-        let vr = [h[4], h[5]];
-        let (len, hdr) = match &vr {
+        let (len, hdr) = match &[h[4], h[5]] {
             b"OB" | b"OW" | b"UN" | b"SQ" | b"UT" | b"UC" | b"UR" => {
                 let mut l = [0u8; 4];
-                if r.read_exact(&mut l).is_err() {
-                    return Ok(None);
-                }
+                r.read_exact(&mut l).ok()?;
                 (u64::from(u32::from_le_bytes(l)), 12)
             }
             _ => (u64::from(u16::from_le_bytes([h[6], h[7]])), 8),
         };
-        if len > 1024 {
-            return Ok(None);
+        // Meta elements are short; a long one means this is not a meta group we can walk.
+        if len > 64 * 1024 || !vr_ok(&[h[4], h[5]]) {
+            return None;
         }
         let mut v = vec![0u8; len as usize];
-        if r.read_exact(&mut v).is_err() {
-            return Ok(None);
-        }
+        r.read_exact(&mut v).ok()?;
         if elem == 0x0010 {
             ts = String::from_utf8_lossy(&v)
                 .trim_end_matches(['\0', ' '])

@@ -63,6 +63,9 @@ pub fn encode_u16_lossless(px: &[u16], rows: usize, cols: usize) -> Result<Vec<u
         params.tcp_numlayers = 1;
         params.tcp_rates[0] = 0.0;
         params.cp_disto_alloc = 1;
+        // Each resolution level halves the image; small images allow fewer than the default 6.
+        let min_side = rows.min(cols) as u32;
+        params.numresolution = (32 - min_side.leading_zeros()).clamp(1, 6) as i32;
         let mut ok = !codec.is_null() && opj_setup_encoder(codec, &mut params, img) != 0;
         let stream = if ok {
             opj_stream_create_default_file_stream(cpath.as_ptr(), 0)

@@ -31,4 +31,4 @@ pub use error::VolumeError;
 pub use grid::{Grid, IndexPoint, LpsPoint};
 pub use nalgebra::{Point3, Vector3};
 pub use nifti::read_nifti;
-pub use pixels::{read_pixels, InstancePixels};
+pub use pixels::{pixels_from_object, read_native_into, read_pixels, InstancePixels};

@@ -11,6 +11,7 @@ thread_local! {
 use dicom_core::value::DicomValueType;
 use dicom_core::value::{PrimitiveValue, Value};
 use dicom_dictionary_std::tags;
+use dicom_object::DefaultDicomObject;
 use dicom_pixeldata::PixelDecoder;
 use spinetriage_dicom::{header_from_object, open_object, InstanceHeader, Limits};
 
@@ -262,12 +263,21 @@ pub fn read_pixels(path: &Path, limits: &Limits) -> Result<InstancePixels, Volum
     let obj = open_object(path, limits, false)?.ok_or_else(|| VolumeError::NotDicom {
         path: path.to_path_buf(),
     })?;
+    pixels_from_object(&obj, path, limits)
+}
+
+/// [`read_pixels`] on a parsed object (from memory, for instance); `path` labels errors.
+pub fn pixels_from_object(
+    obj: &DefaultDicomObject,
+    path: &Path,
+    limits: &Limits,
+) -> Result<InstancePixels, VolumeError> {
     let ts = obj
         .meta()
         .transfer_syntax()
         .trim_end_matches('\0')
         .to_string();
-    let header = header_from_object(path, &obj)?;
+    let header = header_from_object(path, obj)?;
     let pd = obj
         .get(tags::PIXEL_DATA)
         .ok_or_else(|| VolumeError::NoPixelData {

@@ -1,0 +1,58 @@
+//! Every input the fuzzers found (`fuzz/regressions/`), replayed: no panic, and no allocation above
+//! 256 MB at any moment (a counting allocator wraps the system one in this test binary).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use spinetriage_dicom::{open_object_bytes, read_header_bytes, Limits};
+use spinetriage_tests::workspace_root;
+use spinetriage_volume::pixels_from_object;
+
+struct Counting;
+static LARGEST: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator; only records the largest single request.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LARGEST.fetch_max(l.size(), Ordering::Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        LARGEST.fetch_max(l.size(), Ordering::Relaxed);
+        unsafe { System.alloc_zeroed(l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        LARGEST.fetch_max(new, Ordering::Relaxed);
+        unsafe { System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+#[test]
+fn fuzz_findings_stay_fixed() {
+    let dir = workspace_root().join("fuzz/regressions");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        let data = std::fs::read(&p).unwrap();
+        LARGEST.store(0, Ordering::Relaxed);
+        let limits = Limits::default();
+        let _ = read_header_bytes(&data, &p, &limits);
+        if let Ok(Some(obj)) = open_object_bytes(&data, &p, &limits, false) {
+            let _ = pixels_from_object(&obj, &p, &limits);
+        }
+        let largest = LARGEST.load(Ordering::Relaxed);
+        assert!(
+            largest < 256 << 20,
+            "{}: allocated {largest} bytes at once",
+            p.display()
+        );
+        n += 1;
+    }
+    assert!(n >= 1);
+}
