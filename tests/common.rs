@@ -27,3 +27,23 @@ pub fn shared_data(folder: &str) -> Option<PathBuf> {
     eprintln!("skipping: shared data folder {} not found", p.display());
     None
 }
+
+/// A small CT-only phantom study (`matrix`² × `slices`, coarse voxels) written under `root`;
+/// returns its series folder.
+pub fn small_ct_phantom(
+    root: &std::path::Path,
+    seed: u64,
+    matrix: usize,
+    pixel_mm: f64,
+    slice_mm: f64,
+    slices: usize,
+) -> PathBuf {
+    let mut cfg = spinetriage_phantom::case("normal", seed).expect("built-in case");
+    cfg.series = spinetriage_phantom::SeriesSet::ct_only();
+    cfg.ct.matrix = matrix;
+    cfg.ct.pixel_mm = pixel_mm;
+    cfg.ct.slice_mm = slice_mm;
+    cfg.ct.slices = slices;
+    spinetriage_phantom::generate(&cfg, root).expect("phantom generation");
+    root.join("normal/dicom/02_ct")
+}

@@ -11,14 +11,7 @@ use spinetriage_volume::{assemble, read_pixels};
 
 /// A small good CT phantom; returns its series folder.
 fn good_study(root: &Path) -> PathBuf {
-    let mut cfg = spinetriage_phantom::case("normal", 21).unwrap();
-    cfg.series = spinetriage_phantom::SeriesSet::ct_only();
-    cfg.ct.matrix = 64;
-    cfg.ct.pixel_mm = 3.0;
-    cfg.ct.slice_mm = 4.0;
-    cfg.ct.slices = 10;
-    spinetriage_phantom::generate(&cfg, root).unwrap();
-    root.join("normal/dicom/02_ct")
+    spinetriage_tests::small_ct_phantom(root, 21, 64, 3.0, 4.0, 10)
 }
 
 /// Writes a copy of `template` with some elements replaced and a fresh SOP Instance UID.

@@ -6,7 +6,7 @@ use dicom_dictionary_std::tags;
 use nalgebra::{Point3, Vector3};
 use serde_json::Value;
 use spinetriage_dicom::{discover, DiscoverOptions, Limits, SeriesKind};
-use spinetriage_tests::{shared_data, workspace_root};
+use spinetriage_tests::{shared_data, small_ct_phantom, workspace_root};
 use spinetriage_volume::{
     assemble, read_nifti, read_pixels, GeometryProblem, IndexPoint, LpsPoint,
 };
@@ -192,14 +192,7 @@ fn nifti_affines_match_nibabel() {
 }
 
 fn small_phantom(dir: &std::path::Path) -> std::path::PathBuf {
-    let mut cfg = spinetriage_phantom::case("normal", 4).unwrap();
-    cfg.series = spinetriage_phantom::SeriesSet::ct_only();
-    cfg.ct.matrix = 64;
-    cfg.ct.pixel_mm = 3.0;
-    cfg.ct.slice_mm = 4.0;
-    cfg.ct.slices = 12;
-    spinetriage_phantom::generate(&cfg, dir).unwrap();
-    dir.join("normal/dicom/02_ct")
+    small_ct_phantom(dir, 4, 64, 3.0, 4.0, 12)
 }
 
 #[test]
@@ -369,13 +362,7 @@ fn enhanced_multiframe_uses_per_frame_positions_and_rescale() {
 fn mixed_sizes_in_one_series_are_split() {
     let tmp = tempfile::tempdir().unwrap();
     let a = small_phantom(&tmp.path().join("a"));
-    let mut cfg = spinetriage_phantom::case("normal", 5).unwrap();
-    cfg.series = spinetriage_phantom::SeriesSet::ct_only();
-    cfg.ct.matrix = 48;
-    cfg.ct.pixel_mm = 4.0;
-    cfg.ct.slice_mm = 4.0;
-    cfg.ct.slices = 6;
-    spinetriage_phantom::generate(&cfg, &tmp.path().join("b")).unwrap();
+    small_ct_phantom(&tmp.path().join("b"), 5, 48, 4.0, 4.0, 6);
     let first = one_series(&a);
     let (uid, study) = (first.uid.clone(), first.instances[0].study_uid.clone());
     for f in std::fs::read_dir(tmp.path().join("b/normal/dicom/02_ct")).unwrap() {

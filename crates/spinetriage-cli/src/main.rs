@@ -542,6 +542,15 @@ fn round3(v: spinetriage_volume::Vector3<f64>) -> [f64; 3] {
     [v.x, v.y, v.z].map(|x| (x * 1000.0).round() / 1000.0)
 }
 
+/// `override_with!(a.flag => c.field, ...)`: assigns every flag that was given.
+macro_rules! override_with {
+    ($($src:expr => $dst:expr),* $(,)?) => {
+        $(if let Some(v) = $src {
+            $dst = v;
+        })*
+    };
+}
+
 fn phantom(a: PhantomArgs) -> Result<u8> {
     if a.list {
         for c in spinetriage_phantom::CASES {
@@ -565,39 +574,20 @@ fn phantom(a: PhantomArgs) -> Result<u8> {
     };
     for c in &mut cfgs {
         c.syntax = syntax;
-        if let Some(v) = a.ct_pixel_mm {
-            c.ct.pixel_mm = v;
-        }
-        if let Some(v) = a.ct_matrix {
-            c.ct.matrix = v;
-        }
-        if let Some(v) = a.ct_slice_mm {
-            c.ct.slice_mm = v;
-        }
-        if let Some(v) = a.ct_slices {
-            c.ct.slices = v;
-        }
-        if let Some(v) = a.ct_noise_hu {
-            c.ct.noise_hu = v;
-        }
-        if let Some(v) = a.mr_pixel_mm {
-            c.mr.pixel_mm = v;
-        }
-        if let Some(v) = a.mr_slice_mm {
-            c.mr.thickness_mm = v;
-        }
-        if let Some(v) = a.snr {
-            c.mr.snr = v;
-        }
-        if let Some(v) = a.bias_pct {
-            c.mr.bias_pct = v;
-        }
-        if let Some(v) = a.curvature {
-            c.spine.curvature = v;
-        }
-        if let Some(v) = a.scoliosis_deg {
-            c.spine.scoliosis_deg = v;
-        }
+        // Each flag given on the command line overrides the case's protocol.
+        override_with!(
+            a.ct_pixel_mm => c.ct.pixel_mm,
+            a.ct_matrix => c.ct.matrix,
+            a.ct_slice_mm => c.ct.slice_mm,
+            a.ct_slices => c.ct.slices,
+            a.ct_noise_hu => c.ct.noise_hu,
+            a.mr_pixel_mm => c.mr.pixel_mm,
+            a.mr_slice_mm => c.mr.thickness_mm,
+            a.snr => c.mr.snr,
+            a.bias_pct => c.mr.bias_pct,
+            a.curvature => c.spine.curvature,
+            a.scoliosis_deg => c.spine.scoliosis_deg,
+        );
         if let Some(r) = &a.rotate_deg {
             c.spine.rotation_deg = [r[0], r[1], r[2]];
         }

@@ -114,13 +114,12 @@ impl<R: Read + Seek> Walker<R> {
             let explicit = self.explicit && !implicit_here;
             let (vr, len) = if explicit {
                 let vr = self.read::<2>()?;
-                match &vr {
-                    b"OB" | b"OD" | b"OF" | b"OL" | b"OV" | b"OW" | b"SQ" | b"SV" | b"UC"
-                    | b"UN" | b"UR" | b"UT" | b"UV" => {
-                        self.read::<2>()?;
-                        (Some(vr), self.u32()?)
-                    }
-                    _ => (Some(vr), u32::from(self.u16()?)),
+                if short_length_vr(&vr) {
+                    (Some(vr), u32::from(self.u16()?))
+                } else {
+                    // Long form, as for any unknown VR (dcmtk and dicom-parser do the same).
+                    self.read::<2>()?;
+                    (Some(vr), self.u32()?)
                 }
             } else {
                 (None, self.u32()?)
@@ -285,6 +284,34 @@ pub fn validate_file(
     validate_reader(r, len, path, dataset_offset, syntax, headers_only)
 }
 
+/// VRs with a 16-bit length field in explicit VR encodings (PS3.5 Table 7.1-2).
+fn short_length_vr(vr: &[u8; 2]) -> bool {
+    matches!(
+        vr,
+        b"AE"
+            | b"AS"
+            | b"AT"
+            | b"CS"
+            | b"DA"
+            | b"DS"
+            | b"DT"
+            | b"FL"
+            | b"FD"
+            | b"IS"
+            | b"LO"
+            | b"LT"
+            | b"PN"
+            | b"SH"
+            | b"SL"
+            | b"SS"
+            | b"ST"
+            | b"TM"
+            | b"UI"
+            | b"UL"
+            | b"US"
+    )
+}
+
 fn vr_ok(vr: &[u8; 2]) -> bool {
     vr[0].is_ascii_uppercase() && vr[1].is_ascii_uppercase()
 }
@@ -313,13 +340,12 @@ pub fn meta_end<R: Read + Seek>(mut r: R) -> Option<(u64, String)> {
             return Some((pos, ts));
         }
         let elem = u16::from_le_bytes([h[2], h[3]]);
-        let (len, hdr) = match &[h[4], h[5]] {
-            b"OB" | b"OW" | b"UN" | b"SQ" | b"UT" | b"UC" | b"UR" => {
-                let mut l = [0u8; 4];
-                r.read_exact(&mut l).ok()?;
-                (u64::from(u32::from_le_bytes(l)), 12)
-            }
-            _ => (u64::from(u16::from_le_bytes([h[6], h[7]])), 8),
+        let (len, hdr) = if short_length_vr(&[h[4], h[5]]) {
+            (u64::from(u16::from_le_bytes([h[6], h[7]])), 8)
+        } else {
+            let mut l = [0u8; 4];
+            r.read_exact(&mut l).ok()?;
+            (u64::from(u32::from_le_bytes(l)), 12)
         };
         // Meta elements are short; a long one means this is not a meta group we can walk.
         if len > 64 * 1024 || !vr_ok(&[h[4], h[5]]) {
