@@ -187,6 +187,50 @@ pub fn read_native_into(
 }
 
 const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
+const JPEG_2000: &[&str] = &[
+    "1.2.840.10008.1.2.4.90",
+    "1.2.840.10008.1.2.4.91",
+    "1.2.840.10008.1.2.4.201",
+    "1.2.840.10008.1.2.4.202",
+    "1.2.840.10008.1.2.4.203",
+];
+
+/// Checks the SIZ marker of a JPEG 2000 codestream fragment (raw or inside a JP2 `jp2c` box)
+/// against Rows × Columns, one grey component without subsampling. Fragments that do not start a
+/// codestream (continuations of a frame) are not checked.
+fn check_j2k_size(frag: &[u8], rows: u32, cols: u32) -> Result<(), String> {
+    let head = &frag[..frag.len().min(4096)];
+    let Some(at) = head.windows(4).position(|w| w == [0xFF, 0x4F, 0xFF, 0x51]) else {
+        return Ok(());
+    };
+    let siz = &head[at + 4..];
+    let be32 = |o: usize| -> Result<u32, String> {
+        siz.get(o..o + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            .ok_or_else(|| "JPEG 2000 SIZ marker truncated".to_string())
+    };
+    let (x, y, x0, y0) = (be32(4)?, be32(8)?, be32(12)?, be32(16)?);
+    let csiz = siz
+        .get(36..38)
+        .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        .ok_or("JPEG 2000 SIZ marker truncated")?;
+    let (w, h) = (x.saturating_sub(x0), y.saturating_sub(y0));
+    if (w, h) != (cols, rows) {
+        return Err(format!(
+            "JPEG 2000 codestream is {w}×{h}, the header says {cols}×{rows}"
+        ));
+    }
+    if csiz != 1 {
+        return Err(format!(
+            "JPEG 2000 codestream has {csiz} components, expected 1"
+        ));
+    }
+    match siz.get(39..41) {
+        Some([1, 1]) => Ok(()),
+        Some(_) => Err("JPEG 2000 component is subsampled".into()),
+        None => Err("JPEG 2000 SIZ marker truncated".into()),
+    }
+}
 
 /// Decodes one RLE Lossless frame (PS3.5 Annex G) of grey samples `bps` bytes wide into
 /// little-endian sample bytes. Segment 0 holds the most significant byte of every sample.
@@ -435,12 +479,19 @@ pub fn pixels_from_object(
             }
             convert_le_bytes(&bytes, layout, frame_len, &header, &mut values);
         }
-        Value::PixelSequence(_) => {
+        Value::PixelSequence(seq) => {
             let decode = |e: &dyn std::fmt::Display| VolumeError::Decode {
                 path: path.to_path_buf(),
                 transfer_syntax: ts.clone(),
                 reason: e.to_string(),
             };
+            if JPEG_2000.contains(&ts.as_str()) {
+                // The JPEG 2000 adapter writes the codestream's own size into a buffer sized from
+                // Rows × Columns (fuzz find: index past the end). Check the SIZ marker first.
+                for frag in seq.fragments() {
+                    check_j2k_size(frag, header.rows, header.columns).map_err(|e| decode(&e))?;
+                }
+            }
             // Decoders may panic on hostile input; contain it to this file.
             let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 obj.decode_pixel_data().map(|d| {
