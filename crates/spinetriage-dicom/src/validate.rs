@@ -22,6 +22,8 @@ struct Walker<R> {
     little: bool,
     explicit: bool,
     stop_at_pixel_data: bool,
+    /// A bare data set: file meta elements (group 0002) inside it are refused.
+    forbid_meta: bool,
 }
 
 #[derive(PartialEq)]
@@ -59,6 +61,23 @@ impl<R: Read + Seek> Walker<R> {
             u32::from_be_bytes(b)
         })
     }
+    /// Whether the next four bytes are an item tag (FFFE,E000), without consuming them.
+    fn peek_item_tag(&mut self) -> Result<bool, String> {
+        let mut b = [0u8; 4];
+        if self.r.read_exact(&mut b).is_err() {
+            return Ok(false);
+        }
+        self.r
+            .seek(SeekFrom::Current(-4))
+            .map_err(|e| e.to_string())?;
+        let item = if self.little {
+            [0xFE, 0xFF, 0x00, 0xE0]
+        } else {
+            [0xFF, 0xFE, 0xE0, 0x00]
+        };
+        Ok(b == item)
+    }
+
     fn skip(&mut self, n: u64, end: u64, tag: (u16, u16)) -> Result<(), String> {
         if self.pos + n > end {
             return Err(format!(
@@ -95,6 +114,13 @@ impl<R: Read + Seek> Walker<R> {
                     _ => return Err(format!("unexpected item tag at byte {}", self.pos - 8)),
                 }
             }
+            if tag.0 == 0x0002 && self.forbid_meta {
+                return Err(format!(
+                    "file meta element (0002,{:04X}) inside a data set at byte {}",
+                    tag.1,
+                    self.pos - 4
+                ));
+            }
             if tag == (0x7FE0, 0x0010) && self.stop_at_pixel_data {
                 // Headers only: still check that a native Pixel Data block fits in the file, so a
                 // truncated export is reported at discovery, not halfway through a batch.
@@ -124,7 +150,12 @@ impl<R: Read + Seek> Walker<R> {
             } else {
                 (None, self.u32()?)
             };
-            let is_sq = vr.as_ref().is_some_and(|v| v == b"SQ");
+            // In implicit VR the dictionary, not the stream, says SQ; parsers then read the items,
+            // so a defined-length value that starts with an item tag is walked as a sequence too.
+            let is_sq = match &vr {
+                Some(v) => v == b"SQ",
+                None => len != UNDEFINED && len >= 8 && self.peek_item_tag()?,
+            };
             if len == UNDEFINED && vr.as_ref().is_some_and(|v| v == b"UN") {
                 // A sequence re-encoded as UN (CP-246). dicom-parser 0.10 reserves 4 GiB for it
                 // (measured on pydicom's UN_sequence.dcm: 3.6 GB resident for a 674-byte file).
@@ -261,6 +292,7 @@ pub fn validate_reader<R: Read + Seek>(
         little,
         explicit,
         stop_at_pixel_data: headers_only,
+        forbid_meta: dataset_offset == 0,
     };
     match w.elements(len, 0, false).map_err(parse)? {
         End::Delimiter => Err(parse(format!("stray delimiter at byte {}", w.pos - 8))),
