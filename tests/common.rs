@@ -47,3 +47,13 @@ pub fn small_ct_phantom(
     spinetriage_phantom::generate(&cfg, root).expect("phantom generation");
     root.join("normal/dicom/02_ct")
 }
+
+/// Every regular file below `dir`, recursively.
+pub fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(walkdir::DirEntry::into_path)
+        .collect()
+}

@@ -197,7 +197,7 @@ fn output_is_deterministic_for_a_seed() {
     generate(&cfg, a.path()).unwrap();
     generate(&cfg, b.path()).unwrap();
     let files = |d: &std::path::Path| {
-        let mut v: Vec<_> = walk(d)
+        let mut v: Vec<_> = spinetriage_tests::files_under(d)
             .into_iter()
             .map(|p| {
                 (
@@ -210,13 +210,4 @@ fn output_is_deterministic_for_a_seed() {
         v
     };
     assert_eq!(files(a.path()), files(b.path()));
-}
-
-fn walk(d: &std::path::Path) -> Vec<std::path::PathBuf> {
-    walkdir::WalkDir::new(d)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .map(walkdir::DirEntry::into_path)
-        .collect()
 }

@@ -165,7 +165,7 @@ fn phantom_files_read_cleanly_with_pydicom_and_dcmdump() {
     for syntax in ["explicit", "implicit", "rle", "jpeg-ls", "j2k"] {
         let out = tmp.path().join(syntax);
         let study = phantom(&out, "tumour-l4", syntax);
-        let files: Vec<PathBuf> = walk(&study)
+        let files: Vec<PathBuf> = spinetriage_tests::files_under(&study)
             .into_iter()
             .filter(|p| p.extension().is_some_and(|e| e == "dcm"))
             .collect();
@@ -214,15 +214,6 @@ fn phantom_files_read_cleanly_with_pydicom_and_dcmdump() {
             }
         }
     }
-}
-
-fn walk(d: &Path) -> Vec<PathBuf> {
-    walkdir::WalkDir::new(d)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .map(walkdir::DirEntry::into_path)
-        .collect()
 }
 
 #[test]

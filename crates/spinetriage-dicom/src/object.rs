@@ -1,6 +1,6 @@
 //! Opening files as DICOM objects, with or without a preamble and file meta group.
 
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use dicom_dictionary_std::{tags, uids};
@@ -98,7 +98,17 @@ pub fn open_object(
     limits: &Limits,
     headers_only: bool,
 ) -> Result<Option<DefaultDicomObject>, DicomError> {
-    let (kind, len) = sniff_file(path)?;
+    let io = |source| DicomError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    // One open serves sniffing, the meta walk and the structural pre-pass.
+    let file = std::fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    let mut r = std::io::BufReader::with_capacity(16 * 1024, file);
+    let mut head = Vec::with_capacity(132);
+    r.by_ref().take(132).read_to_end(&mut head).map_err(io)?;
+    let kind = sniff(&head);
     if kind == Sniff::NotDicom {
         return Ok(None);
     }
@@ -115,20 +125,14 @@ pub fn open_object(
         path: path.to_path_buf(),
         reason: e.to_string(),
     };
+    r.seek(SeekFrom::Start(0)).map_err(io)?;
     match kind {
         Sniff::Part10 => {
             // Structure first: no declared length may run past the file before dicom-object
             // reserves it.
-            let file = std::fs::File::open(path).map_err(|source| DicomError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
-            let (offset, ts) = crate::validate::meta_end(std::io::BufReader::new(file))
-                .ok_or_else(|| DicomError::Parse {
-                    path: path.to_path_buf(),
-                    reason: "file meta group is malformed".into(),
-                })?;
-            crate::validate::validate_file(path, offset, &ts, headers_only)?;
+            let (offset, ts) = crate::validate::meta_end(&mut r)
+                .ok_or_else(|| parse(&"file meta group is malformed"))?;
+            crate::validate::validate_reader(&mut r, len, path, offset, &ts, headers_only)?;
             let mut opts = OpenFileOptions::new();
             if headers_only {
                 opts = opts.read_until(tags::PIXEL_DATA);
@@ -136,11 +140,10 @@ pub fn open_object(
             opts.open_file(path).map(Some).map_err(|e| parse(&e))
         }
         Sniff::RawDataSet(syntax) => {
-            crate::validate::validate_file(path, 0, syntax.uid(), false)?;
-            let bytes = std::fs::read(path).map_err(|source| DicomError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            crate::validate::validate_reader(&mut r, len, path, 0, syntax.uid(), false)?;
+            let mut bytes = Vec::new();
+            r.seek(SeekFrom::Start(0)).map_err(io)?;
+            r.read_to_end(&mut bytes).map_err(io)?;
             raw_data_set(&bytes, syntax, path).map(Some)
         }
         Sniff::NotDicom => Ok(None),
