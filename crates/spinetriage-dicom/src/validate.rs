@@ -368,8 +368,9 @@ fn vr_ok(vr: &[u8; 2]) -> bool {
 /// syntax; `None` when the meta group cannot be walked (then the file is refused: dicom-object
 /// would trust the same broken lengths, found by fuzzing to cost 3.5 GB).
 pub fn meta_end<R: Read + Seek>(mut r: R) -> Option<(u64, String)> {
-    let mut head = [0u8; 132];
-    let n = r.read(&mut head).unwrap_or(0);
+    let mut head = Vec::with_capacity(132);
+    r.by_ref().take(132).read_to_end(&mut head).ok()?;
+    let n = head.len();
     let start: u64 = if n >= 132 && &head[128..132] == b"DICM" {
         132
     } else if n >= 4 && &head[0..4] == b"DICM" {
@@ -380,12 +381,19 @@ pub fn meta_end<R: Read + Seek>(mut r: R) -> Option<(u64, String)> {
     r.seek(SeekFrom::Start(start)).ok()?;
     let mut pos = start;
     let mut ts = String::new();
+    // Where (0002,0000) says the group ends; readers trust it to find the data set.
+    let mut declared_end = None;
     loop {
         let mut h = [0u8; 8];
         r.read_exact(&mut h).ok()?;
         let group = u16::from_le_bytes([h[0], h[1]]);
         if group != 0x0002 {
-            return Some((pos, ts));
+            // A group length that disagrees with the elements would make the parser start the
+            // data set elsewhere than we checked (fuzz find: 4 GB allocation).
+            return match declared_end {
+                Some(end) if end != pos => None,
+                _ => Some((pos, ts)),
+            };
         }
         let elem = u16::from_le_bytes([h[2], h[3]]);
         let (len, hdr) = if short_length_vr(&[h[4], h[5]]) {
@@ -401,6 +409,10 @@ pub fn meta_end<R: Read + Seek>(mut r: R) -> Option<(u64, String)> {
         }
         let mut v = vec![0u8; len as usize];
         r.read_exact(&mut v).ok()?;
+        if elem == 0x0000 && len == 4 {
+            declared_end =
+                Some(pos + hdr + len + u64::from(u32::from_le_bytes([v[0], v[1], v[2], v[3]])));
+        }
         if elem == 0x0010 {
             ts = String::from_utf8_lossy(&v)
                 .trim_end_matches(['\0', ' '])
