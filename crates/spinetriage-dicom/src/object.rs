@@ -88,6 +88,59 @@ pub fn sniff_file(path: &Path) -> Result<(Sniff, u64), DicomError> {
     Ok((sniff(&head), len))
 }
 
+/// Sniffs a source and checks its structure before any parser sees it: no declared length may run
+/// past its container or the end of the source. Returns the kind of DICOM found, or `None` for
+/// non-DICOM input. Shared by the file and in-memory entry points so both refuse the same inputs.
+fn prepare<R: std::io::BufRead + Seek>(
+    r: &mut R,
+    len: u64,
+    name: &Path,
+    limits: &Limits,
+    headers_only: bool,
+) -> Result<Option<Sniff>, DicomError> {
+    let io = |source| DicomError::Io {
+        path: name.to_path_buf(),
+        source,
+    };
+    let mut head = Vec::with_capacity(132);
+    r.by_ref().take(132).read_to_end(&mut head).map_err(io)?;
+    let kind = sniff(&head);
+    if kind == Sniff::NotDicom {
+        return Ok(None);
+    }
+    if len > limits.max_file_bytes {
+        return Err(DicomError::TooLarge {
+            path: name.to_path_buf(),
+            reason: format!("{len} bytes exceed the limit of {}", limits.max_file_bytes),
+        });
+    }
+    r.seek(SeekFrom::Start(0)).map_err(io)?;
+    match kind {
+        Sniff::Part10 => {
+            let (offset, ts) =
+                crate::validate::meta_end(&mut *r).ok_or_else(|| DicomError::Parse {
+                    path: name.to_path_buf(),
+                    reason: "file meta group is malformed".into(),
+                })?;
+            crate::validate::validate_reader(&mut *r, len, name, offset, &ts, headers_only)?;
+        }
+        Sniff::RawDataSet(syntax) => {
+            crate::validate::validate_reader(&mut *r, len, name, 0, syntax.uid(), false)?;
+        }
+        Sniff::NotDicom => {}
+    }
+    Ok(Some(kind))
+}
+
+fn part10_options(headers_only: bool) -> OpenFileOptions {
+    let opts = OpenFileOptions::new();
+    if headers_only {
+        opts.read_until(tags::PIXEL_DATA)
+    } else {
+        opts
+    }
+}
+
 /// Opens a file as a DICOM object.
 ///
 /// With `headers_only`, Part 10 files are parsed only up to Pixel Data, which is never read. Bare data
@@ -106,47 +159,21 @@ pub fn open_object(
     let file = std::fs::File::open(path).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
     let mut r = std::io::BufReader::with_capacity(16 * 1024, file);
-    let mut head = Vec::with_capacity(132);
-    r.by_ref().take(132).read_to_end(&mut head).map_err(io)?;
-    let kind = sniff(&head);
-    if kind == Sniff::NotDicom {
-        return Ok(None);
-    }
-    if len > limits.max_file_bytes {
-        return Err(DicomError::TooLarge {
-            path: path.to_path_buf(),
-            reason: format!(
-                "file of {len} bytes exceeds the limit of {}",
-                limits.max_file_bytes
-            ),
-        });
-    }
-    let parse = |e: &dyn std::fmt::Display| DicomError::Parse {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    };
-    r.seek(SeekFrom::Start(0)).map_err(io)?;
-    match kind {
-        Sniff::Part10 => {
-            // Structure first: no declared length may run past the file before dicom-object
-            // reserves it.
-            let (offset, ts) = crate::validate::meta_end(&mut r)
-                .ok_or_else(|| parse(&"file meta group is malformed"))?;
-            crate::validate::validate_reader(&mut r, len, path, offset, &ts, headers_only)?;
-            let mut opts = OpenFileOptions::new();
-            if headers_only {
-                opts = opts.read_until(tags::PIXEL_DATA);
-            }
-            opts.open_file(path).map(Some).map_err(|e| parse(&e))
-        }
-        Sniff::RawDataSet(syntax) => {
-            crate::validate::validate_reader(&mut r, len, path, 0, syntax.uid(), false)?;
+    match prepare(&mut r, len, path, limits, headers_only)? {
+        None | Some(Sniff::NotDicom) => Ok(None),
+        Some(Sniff::Part10) => part10_options(headers_only)
+            .open_file(path)
+            .map(Some)
+            .map_err(|e| DicomError::Parse {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            }),
+        Some(Sniff::RawDataSet(syntax)) => {
             let mut bytes = Vec::new();
             r.seek(SeekFrom::Start(0)).map_err(io)?;
             r.read_to_end(&mut bytes).map_err(io)?;
             raw_data_set(&bytes, syntax, path).map(Some)
         }
-        Sniff::NotDicom => Ok(None),
     }
 }
 
@@ -193,52 +220,17 @@ pub fn open_object_bytes(
     limits: &Limits,
     headers_only: bool,
 ) -> Result<Option<DefaultDicomObject>, DicomError> {
-    let kind = sniff(&bytes[..bytes.len().min(132)]);
-    if bytes.len() as u64 > limits.max_file_bytes {
-        return Err(DicomError::TooLarge {
-            path: name.to_path_buf(),
-            reason: format!(
-                "{} bytes exceed the limit of {}",
-                bytes.len(),
-                limits.max_file_bytes
-            ),
-        });
-    }
-    let parse = |e: &dyn std::fmt::Display| DicomError::Parse {
-        path: name.to_path_buf(),
-        reason: e.to_string(),
-    };
-    let len = bytes.len() as u64;
-    match kind {
-        Sniff::NotDicom => Ok(None),
-        Sniff::Part10 => {
-            let (offset, ts) = crate::validate::meta_end(std::io::Cursor::new(bytes))
-                .ok_or_else(|| parse(&"file meta group is malformed"))?;
-            crate::validate::validate_reader(
-                std::io::Cursor::new(bytes),
-                len,
-                name,
-                offset,
-                &ts,
-                headers_only,
-            )?;
-            let mut opts = OpenFileOptions::new();
-            if headers_only {
-                opts = opts.read_until(tags::PIXEL_DATA);
-            }
-            opts.from_reader(bytes).map(Some).map_err(|e| parse(&e))
-        }
-        Sniff::RawDataSet(syntax) => {
-            crate::validate::validate_reader(
-                std::io::Cursor::new(bytes),
-                len,
-                name,
-                0,
-                syntax.uid(),
-                false,
-            )?;
-            raw_data_set(bytes, syntax, name).map(Some)
-        }
+    let mut r = std::io::Cursor::new(bytes);
+    match prepare(&mut r, bytes.len() as u64, name, limits, headers_only)? {
+        None | Some(Sniff::NotDicom) => Ok(None),
+        Some(Sniff::Part10) => part10_options(headers_only)
+            .from_reader(bytes)
+            .map(Some)
+            .map_err(|e| DicomError::Parse {
+                path: name.to_path_buf(),
+                reason: e.to_string(),
+            }),
+        Some(Sniff::RawDataSet(syntax)) => raw_data_set(bytes, syntax, name).map(Some),
     }
 }
 
