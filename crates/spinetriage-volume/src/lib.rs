@@ -32,3 +32,4 @@ pub use grid::{Grid, IndexPoint, LpsPoint};
 pub use nalgebra::{Point3, Vector3};
 pub use nifti::read_nifti;
 pub use pixels::{pixels_from_object, read_native_into, read_pixels, InstancePixels};
+pub use spinetriage_dicom::SeriesKind;

@@ -1,0 +1,320 @@
+//! `spinetriage bench-accuracy`: morphometry against the phantom's ground truth over varied
+//! noise, resolution, curvature and whole-spine rotation (issue 3, item 6).
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use spinetriage_dicom::{discover, DiscoverOptions, Limits};
+use spinetriage_measure::analyze_volumes;
+use spinetriage_phantom::{PhantomConfig, SeriesSet, CASES};
+use spinetriage_volume::{assemble, LpsPoint};
+use std::path::Path;
+
+/// One phantom run's settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct Variant {
+    case: String,
+    seed: u64,
+    modality: &'static str,
+    pixel_mm: f64,
+    slice_mm: f64,
+    noise: f64,
+    curvature: f64,
+    rotation_deg: [f64; 3],
+}
+
+/// Per-level comparison.
+#[derive(Debug, Clone, Serialize)]
+pub struct LevelResult {
+    truth_level: String,
+    found_level: Option<String>,
+    centre_error_mm: f64,
+    height_errors_mm: [f64; 3],
+    loss_error_pct: Option<f64>,
+    genant_truth: u8,
+    genant_found: Option<u8>,
+}
+
+/// Summary over all runs.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Summary {
+    runs: usize,
+    levels_truth: usize,
+    levels_found: usize,
+    height_mae_mm: f64,
+    height_p95_mm: f64,
+    loss_mae_pct: f64,
+    genant_agreement_pct: f64,
+    label_accuracy_pct: f64,
+    cases_all_labels_correct_pct: f64,
+}
+
+/// Splitmix64: variants are reproducible for a seed without a dependency.
+fn rnd(state: &mut u64) -> f64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The variants: every case, alternating CT and MR, with random settings in the issue's ranges
+/// (MR 0.6–1.2 mm in-plane, 3–4 mm slices; CT 0.5–1 mm in-plane, 1–3 mm slices; curvature
+/// 0.5–1.5; rotation up to ±10° about each axis; noise from low to high).
+pub fn variants(cases: &[&str], repeats: usize, seed: u64) -> Vec<(Variant, PhantomConfig)> {
+    let mut state = seed;
+    let mut out = Vec::new();
+    for r in 0..repeats {
+        for (k, case) in cases.iter().enumerate() {
+            let Some(mut cfg) = spinetriage_phantom::case(case, seed + r as u64) else {
+                continue;
+            };
+            let ct = (k + r) % 2 == 0;
+            let mut u = || rnd(&mut state);
+            let curvature = 0.5 + u();
+            let rotation_deg = [20.0 * u() - 10.0, 20.0 * u() - 10.0, 20.0 * u() - 10.0];
+            cfg.spine.curvature *= curvature;
+            for (a, b) in cfg.spine.rotation_deg.iter_mut().zip(rotation_deg) {
+                *a += b;
+            }
+            let (pixel_mm, slice_mm, noise);
+            if ct {
+                pixel_mm = 0.5 + 0.5 * u();
+                slice_mm = 1.0 + 2.0 * u();
+                noise = 5.0 + 25.0 * u();
+                cfg.ct.pixel_mm = pixel_mm;
+                cfg.ct.matrix = (260.0 / pixel_mm).round() as usize;
+                cfg.ct.slice_mm = slice_mm;
+                cfg.ct.noise_hu = noise;
+                cfg.series = SeriesSet::ct_only();
+            } else {
+                pixel_mm = 0.6 + 0.6 * u();
+                slice_mm = 3.0 + u();
+                noise = 10.0 + 30.0 * u();
+                cfg.mr.pixel_mm = pixel_mm;
+                cfg.mr.rows = (400.0 / pixel_mm).round() as usize;
+                cfg.mr.cols = (288.0 / pixel_mm).round() as usize;
+                cfg.mr.thickness_mm = slice_mm - 0.5;
+                cfg.mr.gap_mm = 0.5;
+                cfg.mr.snr = noise;
+                cfg.series = SeriesSet::mr(false, true, false);
+            }
+            let v = Variant {
+                case: case.to_string(),
+                seed: seed + r as u64,
+                modality: if ct { "CT" } else { "MR T1" },
+                pixel_mm,
+                slice_mm,
+                noise,
+                curvature: cfg.spine.curvature,
+                rotation_deg: cfg.spine.rotation_deg,
+            };
+            out.push((v, cfg));
+        }
+    }
+    out
+}
+
+/// Runs one variant in `dir`.
+pub fn run_one(cfg: &PhantomConfig, dir: &Path) -> Result<(Vec<LevelResult>, bool)> {
+    let truth = spinetriage_phantom::generate(cfg, dir)?;
+    let study = dir.join(&cfg.name);
+    let inv = discover(&[study], &DiscoverOptions::default());
+    let mut vols = Vec::new();
+    for st in &inv.studies {
+        for s in &st.series {
+            vols.extend(assemble(s, &Limits::default())?);
+        }
+    }
+    let morph = analyze_volumes(&vols, None)?.context("no shape series")?;
+    let mut out = Vec::new();
+    let mut all_labels = true;
+    for t in &truth.levels {
+        if t.name == "S1" || t.name.starts_with("S") {
+            continue;
+        }
+        let tc = LpsPoint::new(t.centre_lps_mm[0], t.centre_lps_mm[1], t.centre_lps_mm[2]);
+        let nearest = morph.levels.iter().min_by(|a, b| {
+            let da = tc.distance_mm(&LpsPoint::new(
+                a.measurement.center_lps_mm[0],
+                a.measurement.center_lps_mm[1],
+                a.measurement.center_lps_mm[2],
+            ));
+            let db = tc.distance_mm(&LpsPoint::new(
+                b.measurement.center_lps_mm[0],
+                b.measurement.center_lps_mm[1],
+                b.measurement.center_lps_mm[2],
+            ));
+            da.total_cmp(&db)
+        });
+        let Some(l) = nearest else {
+            all_labels = false;
+            continue;
+        };
+        let c = l.measurement.center_lps_mm;
+        let d = tc.distance_mm(&LpsPoint::new(c[0], c[1], c[2]));
+        if d > 10.0 {
+            all_labels = false;
+            out.push(LevelResult {
+                truth_level: t.name.clone(),
+                found_level: None,
+                centre_error_mm: d,
+                height_errors_mm: [f64::NAN; 3],
+                loss_error_pct: None,
+                genant_truth: t.genant_grade,
+                genant_found: None,
+            });
+            continue;
+        }
+        if l.level.as_deref() != Some(t.name.as_str()) {
+            all_labels = false;
+        }
+        let m = &l.measurement;
+        let he = |h: Option<spinetriage_measure::Height>, want: f64| {
+            h.map(|h| h.height_mm - want).unwrap_or(f64::NAN)
+        };
+        out.push(LevelResult {
+            truth_level: t.name.clone(),
+            found_level: l.level.clone(),
+            centre_error_mm: d,
+            height_errors_mm: [
+                he(m.anterior, t.heights.anterior_mm),
+                he(m.middle, t.heights.middle_mm),
+                he(m.posterior, t.heights.posterior_mm),
+            ],
+            loss_error_pct: l.derived.height_loss_pct.map(|x| x - t.height_loss_pct),
+            genant_truth: t.genant_grade,
+            genant_found: l.derived.genant_grade,
+        });
+    }
+    Ok((out, all_labels))
+}
+
+/// One run: its settings, and its levels with whether every label was right (or the error).
+pub type Run = (Variant, Result<(Vec<LevelResult>, bool), String>);
+
+/// Summarises level results.
+pub fn summarise(runs: &[Run]) -> Summary {
+    let mut s = Summary {
+        runs: runs.len(),
+        ..Summary::default()
+    };
+    let mut herr = Vec::new();
+    let mut lerr = Vec::new();
+    let (mut g_ok, mut g_n, mut lab_ok, mut cases_ok) = (0, 0, 0, 0);
+    for (_, r) in runs {
+        let Ok((levels, all)) = r else { continue };
+        cases_ok += usize::from(*all);
+        for l in levels {
+            s.levels_truth += 1;
+            if l.found_level.is_some() || l.centre_error_mm <= 10.0 {
+                s.levels_found += 1;
+            }
+            if l.found_level.as_deref() == Some(l.truth_level.as_str()) {
+                lab_ok += 1;
+            }
+            for e in l.height_errors_mm {
+                // A height not found counts as a 100 % error of a typical 25 mm height.
+                herr.push(if e.is_finite() { e.abs() } else { 25.0 });
+            }
+            if let Some(e) = l.loss_error_pct {
+                lerr.push(e.abs());
+            }
+            g_n += 1;
+            if l.genant_found == Some(l.genant_truth) {
+                g_ok += 1;
+            }
+        }
+    }
+    let mean = |v: &[f64]| {
+        if v.is_empty() {
+            f64::NAN
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
+    };
+    s.height_mae_mm = mean(&herr);
+    herr.sort_by(f64::total_cmp);
+    s.height_p95_mm = herr.get(herr.len() * 95 / 100).copied().unwrap_or(f64::NAN);
+    s.loss_mae_pct = mean(&lerr);
+    s.genant_agreement_pct = 100.0 * g_ok as f64 / g_n.max(1) as f64;
+    s.label_accuracy_pct = 100.0 * lab_ok as f64 / s.levels_truth.max(1) as f64;
+    s.cases_all_labels_correct_pct = 100.0 * cases_ok as f64 / runs.len().max(1) as f64;
+    s
+}
+
+/// The command.
+pub fn bench(
+    cases: Option<Vec<String>>,
+    repeats: usize,
+    seed: u64,
+    json_out: Option<&Path>,
+    verbose: bool,
+) -> Result<Summary> {
+    let names: Vec<&str> = match &cases {
+        Some(c) => c.iter().map(String::as_str).collect(),
+        None => CASES.to_vec(),
+    };
+    let tmp = tempfile::tempdir()?;
+    let mut runs = Vec::new();
+    for (i, (v, cfg)) in variants(&names, repeats, seed).into_iter().enumerate() {
+        let dir = tmp.path().join(format!("run{i}"));
+        let t = std::time::Instant::now();
+        let r = run_one(&cfg, &dir).map_err(|e| e.to_string());
+        let _ = std::fs::remove_dir_all(&dir);
+        if verbose {
+            match &r {
+                Ok((levels, all)) => {
+                    let mae: Vec<String> = levels
+                        .iter()
+                        .map(|l| {
+                            format!(
+                                "{}:{:+.1}/{:+.1}/{:+.1} g{}→{:?}",
+                                l.truth_level,
+                                l.height_errors_mm[0],
+                                l.height_errors_mm[1],
+                                l.height_errors_mm[2],
+                                l.genant_truth,
+                                l.genant_found
+                            )
+                        })
+                        .collect();
+                    eprintln!(
+                        "{:<26} {:<5} px {:.2} sl {:.1} rot {:>5.1?} labels {} ({:.1} s)\n    {}",
+                        v.case,
+                        v.modality,
+                        v.pixel_mm,
+                        v.slice_mm,
+                        v.rotation_deg,
+                        if *all { "ok" } else { "WRONG" },
+                        t.elapsed().as_secs_f64(),
+                        mae.join(" ")
+                    );
+                }
+                Err(e) => eprintln!("{:<26} {:<5} error: {e}", v.case, v.modality),
+            }
+        }
+        runs.push((v, r));
+    }
+    let summary = summarise(&runs);
+    if let Some(p) = json_out {
+        #[derive(Serialize)]
+        struct Doc<'a> {
+            summary: &'a Summary,
+            runs: Vec<serde_json::Value>,
+        }
+        let doc = Doc {
+            summary: &summary,
+            runs: runs
+                .iter()
+                .map(|(v, r)| match r {
+                    Ok((l, all)) => {
+                        serde_json::json!({"variant": v, "levels": l, "labels_correct": all})
+                    }
+                    Err(e) => serde_json::json!({"variant": v, "error": e}),
+                })
+                .collect(),
+        };
+        std::fs::write(p, serde_json::to_string_pretty(&doc)?)?;
+    }
+    Ok(summary)
+}

@@ -1,0 +1,333 @@
+//! Quantities that need a level's neighbours or its name: expected height, loss, Genant grade,
+//! ACR deformity criteria, physiologic ranges and angles. Formulas and sources:
+//! `docs/measurements.md`.
+
+use crate::morph::{LevelMeasurement, Status};
+use serde::Serialize;
+
+/// Genant morphology of a deformed body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Morphology {
+    /// No deformity (grade 0).
+    Normal,
+    /// Anterior height reduced most.
+    Wedge,
+    /// Middle height reduced most (endplates depressed).
+    Biconcave,
+    /// All heights reduced, posterior included.
+    Crush,
+    /// One lateral margin reduced (coronal wedge).
+    Lateral,
+}
+
+/// One ACR deformity criterion (seed 003_*, variants 5 and 8).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Criterion {
+    /// Measured value, per cent; `None` when it could not be measured.
+    pub value_pct: Option<f64>,
+    /// Threshold, per cent.
+    pub threshold_pct: f64,
+    /// Whether the value reaches the threshold.
+    pub met: Option<bool>,
+}
+
+impl Criterion {
+    fn new(value_pct: Option<f64>, threshold_pct: f64) -> Criterion {
+        Criterion {
+            value_pct,
+            threshold_pct,
+            met: value_pct.map(|v| v >= threshold_pct),
+        }
+    }
+}
+
+/// The normal range of the anterior wedge (kyphosis %) at a level.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct NormalRange {
+    /// Lower limit, per cent.
+    pub low_pct: f64,
+    /// Upper limit, per cent.
+    pub high_pct: f64,
+}
+
+/// Physiologic anterior wedge by level (per cent, 100 × (1 − Ha/Hp)), approximately mean ± 2 SD of
+/// normal adults: thoracic bodies are physiologically wedged (most at the apex of the kyphosis
+/// and at the thoraco-lumbar junction), L5 is reverse-wedged (Diacinti et al., Bone 1995; Black
+/// et al., Osteoporos Int 1991 use the same level-specific normal means and SDs for Ha/Hp).
+pub fn normal_wedge_range(level: &str) -> Option<NormalRange> {
+    let (lo, hi) = match level {
+        "T1" | "T2" | "T3" | "T4" => (-8.0, 12.0),
+        "T5" | "T6" | "T7" | "T8" | "T9" => (-5.0, 15.0),
+        "T10" | "T11" | "T12" | "L1" => (-6.0, 15.0),
+        "L2" => (-8.0, 12.0),
+        "L3" => (-10.0, 10.0),
+        "L4" => (-12.0, 8.0),
+        "L5" => (-20.0, 5.0),
+        _ => return None,
+    };
+    Some(NormalRange {
+        low_pct: lo,
+        high_pct: hi,
+    })
+}
+
+/// Derived quantities of one level.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Derived {
+    /// Expected (pre-fracture) height, mm.
+    pub expected_height_mm: Option<f64>,
+    /// Where the expected height came from.
+    pub expected_from: String,
+    /// 100 × (1 − min(Ha, Hm, Hp) / expected).
+    pub height_loss_pct: Option<f64>,
+    /// Standard uncertainty of the loss, percentage points.
+    pub height_loss_sigma_pct: Option<f64>,
+    /// Genant semiquantitative grade 0–3.
+    pub genant_grade: Option<u8>,
+    /// Morphology of the deformity.
+    pub morphology: Option<Morphology>,
+    /// 100 × (1 − Ha / Hp).
+    pub kyphosis_pct: Option<f64>,
+    /// 100 × (1 − Hp / expected).
+    pub dorsal_wall_loss_pct: Option<f64>,
+    /// 100 × (1 − min(Hl, Hr) / max(Hl, Hr)).
+    pub scoliosis_pct: Option<f64>,
+    /// Angle between the endplates in the sagittal plane, degrees; positive when the anterior
+    /// side is lower.
+    pub wedge_angle_deg: Option<f64>,
+    /// Angle between the superior endplate of the level above and the inferior endplate of the
+    /// level below (segmental kyphosis), degrees; positive is kyphotic.
+    pub segmental_kyphosis_deg: Option<f64>,
+    /// Normal range of the anterior wedge at this level.
+    pub normal_wedge: Option<NormalRange>,
+    /// The anterior wedge lies within the level's normal range.
+    pub wedge_physiologic: Option<bool>,
+    /// ACR: height loss ≥ 20 %.
+    pub acr_height_loss: Criterion,
+    /// ACR: kyphosis ≥ 15 %.
+    pub acr_kyphosis: Criterion,
+    /// ACR: scoliosis ≥ 10 %.
+    pub acr_scoliosis: Criterion,
+    /// ACR: dorsal wall height reduction ≥ 10 %.
+    pub acr_dorsal_wall: Criterion,
+    /// Any ACR criterion met (kyphosis only when beyond the physiologic range).
+    pub acr_deformity: Option<bool>,
+}
+
+/// Genant grade from the height loss (Genant et al., J Bone Miner Res 1993).
+pub fn genant_grade(loss_pct: f64) -> u8 {
+    if loss_pct < 20.0 {
+        0
+    } else if loss_pct < 25.0 {
+        1
+    } else if loss_pct <= 40.0 {
+        2
+    } else {
+        3
+    }
+}
+
+fn h(m: &LevelMeasurement) -> Option<(f64, f64, f64)> {
+    Some((
+        m.anterior?.height_mm,
+        m.middle?.height_mm,
+        m.posterior?.height_mm,
+    ))
+}
+
+/// A neighbour is unaffected when its own shape shows no deformity beyond the physiologic: its
+/// smallest height is at least 85 % of its posterior height.
+fn unaffected(m: &LevelMeasurement) -> Option<f64> {
+    let (a, mid, p) = h(m)?;
+    (a.min(mid) >= 0.85 * p && m.status == Status::Measured).then_some(p)
+}
+
+/// Sagittal-plane angle between two normals, degrees, signed by the posterior axis.
+fn sagittal_angle(n1: [f64; 3], n2: [f64; 3], posterior: [f64; 3], left: [f64; 3]) -> f64 {
+    // Project onto the sagittal plane (remove the left component).
+    let proj = |n: [f64; 3]| {
+        let d = n[0] * left[0] + n[1] * left[1] + n[2] * left[2];
+        [n[0] - d * left[0], n[1] - d * left[1], n[2] - d * left[2]]
+    };
+    let (a, b) = (proj(n1), proj(n2));
+    let dot = a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+    let cross = [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ];
+    let s = cross[0] * left[0] + cross[1] * left[1] + cross[2] * left[2];
+    let _ = posterior;
+    s.atan2(dot).to_degrees()
+}
+
+/// Derives every level's quantities; `levels` are cranial first, with their labels.
+pub fn derive(levels: &[(Option<String>, LevelMeasurement)]) -> Vec<Derived> {
+    let n = levels.len();
+    (0..n)
+        .map(|i| {
+            let (label, m) = &levels[i];
+            let hs = h(m);
+            // Expected height: nearest unaffected neighbour on each side (up to two levels away),
+            // interpolated linearly by level distance.
+            let find = |range: &mut dyn Iterator<Item = usize>| {
+                range
+                    .take(2)
+                    .find_map(|j| unaffected(&levels[j].1).map(|p| (j, p)))
+            };
+            let above = find(&mut (0..i).rev());
+            let below = find(&mut (i + 1..n));
+            let (expected, from) = match (above, below) {
+                (Some((ja, pa)), Some((jb, pb))) => {
+                    let t = (i - ja) as f64 / (jb - ja) as f64;
+                    (
+                        Some(pa + t * (pb - pa)),
+                        "interpolated from unaffected neighbours above and below",
+                    )
+                }
+                (Some((_, p)), None) => (Some(p), "unaffected neighbour above"),
+                (None, Some((_, p))) => (Some(p), "unaffected neighbour below"),
+                (None, None) => (
+                    hs.map(|x| x.2),
+                    "own posterior height (no unaffected neighbour)",
+                ),
+            };
+            let loss = match (hs, expected) {
+                (Some((a, mid, p)), Some(e)) if e > 0.0 => {
+                    Some(100.0 * (1.0 - a.min(mid).min(p) / e))
+                }
+                _ => None,
+            };
+            let loss_sigma = match (m.anterior, m.middle, m.posterior, expected) {
+                (Some(a), Some(mid), Some(p), Some(e)) if e > 0.0 => {
+                    let min = [a, mid, p]
+                        .into_iter()
+                        .min_by(|x, y| x.height_mm.total_cmp(&y.height_mm));
+                    min.map(|x| 100.0 * (x.sigma_mm.powi(2) + p.sigma_mm.powi(2)).sqrt() / e)
+                }
+                _ => None,
+            };
+            let kyphosis = hs.map(|(a, _, p)| 100.0 * (1.0 - a / p));
+            let dorsal = match (hs, expected) {
+                (Some((_, _, p)), Some(e)) if e > 0.0 => Some(100.0 * (1.0 - p / e)),
+                _ => None,
+            };
+            let scoliosis = match (m.left, m.right) {
+                (Some(l), Some(r)) => {
+                    let (lo, hi) = (l.height_mm.min(r.height_mm), l.height_mm.max(r.height_mm));
+                    (hi > 0.0).then(|| 100.0 * (1.0 - lo / hi))
+                }
+                _ => None,
+            };
+            let normal = label.as_deref().and_then(normal_wedge_range);
+            let physiologic = match (kyphosis, normal) {
+                (Some(k), Some(r)) => Some(k >= r.low_pct && k <= r.high_pct),
+                _ => None,
+            };
+            let grade = loss.map(genant_grade);
+            let morphology = match (grade, hs, expected) {
+                (Some(0), _, _) => Some(Morphology::Normal),
+                (Some(_), Some((a, mid, p)), Some(e)) => {
+                    let lateral = scoliosis.unwrap_or(0.0) / 100.0;
+                    let ratios = [
+                        (Morphology::Wedge, a / p),
+                        (Morphology::Biconcave, mid / a.max(p)),
+                        (Morphology::Crush, p / e),
+                        (Morphology::Lateral, 1.0 - lateral),
+                    ];
+                    ratios
+                        .into_iter()
+                        .min_by(|x, y| x.1.total_cmp(&y.1))
+                        .map(|x| x.0)
+                }
+                _ => None,
+            };
+            let frame = &m.frame;
+            let wedge_angle = match (m.superior_normal, m.inferior_normal) {
+                (Some(s), Some(inf)) => {
+                    let neg = [-inf[0], -inf[1], -inf[2]];
+                    Some(-sagittal_angle(neg, s, frame.posterior, frame.left))
+                }
+                _ => None,
+            };
+            let segmental = if i > 0 && i + 1 < n {
+                match (
+                    levels[i - 1].1.superior_normal,
+                    levels[i + 1].1.inferior_normal,
+                ) {
+                    (Some(s), Some(inf)) => {
+                        let neg = [-inf[0], -inf[1], -inf[2]];
+                        Some(-sagittal_angle(neg, s, frame.posterior, frame.left))
+                    }
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            let acr_kyphosis = Criterion::new(kyphosis, 15.0);
+            let acr_height_loss = Criterion::new(loss, 20.0);
+            let acr_scoliosis = Criterion::new(scoliosis, 10.0);
+            let acr_dorsal_wall = Criterion::new(dorsal, 10.0);
+            // A wedge inside the level's normal range is physiology, not deformity.
+            let kyph_counts = acr_kyphosis.met.map(|m| m && physiologic != Some(true));
+            let flags = [
+                acr_height_loss.met,
+                kyph_counts,
+                acr_scoliosis.met,
+                acr_dorsal_wall.met,
+            ];
+            let acr_deformity = if flags.contains(&Some(true)) {
+                Some(true)
+            } else if flags.iter().all(Option::is_some) {
+                Some(false)
+            } else {
+                None
+            };
+            Derived {
+                expected_height_mm: expected,
+                expected_from: from.to_string(),
+                height_loss_pct: loss,
+                height_loss_sigma_pct: loss_sigma,
+                genant_grade: grade,
+                morphology,
+                kyphosis_pct: kyphosis,
+                dorsal_wall_loss_pct: dorsal,
+                scoliosis_pct: scoliosis,
+                wedge_angle_deg: wedge_angle,
+                segmental_kyphosis_deg: segmental,
+                normal_wedge: normal,
+                wedge_physiologic: physiologic,
+                acr_height_loss,
+                acr_kyphosis,
+                acr_scoliosis,
+                acr_dorsal_wall,
+                acr_deformity,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn genant_thresholds() {
+        assert_eq!(genant_grade(19.9), 0);
+        assert_eq!(genant_grade(20.0), 1);
+        assert_eq!(genant_grade(24.9), 1);
+        assert_eq!(genant_grade(25.0), 2);
+        assert_eq!(genant_grade(40.0), 2);
+        assert_eq!(genant_grade(40.1), 3);
+    }
+
+    #[test]
+    fn physiologic_ranges_cover_l5_reverse_wedge_and_t12_wedge() {
+        let l5 = normal_wedge_range("L5").expect("L5");
+        assert!(l5.low_pct <= -8.0 && l5.high_pct < 8.0);
+        let t12 = normal_wedge_range("T12").expect("T12");
+        assert!(t12.high_pct >= 8.0);
+        assert!(normal_wedge_range("S1").is_none());
+    }
+}

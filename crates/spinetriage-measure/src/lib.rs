@@ -1,0 +1,25 @@
+//! Per-level vertebral morphometry.
+//!
+//! [`measure_bodies`] takes the shape volume and its [`Segmentation`] and returns one
+//! [`LevelMeasurement`] per body: the vertebra's own frame (axis from the endplate normals),
+//! anterior, middle and posterior heights at 10 %, 50 % and 90 % of the antero-posterior depth,
+//! lateral heights, the posterior-wall profile, each with an uncertainty. [`derive`] then adds the
+//! quantities that need the neighbours: expected height, height loss, Genant grade, wedge
+//! (kyphosis), dorsal-wall and lateral-wedge (scoliosis) percentages, the ACR deformity criteria,
+//! angles and the level-specific normal ranges. Definitions and sources: `docs/measurements.md`.
+//!
+//! Heights are found on intensity profiles with a sub-voxel edge model ([`edge::fit_edge`]); the
+//! mask only says where to look. [`MaskSampler`] lets the same code run on a binary mask (for
+//! comparing a segmentation with expert masks).
+#![deny(missing_docs)]
+
+pub mod derive;
+pub mod edge;
+mod morph;
+pub mod study;
+
+pub use derive::{derive, Criterion, Derived, Morphology, NormalRange};
+pub use morph::{
+    measure_bodies, measure_body, Frame, Height, LevelMeasurement, MaskSampler, Sampler, Status,
+};
+pub use study::{analyze_volumes, shape_volume, Level, StudyMorphometry};

@@ -1,0 +1,413 @@
+//! Heights and frame of one body, from intensity profiles.
+
+use crate::edge::{fit_edge, Edge};
+use nalgebra::{Matrix3, SymmetricEigen, Vector3};
+use rayon::prelude::*;
+use serde::Serialize;
+use spinetriage_segment::{Body, CanonicalView, Segmentation};
+use spinetriage_volume::{LpsPoint, Point3, Volume};
+
+/// Something that can be sampled at an LPS point.
+pub trait Sampler: Sync {
+    /// Value at `p`, `None` outside the image.
+    fn sample(&self, p: &Point3<f64>) -> Option<f64>;
+    /// Gaussian σ of the blur along unit direction `d`, mm.
+    fn psf_mm(&self, d: &Vector3<f64>) -> f64;
+    /// Level of pure cortex, when known (a mask has none: it is two-level).
+    fn cortex_level(&self, body: &Body) -> Option<f64> {
+        Some(f64::from(body.marrow.cortex_level))
+    }
+}
+
+impl Sampler for Volume {
+    fn sample(&self, p: &Point3<f64>) -> Option<f64> {
+        self.sample_lps(LpsPoint(*p)).map(f64::from)
+    }
+
+    fn psf_mm(&self, d: &Vector3<f64>) -> f64 {
+        // Box-averaged voxels read through linear interpolation: variance s²/12 + s²/6 per axis.
+        let s = self.grid.spacing_mm();
+        let mut var = 0.0;
+        for (c, sc) in s.iter().enumerate() {
+            let cos = self.grid.direction(c).dot(d);
+            var += (sc * cos).powi(2) / 4.0;
+        }
+        var.sqrt()
+    }
+}
+
+/// A binary body mask read as an image (1 inside, 0 outside), so that heights can be measured on
+/// a mask with exactly the code used on images.
+pub struct MaskSampler<'a> {
+    /// The body.
+    pub body: &'a Body,
+    /// Its volume's canonical view.
+    pub view: &'a CanonicalView,
+}
+
+impl Sampler for MaskSampler<'_> {
+    fn cortex_level(&self, _body: &Body) -> Option<f64> {
+        None
+    }
+
+    fn sample(&self, p: &Point3<f64>) -> Option<f64> {
+        // Trilinear interpolation of the 0/1 mask.
+        let c = self.view.to_canonical(LpsPoint(*p));
+        let f = c.map(f64::floor);
+        let mut acc = 0.0;
+        for corner in 0..8 {
+            let mut w = 1.0;
+            let mut idx = [0usize; 3];
+            for n in 0..3 {
+                let hi = corner >> n & 1 == 1;
+                let frac = c[n] - f[n];
+                w *= if hi { frac } else { 1.0 - frac };
+                let v = f[n] + f64::from(u8::from(hi));
+                if v < 0.0 {
+                    return Some(0.0);
+                }
+                idx[n] = v as usize;
+            }
+            if w > 0.0 && self.body.mask.contains(idx) {
+                acc += w;
+            }
+        }
+        Some(acc)
+    }
+
+    fn psf_mm(&self, d: &Vector3<f64>) -> f64 {
+        let mut var = 0.0;
+        for n in 0..3 {
+            let ax = self.view.axis_lps(n);
+            let s = ax.norm();
+            var += (s * ax.normalize().dot(d)).powi(2) / 4.0;
+        }
+        var.sqrt()
+    }
+}
+
+/// A vertebra's own frame, LPS unit vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Frame {
+    /// Cranial axis (bisector of the endplate normals).
+    pub cranial: [f64; 3],
+    /// Posterior axis.
+    pub posterior: [f64; 3],
+    /// Left axis.
+    pub left: [f64; 3],
+}
+
+/// One height with its endpoints and uncertainty.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Height {
+    /// Height between the outer endplate surfaces, mm.
+    pub height_mm: f64,
+    /// Standard uncertainty, mm.
+    pub sigma_mm: f64,
+    /// Superior endpoint, LPS mm.
+    pub superior_lps_mm: [f64; 3],
+    /// Inferior endpoint, LPS mm.
+    pub inferior_lps_mm: [f64; 3],
+}
+
+/// Whether a level could be measured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "status", content = "reason", rename_all = "snake_case")]
+pub enum Status {
+    /// Every height was found.
+    Measured,
+    /// Something could not be measured; the reason says what.
+    NotEvaluable(String),
+}
+
+/// Raw morphometry of one body.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LevelMeasurement {
+    /// Centroid of the body mask, LPS mm.
+    pub center_lps_mm: [f64; 3],
+    /// The vertebra's frame.
+    pub frame: Frame,
+    /// Antero-posterior depth at mid-height, mid-sagittal, mm.
+    pub depth_mm: Option<f64>,
+    /// Left-right width at mid-height, mid-depth, mm.
+    pub width_mm: Option<f64>,
+    /// Ha, at 10 % of the depth from the anterior wall.
+    pub anterior: Option<Height>,
+    /// Hm, at 50 %.
+    pub middle: Option<Height>,
+    /// Hp, at 90 %.
+    pub posterior: Option<Height>,
+    /// Hl, at 10 % of the width from the left margin (coronal).
+    pub left: Option<Height>,
+    /// Hr, at 10 % of the width from the right margin.
+    pub right: Option<Height>,
+    /// Superior endplate normal (LPS), pointing cranially.
+    pub superior_normal: Option<[f64; 3]>,
+    /// Inferior endplate normal (LPS), pointing caudally.
+    pub inferior_normal: Option<[f64; 3]>,
+    /// Largest displacement of the posterior wall into the canal beyond its mid-height position,
+    /// along the vertebra's posterior axis, mm.
+    pub retropulsion_mm: Option<f64>,
+    /// Standard uncertainty of `retropulsion_mm`.
+    pub retropulsion_sigma_mm: Option<f64>,
+    /// Body mask volume, mm³.
+    pub volume_mm3: f64,
+    /// Measured or not evaluable, and why.
+    pub status: Status,
+}
+
+fn v3(a: Vector3<f64>) -> [f64; 3] {
+    [a.x, a.y, a.z]
+}
+
+struct Ctx<'a> {
+    img: &'a dyn Sampler,
+    cortex: Option<f64>,
+    inside: &'a (dyn Fn(&Point3<f64>) -> bool + Sync),
+}
+
+impl Ctx<'_> {
+    /// Outer surface along `dir` from `origin` (which must be inside the body).
+    fn surface(&self, origin: Point3<f64>, dir: Vector3<f64>, max_mm: f64) -> Result<Edge, String> {
+        let step = 0.25;
+        // Rough position: where the mask ends along the ray.
+        let mut guess = None;
+        let mut t = 0.0;
+        while t < max_mm {
+            if !(self.inside)(&(origin + dir * t)) {
+                guess = Some(t);
+                break;
+            }
+            t += 0.5;
+        }
+        let guess = guess.ok_or_else(|| "body boundary not found along the ray".to_string())?;
+        // Profile from a few mm inside to a few mm outside; beyond that lies the next structure.
+        let (t0, t1) = ((guess - 6.0).max(0.0), guess + 4.0);
+        let mut ts = Vec::new();
+        let mut fs = Vec::new();
+        let mut x = t0;
+        while x <= t1 {
+            match self.img.sample(&(origin + dir * x)) {
+                Some(v) => {
+                    ts.push(x);
+                    fs.push(v);
+                }
+                None => return Err("outside the field of view".to_string()),
+            }
+            x += step;
+        }
+        fit_edge(&ts, &fs, guess, 2.5, self.img.psf_mm(&dir), self.cortex)
+            .ok_or_else(|| "no edge in the profile".to_string())
+    }
+
+    /// Height along `u` through `p`.
+    fn height(&self, p: Point3<f64>, u: Vector3<f64>) -> Result<Height, String> {
+        let up = self.surface(p, u, 40.0)?;
+        let down = self.surface(p, -u, 40.0)?;
+        Ok(Height {
+            height_mm: up.outer_mm + down.outer_mm,
+            sigma_mm: (up.sigma_mm.powi(2) + down.sigma_mm.powi(2)).sqrt(),
+            superior_lps_mm: v3((p + u * up.outer_mm).coords),
+            inferior_lps_mm: v3((p - u * down.outer_mm).coords),
+        })
+    }
+}
+
+/// Least-squares plane normal of points (smallest principal axis).
+fn plane_normal(pts: &[Vector3<f64>]) -> Option<Vector3<f64>> {
+    if pts.len() < 4 {
+        return None;
+    }
+    let mean = pts.iter().sum::<Vector3<f64>>() / pts.len() as f64;
+    let mut cov = Matrix3::zeros();
+    for p in pts {
+        let d = p - mean;
+        cov += d * d.transpose();
+    }
+    let e = SymmetricEigen::new(cov);
+    let k = (0..3).min_by(|a, b| e.eigenvalues[*a].total_cmp(&e.eigenvalues[*b]))?;
+    Some(e.eigenvectors.column(k).into_owned())
+}
+
+fn pca_frame(pts: &[Vector3<f64>]) -> Option<Axes> {
+    if pts.len() < 10 {
+        return None;
+    }
+    let mean = pts.iter().sum::<Vector3<f64>>() / pts.len() as f64;
+    let mut cov = Matrix3::zeros();
+    for p in pts {
+        let d = p - mean;
+        cov += d * d.transpose();
+    }
+    let e = SymmetricEigen::new(cov);
+    let mut order = [0usize, 1, 2];
+    order.sort_by(|a, b| e.eigenvalues[*a].total_cmp(&e.eigenvalues[*b]));
+    // A body is lower than it is deep or wide: the smallest axis is cranial.
+    let mut u = e.eigenvectors.column(order[0]).into_owned();
+    if u.z < 0.0 {
+        u = -u;
+    }
+    let (a, b) = (
+        e.eigenvectors.column(order[1]).into_owned(),
+        e.eigenvectors.column(order[2]).into_owned(),
+    );
+    let mut v = if a.y.abs() >= b.y.abs() { a } else { b };
+    if v.y < 0.0 {
+        v = -v;
+    }
+    Some(orthonormal(u, v, mean))
+}
+
+/// Centre, cranial, posterior and left axes.
+type Axes = (Vector3<f64>, Vector3<f64>, Vector3<f64>, Vector3<f64>);
+
+fn orthonormal(u: Vector3<f64>, v: Vector3<f64>, c: Vector3<f64>) -> Axes {
+    let u = u.normalize();
+    let v = (v - u * u.dot(&v)).normalize();
+    let w = v.cross(&u);
+    (c, u, v, w)
+}
+
+/// Measures one body of `seg` on image `img`.
+pub fn measure_body(img: &dyn Sampler, seg: &Segmentation, body: &Body) -> LevelMeasurement {
+    let view = &seg.view;
+    let inside = |p: &Point3<f64>| body.contains_lps(view, LpsPoint(*p));
+    let ctx = Ctx {
+        img,
+        cortex: img.cortex_level(body),
+        inside: &inside,
+    };
+    let pts: Vec<Vector3<f64>> = body
+        .mask
+        .voxels()
+        .map(|p| {
+            view.to_lps([p[0] as f64, p[1] as f64, p[2] as f64])
+                .0
+                .coords
+        })
+        .collect();
+    let mut out = LevelMeasurement {
+        center_lps_mm: v3(body.centroid_lps.0.coords),
+        frame: Frame {
+            cranial: [0.0, 0.0, 1.0],
+            posterior: [0.0, 1.0, 0.0],
+            left: [1.0, 0.0, 0.0],
+        },
+        depth_mm: None,
+        width_mm: None,
+        anterior: None,
+        middle: None,
+        posterior: None,
+        left: None,
+        right: None,
+        superior_normal: None,
+        inferior_normal: None,
+        retropulsion_mm: None,
+        retropulsion_sigma_mm: None,
+        volume_mm3: body.volume_mm3,
+        status: Status::Measured,
+    };
+    let Some((c, mut u, mut v, mut w)) = pca_frame(&pts) else {
+        out.status = Status::NotEvaluable("body mask too small".into());
+        return out;
+    };
+    let c = Point3::from(c);
+    let result = (|| -> Result<(), String> {
+        // Depth and width first (mask-derived frame), then the endplate normals refine the axis.
+        for _ in 0..2 {
+            let ant = ctx.surface(c, -v, 60.0)?.outer_mm;
+            let post = ctx.surface(c, v, 60.0)?.outer_mm;
+            let lft = ctx.surface(c, w, 60.0)?.outer_mm;
+            let rgt = ctx.surface(c, -w, 60.0)?.outer_mm;
+            let half_d = 0.5 * (ant + post);
+            let half_w = 0.5 * (lft + rgt);
+            let mid = c + v * (post - ant) / 2.0 + w * (lft - rgt) / 2.0;
+            let mut sup = Vec::new();
+            let mut inf = Vec::new();
+            for a in [-0.6, -0.3, 0.0, 0.3, 0.6] {
+                for b in [-0.6, -0.3, 0.0, 0.3, 0.6] {
+                    let p = mid + v * (a * half_d) + w * (b * half_w);
+                    if let Ok(e) = ctx.surface(p, u, 40.0) {
+                        sup.push((p + u * e.outer_mm).coords);
+                    }
+                    if let Ok(e) = ctx.surface(p, -u, 40.0) {
+                        inf.push((p - u * e.outer_mm).coords);
+                    }
+                }
+            }
+            let (Some(mut ns), Some(mut ni)) = (plane_normal(&sup), plane_normal(&inf)) else {
+                return Err("endplates not found".into());
+            };
+            if ns.dot(&u) < 0.0 {
+                ns = -ns;
+            }
+            if ni.dot(&u) > 0.0 {
+                ni = -ni;
+            }
+            out.superior_normal = Some(v3(ns));
+            out.inferior_normal = Some(v3(ni));
+            (_, u, v, w) = orthonormal(ns - ni, v, c.coords);
+        }
+        // Mid-height point on the central axis, then the depth at mid-height (mid-sagittal).
+        let up = ctx.surface(c, u, 40.0)?.outer_mm;
+        let dn = ctx.surface(c, -u, 40.0)?.outer_mm;
+        let m0 = c + u * (up - dn) / 2.0;
+        let ant = ctx.surface(m0, -v, 60.0)?;
+        let post = ctx.surface(m0, v, 60.0)?;
+        let depth = ant.outer_mm + post.outer_mm;
+        let pa = m0 - v * ant.outer_mm;
+        out.depth_mm = Some(depth);
+        let at = |f: f64| ctx.height(pa + v * (f * depth), u);
+        out.anterior = Some(at(0.1)?);
+        out.middle = Some(at(0.5)?);
+        out.posterior = Some(at(0.9)?);
+        // Width at mid-height, mid-depth; lateral heights 10 % in from each margin (coronal).
+        let pm = pa + v * (0.5 * depth);
+        let lft = ctx.surface(pm, w, 60.0)?;
+        let rgt = ctx.surface(pm, -w, 60.0)?;
+        let width = lft.outer_mm + rgt.outer_mm;
+        out.width_mm = Some(width);
+        let pl = pm + w * (lft.outer_mm - 0.1 * width);
+        let pr = pm - w * (rgt.outer_mm - 0.1 * width);
+        out.left = Some(ctx.height(pl, u)?);
+        out.right = Some(ctx.height(pr, u)?);
+        // Posterior wall profile, mid-sagittal: displacement beyond the mid-height position.
+        let mid_wall = post.outer_mm;
+        let (up_h, dn_h) = (
+            out.middle.map(|h| h.height_mm / 2.0).unwrap_or(10.0),
+            out.middle.map(|h| h.height_mm / 2.0).unwrap_or(10.0),
+        );
+        let mut worst = (0.0f64, post.sigma_mm);
+        for k in -8..=8 {
+            let frac = k as f64 / 10.0;
+            let h = if k >= 0 { frac * up_h } else { frac * dn_h };
+            let origin = pa + v * (0.5 * depth) + u * h;
+            if let Ok(e) = ctx.surface(origin, v, 60.0) {
+                let disp = e.outer_mm - (depth * 0.5) - (mid_wall - depth * 0.5);
+                if disp > worst.0 {
+                    worst = (disp, (e.sigma_mm.powi(2) + post.sigma_mm.powi(2)).sqrt());
+                }
+            }
+        }
+        out.retropulsion_mm = Some(worst.0);
+        out.retropulsion_sigma_mm = Some(worst.1);
+        Ok(())
+    })();
+    out.frame = Frame {
+        cranial: v3(u),
+        posterior: v3(v),
+        left: v3(w),
+    };
+    if let Err(reason) = result {
+        out.status = Status::NotEvaluable(reason);
+    }
+    out
+}
+
+/// Measures every body of `seg` on `img`, in parallel.
+pub fn measure_bodies(img: &dyn Sampler, seg: &Segmentation) -> Vec<LevelMeasurement> {
+    seg.bodies
+        .par_iter()
+        .map(|b| measure_body(img, seg, b))
+        .collect()
+}

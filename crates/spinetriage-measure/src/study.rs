@@ -1,0 +1,102 @@
+//! A whole study: pick the series that shows shape best, segment, label, measure, derive.
+
+use crate::derive::{derive, Derived};
+use crate::morph::{measure_bodies, LevelMeasurement, Status};
+use serde::Serialize;
+use spinetriage_segment::{segment_volume, Anchor, SegmentError};
+use spinetriage_volume::{SeriesKind, Volume};
+
+/// One level, measured and derived.
+#[derive(Debug, Clone, Serialize)]
+pub struct Level {
+    /// Level name ("L1"), or `None` when labelling could not tell.
+    pub level: Option<String>,
+    /// Confidence in the name, 0–1.
+    pub label_confidence: f64,
+    /// Raw morphometry.
+    pub measurement: LevelMeasurement,
+    /// Derived quantities.
+    pub derived: Derived,
+}
+
+/// The morphometry of one study.
+#[derive(Debug, Clone, Serialize)]
+pub struct StudyMorphometry {
+    /// Series used for shape.
+    pub shape_series_uid: String,
+    /// Its kind.
+    pub shape_kind: SeriesKind,
+    /// Levels, cranial first.
+    pub levels: Vec<Level>,
+    /// How labels were worked out.
+    pub labelling: Vec<String>,
+    /// Body-like regions seen before chaining.
+    pub candidates: usize,
+}
+
+/// Preference of a series for shape: CT, then T1 (fatty marrow against dark cortex and discs),
+/// then T2; STIR suppresses marrow fat and is kept for signal.
+fn shape_rank(kind: SeriesKind) -> Option<u8> {
+    match kind {
+        SeriesKind::Ct => Some(0),
+        SeriesKind::MrT1 => Some(1),
+        SeriesKind::MrT2 => Some(2),
+        SeriesKind::MrOther => Some(3),
+        SeriesKind::MrT2FatSat => Some(4),
+        SeriesKind::MrStir => Some(5),
+        _ => None,
+    }
+}
+
+/// The volume used for shape, if any.
+pub fn shape_volume(vols: &[Volume]) -> Option<&Volume> {
+    vols.iter()
+        .filter_map(|v| shape_rank(v.kind).map(|r| (r, v)))
+        .min_by_key(|(r, v)| (*r, std::cmp::Reverse(v.data.len())))
+        .map(|(_, v)| v)
+}
+
+/// Segments, labels and measures the spine in the best shape volume of a study.
+pub fn analyze_volumes(
+    vols: &[Volume],
+    anchor: Option<&Anchor>,
+) -> Result<Option<StudyMorphometry>, SegmentError> {
+    let Some(vol) = shape_volume(vols) else {
+        return Ok(None);
+    };
+    let seg = segment_volume(vol, anchor)?;
+    let measured = measure_bodies(vol, &seg);
+    let pairs: Vec<(Option<String>, LevelMeasurement)> = seg
+        .bodies
+        .iter()
+        .zip(measured)
+        .map(|(b, m)| (b.label.clone(), m))
+        .collect();
+    let derived = derive(&pairs);
+    let levels = seg
+        .bodies
+        .iter()
+        .zip(pairs)
+        .zip(derived)
+        .map(|((b, (level, measurement)), derived)| Level {
+            level,
+            label_confidence: b.label_confidence,
+            measurement,
+            derived,
+        })
+        .collect();
+    Ok(Some(StudyMorphometry {
+        shape_series_uid: vol.series_uid.clone(),
+        shape_kind: vol.kind,
+        levels,
+        labelling: seg.labelling.clone(),
+        candidates: seg.candidates,
+    }))
+}
+
+impl Level {
+    /// Whether every height was measured.
+    pub fn measured(&self) -> bool {
+        self.measurement.status == Status::Measured
+    }
+}

@@ -1,0 +1,432 @@
+//! Candidate vertebral bodies and the column they form.
+//!
+//! A vertebral body is a compact, homogeneous block of marrow (about 15–45 mm each way) wrapped in
+//! cortex, stacked with its neighbours along a smooth curve at intervals of one body plus one disc.
+//! The detector looks for exactly that, without knowing the modality: for many intensity bands
+//! (taken from the image's own quantiles) it keeps the voxels inside the band, erodes them once to
+//! cut thin bridges, and measures every connected component. Components of body size and shape are
+//! candidates; the same body seen in many bands is one candidate with a stability count (the idea
+//! of maximally stable extremal regions, Matas et al. 2002). The column is the best chain of
+//! candidates, found by dynamic programming over their cranio-caudal order.
+
+use crate::work::{air_level, quantile, sorted_sample, Coarse};
+use nalgebra::Vector3;
+use ndarray::Array3;
+
+use rayon::prelude::*;
+
+/// A body-like region in one sagittal plane and one intensity band.
+#[derive(Debug, Clone)]
+pub struct Section {
+    /// Band limits (image units).
+    pub band: (f32, f32),
+    /// Plane index along the coarse left-right axis.
+    pub plane: usize,
+    /// Pixels `(si, ap)` of the eroded region, coarse indices.
+    pub pixels: Vec<(usize, usize)>,
+    /// Centroid `(si, ap)` in mm.
+    pub centroid_mm: (f64, f64),
+    /// Box-equivalent lengths along the principal axes (major, minor), mm.
+    pub lengths_mm: (f64, f64),
+    /// Area, mm².
+    pub area_mm2: f64,
+}
+
+/// A candidate body: body-like sections that line up across planes and bands.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// The largest section in each plane.
+    pub sections: Vec<Section>,
+    /// Centroid in canonical mm `(si, ap, lr)`.
+    pub centroid_mm: Vector3<f64>,
+    /// Median minor length of the sections (about the body height), mm.
+    pub height_mm: f64,
+    /// Sum of section areas × plane spacing, mm³ (an eroded volume estimate).
+    pub volume_mm3: f64,
+    /// How many (plane, band) sections support it.
+    pub stability: usize,
+}
+
+/// Intensity bands to try: pairs of quantiles of the patient's (non-air) voxels.
+pub(crate) fn bands(coarse: &Coarse) -> Vec<(f32, f32)> {
+    let all = sorted_sample(&coarse.data, 200_000);
+    let air = air_level(&all);
+    let patient: Vec<f32> = all.into_iter().filter(|v| *v > air).collect();
+    let mut levels: Vec<f32> = (0..=20)
+        .map(|q| quantile(&patient, q as f64 / 20.0))
+        .collect();
+    // Bone is a few per cent of a CT's patient voxels, so quantiles alone would step over it:
+    // add evenly spaced levels through the top decile.
+    let (top_lo, top_hi) = (quantile(&patient, 0.9), quantile(&patient, 0.999));
+    levels.truncate(19);
+    levels.extend((0..=12).map(|k| top_lo + (top_hi - top_lo) * k as f32 / 12.0));
+    levels.sort_by(f32::total_cmp);
+    levels.dedup();
+    let mut out = Vec::new();
+    for width in [2usize, 3, 4, 6, 8, 11] {
+        for lo in 0..levels.len() - width {
+            let (a, b) = (levels[lo], levels[lo + width]);
+            if b > a {
+                out.push((a, b));
+            }
+        }
+    }
+    // Also "everything above" a level: CT bone, T1 fat-rich marrow.
+    for q in levels.iter().skip(4) {
+        out.push((*q, f32::INFINITY));
+    }
+    out
+}
+
+/// Shape limits for a body's sagittal section, C7 to S1, with margin for fractures and for the
+/// erosion (Panjabi et al., Spine 1991/1992: heights 14–30 mm, depths 15–40 mm; crush fractures
+/// lose up to two thirds of the height).
+fn section_like(s: &Section, minor_axis_si: f64) -> bool {
+    let (major, minor) = s.lengths_mm;
+    (80.0..=2_600.0).contains(&s.area_mm2)
+        && (10.0..=65.0).contains(&major)
+        && (5.0..=45.0).contains(&minor)
+        && major / minor <= 4.5
+        && s.area_mm2 / (major * minor) >= 0.6
+        // A body's smallest dimension is its height, unless it is nearly square (upper thoracic).
+        && (minor_axis_si >= 0.55 || major / minor < 1.25)
+}
+
+/// Planes searched: all of a sagittal series; on axial or coronal data, planes every ~3 mm across
+/// the middle of the patient, where the column is.
+fn planes(coarse: &Coarse, air: f32) -> Vec<usize> {
+    let n2 = coarse.data.dim().2;
+    let step = ((3.0 / coarse.spacing_mm[2]).round() as usize).max(1);
+    if step == 1 {
+        return (0..n2).collect();
+    }
+    // Left-right extent of the patient (non-air) in the coarse volume.
+    let mut lo = n2;
+    let mut hi = 0;
+    for ((_, _, c), v) in coarse.data.indexed_iter() {
+        if *v > air {
+            lo = lo.min(c);
+            hi = hi.max(c);
+        }
+    }
+    if lo > hi {
+        return Vec::new();
+    }
+    let mid = (lo + hi) / 2;
+    let half = ((70.0 / coarse.spacing_mm[2]) as usize).min((hi - lo) / 2 + 1);
+    (mid.saturating_sub(half)..(mid + half + 1).min(n2))
+        .step_by(step)
+        .collect()
+}
+
+/// All candidate bodies: body-like sections over all planes and bands, clustered.
+pub fn candidates(coarse: &Coarse) -> Vec<Candidate> {
+    let all = sorted_sample(&coarse.data, 200_000);
+    let air = air_level(&all);
+    let bands = bands(coarse);
+    let planes = planes(coarse, air);
+    let work: Vec<(usize, (f32, f32))> = planes
+        .iter()
+        .flat_map(|p| bands.iter().map(move |b| (*p, *b)))
+        .collect();
+    let found: Vec<Section> = work
+        .par_iter()
+        .flat_map_iter(|&(plane, band)| sections_in_plane(coarse, plane, band))
+        .collect();
+    cluster(found, coarse.spacing_mm[2])
+}
+
+fn sections_in_plane(coarse: &Coarse, plane: usize, band: (f32, f32)) -> Vec<Section> {
+    let img = coarse.data.index_axis(ndarray::Axis(2), plane);
+    let (n0, n1) = img.dim();
+    let inb = img.mapv(|v| u8::from(v >= band.0 && v <= band.1));
+    let mut mask = ndarray::Array2::<u8>::zeros((n0, n1));
+    for a in 1..n0.saturating_sub(1) {
+        for b in 1..n1.saturating_sub(1) {
+            mask[[a, b]] =
+                inb[[a, b]] & inb[[a - 1, b]] & inb[[a + 1, b]] & inb[[a, b - 1]] & inb[[a, b + 1]];
+        }
+    }
+    let s = coarse.spacing_mm;
+    let px_mm2 = s[0] * s[1];
+    let max_px = (2_600.0 / px_mm2) as usize + 1;
+    let min_px = (80.0 / px_mm2) as usize;
+    let mut out = Vec::new();
+    let mut stack = Vec::new();
+    for a0 in 0..n0 {
+        for b0 in 0..n1 {
+            if mask[[a0, b0]] == 0 {
+                continue;
+            }
+            mask[[a0, b0]] = 0;
+            stack.push((a0, b0));
+            let mut px = Vec::new();
+            let mut too_big = false;
+            while let Some((a, b)) = stack.pop() {
+                if px.len() > max_px {
+                    too_big = true;
+                } else {
+                    px.push((a, b));
+                }
+                for (x, y) in [
+                    (a.wrapping_sub(1), b),
+                    (a + 1, b),
+                    (a, b.wrapping_sub(1)),
+                    (a, b + 1),
+                ] {
+                    if x < n0 && y < n1 && mask[[x, y]] != 0 {
+                        mask[[x, y]] = 0;
+                        stack.push((x, y));
+                    }
+                }
+            }
+            if too_big || px.len() < min_px {
+                continue;
+            }
+            let (sec, minor_si) = describe_section(px, s, band, plane);
+            if section_like(&sec, minor_si) {
+                out.push(sec);
+            }
+        }
+    }
+    out
+}
+
+/// Centroid, principal lengths and area of a pixel set; also how well the minor axis lines up
+/// with cranio-caudal (|cos|).
+fn describe_section(
+    px: Vec<(usize, usize)>,
+    s: [f64; 3],
+    band: (f32, f32),
+    plane: usize,
+) -> (Section, f64) {
+    let n = px.len() as f64;
+    let (mut m0, mut m1) = (0.0, 0.0);
+    for (a, b) in &px {
+        m0 += *a as f64 * s[0];
+        m1 += *b as f64 * s[1];
+    }
+    m0 /= n;
+    m1 /= n;
+    let (mut c00, mut c01, mut c11) = (s[0] * s[0] / 12.0, 0.0, s[1] * s[1] / 12.0);
+    for (a, b) in &px {
+        let (d0, d1) = (*a as f64 * s[0] - m0, *b as f64 * s[1] - m1);
+        c00 += d0 * d0 / n;
+        c01 += d0 * d1 / n;
+        c11 += d1 * d1 / n;
+    }
+    let tr = c00 + c11;
+    let det = c00 * c11 - c01 * c01;
+    let disc = (tr * tr / 4.0 - det).max(0.0).sqrt();
+    let (l_major, l_minor) = (tr / 2.0 + disc, (tr / 2.0 - disc).max(0.0));
+    // Minor eigenvector: (c01, l_minor − c00) or (l_minor − c11, c01).
+    let (mut e0, mut e1) = (l_minor - c11, c01);
+    if e0.abs() + e1.abs() < 1e-12 {
+        e0 = 1.0;
+        e1 = 0.0;
+    }
+    let norm = (e0 * e0 + e1 * e1).sqrt();
+    let minor_si = (e0 / norm).abs();
+    (
+        Section {
+            band,
+            plane,
+            centroid_mm: (m0, m1),
+            lengths_mm: ((12.0 * l_major).sqrt(), (12.0 * l_minor).sqrt()),
+            area_mm2: n * s[0] * s[1],
+            pixels: px,
+        },
+        minor_si,
+    )
+}
+
+fn cluster(mut found: Vec<Section>, plane_mm: f64) -> Vec<Candidate> {
+    found.sort_by(|a, b| b.area_mm2.total_cmp(&a.area_mm2));
+    struct Acc {
+        rep: (f64, f64),
+        rep_minor: f64,
+        rep_plane: usize,
+        best: Vec<Section>,
+        count: usize,
+    }
+    let mut acc: Vec<Acc> = Vec::new();
+    for sec in found {
+        let home = acc.iter_mut().find(|c| {
+            let d = ((c.rep.0 - sec.centroid_mm.0).powi(2) + (c.rep.1 - sec.centroid_mm.1).powi(2))
+                .sqrt();
+            d < 0.35 * c.rep_minor.max(6.0)
+                && (c.rep_plane.abs_diff(sec.plane) as f64) * plane_mm <= 30.0
+        });
+        match home {
+            Some(c) => {
+                c.count += 1;
+                if !c.best.iter().any(|b| b.plane == sec.plane) {
+                    c.best.push(sec);
+                }
+            }
+            None => acc.push(Acc {
+                rep: sec.centroid_mm,
+                rep_minor: sec.lengths_mm.1,
+                rep_plane: sec.plane,
+                count: 1,
+                best: vec![sec],
+            }),
+        }
+    }
+    // Lateral sections of one body can start their own cluster; merge clusters that overlap.
+    let mut merged: Vec<Acc> = Vec::new();
+    for c in acc {
+        let centre = |a: &Acc| {
+            let area: f64 = a.best.iter().map(|s| s.area_mm2).sum();
+            let mut m = (0.0, 0.0);
+            for s in &a.best {
+                m.0 += s.centroid_mm.0 * s.area_mm2 / area;
+                m.1 += s.centroid_mm.1 * s.area_mm2 / area;
+            }
+            m
+        };
+        let cc = centre(&c);
+        let home = merged.iter_mut().find(|m| {
+            let mc = centre(m);
+            ((mc.0 - cc.0).powi(2) + (mc.1 - cc.1).powi(2)).sqrt() < 0.35 * m.rep_minor.max(6.0)
+                && (m.rep_plane.abs_diff(c.rep_plane) as f64) * plane_mm <= 30.0
+        });
+        match home {
+            Some(m) => {
+                m.count += c.count;
+                for sec in c.best {
+                    match m.best.iter_mut().find(|b| b.plane == sec.plane) {
+                        Some(b) if b.area_mm2 < sec.area_mm2 => *b = sec,
+                        Some(_) => {}
+                        None => m.best.push(sec),
+                    }
+                }
+            }
+            None => merged.push(c),
+        }
+    }
+    merged
+        .into_iter()
+        .map(|c| {
+            let area: f64 = c.best.iter().map(|s| s.area_mm2).sum();
+            let mut centroid = Vector3::zeros();
+            for s in &c.best {
+                centroid +=
+                    Vector3::new(s.centroid_mm.0, s.centroid_mm.1, s.plane as f64 * plane_mm)
+                        * s.area_mm2;
+            }
+            centroid /= area;
+            let mut minors: Vec<f64> = c.best.iter().map(|s| s.lengths_mm.1).collect();
+            minors.sort_by(f64::total_cmp);
+            let mut sections = c.best;
+            sections.sort_by_key(|s| s.plane);
+            Candidate {
+                height_mm: minors[minors.len() / 2],
+                volume_mm3: area * plane_mm,
+                centroid_mm: centroid,
+                stability: c.count,
+                sections,
+            }
+        })
+        .collect()
+}
+
+/// Visits the 6-connected component of `mask` holding `seed`, clearing it; returns its voxels.
+pub(crate) fn flood(mask: &mut Array3<u8>, seed: [usize; 3], max_voxels: usize) -> Vec<[usize; 3]> {
+    let (n0, n1, n2) = mask.dim();
+    let mut out = Vec::new();
+    if mask[seed] == 0 {
+        return out;
+    }
+    mask[seed] = 0;
+    let mut stack = vec![seed];
+    while let Some(p) = stack.pop() {
+        if out.len() <= max_voxels {
+            out.push(p);
+        }
+        let [a, b, c] = p;
+        let mut push = |q: [usize; 3], stack: &mut Vec<[usize; 3]>| {
+            if mask[q] != 0 {
+                mask[q] = 0;
+                stack.push(q);
+            }
+        };
+        if a > 0 {
+            push([a - 1, b, c], &mut stack);
+        }
+        if a + 1 < n0 {
+            push([a + 1, b, c], &mut stack);
+        }
+        if b > 0 {
+            push([a, b - 1, c], &mut stack);
+        }
+        if b + 1 < n1 {
+            push([a, b + 1, c], &mut stack);
+        }
+        if c > 0 {
+            push([a, b, c - 1], &mut stack);
+        }
+        if c + 1 < n2 {
+            push([a, b, c + 1], &mut stack);
+        }
+    }
+    out
+}
+
+/// The best chain of candidates down the column, cranial first.
+///
+/// Each candidate scores by its stability relative to the most stable candidates, so that the
+/// column's bodies (seen in many planes and bands) win over incidental blobs; neighbours must be
+/// one body plus one disc apart (or two bodies, when one between was missed), roughly in line
+/// and of similar size. A disc cannot pass for a body: it is too close to both neighbours.
+pub fn chain(cands: &[Candidate], plane_mm: f64) -> Vec<Candidate> {
+    let mut c: Vec<&Candidate> = cands
+        .iter()
+        // A body is wide; a section seen in one or two planes is not one (unless the series is thin).
+        .filter(|k| k.sections.len() as f64 * plane_mm >= 9.0_f64.min(plane_mm * 2.0))
+        .collect();
+    c.sort_by(|a, b| a.centroid_mm[0].total_cmp(&b.centroid_mm[0]));
+    let mut stabs: Vec<usize> = c.iter().map(|k| k.stability).collect();
+    stabs.sort_unstable();
+    let top = stabs
+        .get(stabs.len().saturating_sub(1 + stabs.len() / 10))
+        .copied()
+        .unwrap_or(1) as f64;
+    let node = |k: &Candidate| ((1.0 + k.stability as f64) / (1.0 + 0.2 * top)).ln();
+    let mut best = vec![0.0f64; c.len()];
+    let mut prev = vec![usize::MAX; c.len()];
+    for i in 0..c.len() {
+        best[i] = node(c[i]);
+        for j in 0..i {
+            let d = c[i].centroid_mm - c[j].centroid_mm;
+            let h = c[i].height_mm.max(c[j].height_mm);
+            if d[0] < 1.1 * h || d[0] > 3.3 * h {
+                continue;
+            }
+            let off = (d[1] * d[1] + d[2] * d[2]).sqrt();
+            if off > 0.7 * d[0] {
+                continue;
+            }
+            let ratio = c[i].volume_mm3 / c[j].volume_mm3;
+            if !(0.25..=4.0).contains(&ratio) {
+                continue;
+            }
+            let gap_penalty = if d[0] > 2.1 * h { 1.0 } else { 0.0 };
+            let s = best[j] + node(c[i]) - 2.0 * (off / d[0]).powi(2) - gap_penalty;
+            if s > best[i] {
+                best[i] = s;
+                prev[i] = j;
+            }
+        }
+    }
+    let Some(mut end) = (0..c.len()).max_by(|a, b| best[*a].total_cmp(&best[*b])) else {
+        return Vec::new();
+    };
+    let mut out = vec![c[end].clone()];
+    while prev[end] != usize::MAX {
+        end = prev[end];
+        out.push(c[end].clone());
+    }
+    out.reverse();
+    out
+}

@@ -1,0 +1,182 @@
+//! Vertebral column detection, body segmentation and level labels.
+//!
+//! [`segment_volume`] takes one [`Volume`] (CT, or sagittal MR of any weighting) and returns a
+//! [`Segmentation`]: every vertebral body found, as a full-resolution mask with its centroid in
+//! LPS mm, in cranio-caudal order. Nothing depends on the modality's absolute values: intensity
+//! bands come from the image's own quantiles and each body's marrow level from its own core.
+//!
+//! ```no_run
+//! use spinetriage_segment::segment_volume;
+//! # fn get() -> spinetriage_volume::Volume { unimplemented!() }
+//! let vol = get();
+//! let seg = segment_volume(&vol, None)?;
+//! for b in &seg.bodies {
+//!     println!("{:?} at {:?}", b.label, b.centroid_lps);
+//! }
+//! # Ok::<(), spinetriage_segment::SegmentError>(())
+//! ```
+#![deny(missing_docs)]
+
+pub mod detect;
+pub mod label;
+pub mod morph;
+pub mod refine;
+pub mod view;
+pub mod work;
+
+pub use detect::Candidate;
+pub use label::{Anchor, LEVELS};
+pub use refine::{BodyMask, MarrowStats};
+pub use view::CanonicalView;
+
+use rayon::prelude::*;
+use spinetriage_volume::{LpsPoint, Volume};
+
+/// Why a volume could not be segmented.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SegmentError {
+    /// The volume holds no voxel or is too thin to hold a vertebra.
+    #[error(
+        "series {series_uid}: volume of {dims:?} voxels is too small to hold a vertebral body"
+    )]
+    TooSmall {
+        /// Series Instance UID (or NIfTI path).
+        series_uid: String,
+        /// Voxel counts `[i, j, k]`.
+        dims: [usize; 3],
+    },
+    /// No chain of vertebral bodies was found.
+    #[error("series {series_uid}: no vertebral column found ({candidates} body-like regions)")]
+    NoColumn {
+        /// Series Instance UID (or NIfTI path).
+        series_uid: String,
+        /// Body-like regions seen before chaining.
+        candidates: usize,
+    },
+}
+
+/// One vertebral body.
+#[derive(Debug, Clone)]
+pub struct Body {
+    /// Mask on the canonical grid, cortex included.
+    pub mask: BodyMask,
+    /// Marrow signal of this body.
+    pub marrow: MarrowStats,
+    /// Centroid of the mask, LPS mm.
+    pub centroid_lps: LpsPoint,
+    /// Mask volume, mm³.
+    pub volume_mm3: f64,
+    /// Smallest principal axis of the mask (about the endplate normal), LPS, pointing cranially.
+    pub axis_lps: [f64; 3],
+    /// Level name, when the labelling could tell.
+    pub label: Option<String>,
+    /// Confidence in the label, 0–1.
+    pub label_confidence: f64,
+    /// The detection it was grown from.
+    pub candidate: Candidate,
+}
+
+impl Body {
+    /// Whether an LPS point falls in a voxel of this body's mask.
+    pub fn contains_lps(&self, view: &CanonicalView, p: LpsPoint) -> bool {
+        let c = view.to_canonical(p);
+        if c.iter().any(|v| *v < -0.5) {
+            return false;
+        }
+        self.mask.contains(c.map(|v| v.round() as usize))
+    }
+}
+
+/// The bodies found in one volume, cranial first.
+#[derive(Debug, Clone)]
+pub struct Segmentation {
+    /// Series Instance UID (or NIfTI path) of the volume.
+    pub series_uid: String,
+    /// How the volume was looked at.
+    pub view: CanonicalView,
+    /// Bodies, cranial first.
+    pub bodies: Vec<Body>,
+    /// Body-like regions seen before chaining.
+    pub candidates: usize,
+    /// How the labels were worked out, and what could not be told (transitional anatomy).
+    pub labelling: Vec<String>,
+}
+
+/// Working resolution of detection, mm: a body is still 7+ voxels across, and a 512×512×300 CT
+/// shrinks ~25-fold.
+const COARSE_MM: f64 = 1.4;
+
+/// Finds and segments the vertebral bodies of `vol`.
+pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentation, SegmentError> {
+    let view = CanonicalView::new(&vol.grid);
+    if view
+        .dims
+        .iter()
+        .zip(view.spacing_mm)
+        .any(|(d, s)| (*d as f64) * s < 10.0)
+    {
+        return Err(SegmentError::TooSmall {
+            series_uid: vol.series_uid.clone(),
+            dims: vol.grid.dims,
+        });
+    }
+    let data = view.view(&vol.data);
+    let coarse = work::Coarse::new(data, view.spacing_mm, COARSE_MM);
+    let cands = detect::candidates(&coarse);
+    let chain = detect::chain(&cands, coarse.spacing_mm[2]);
+    if chain.is_empty() {
+        return Err(SegmentError::NoColumn {
+            series_uid: vol.series_uid.clone(),
+            candidates: cands.len(),
+        });
+    }
+    let voxel_mm3: f64 = view.spacing_mm.iter().product();
+    let bodies: Vec<Body> = chain
+        .par_iter()
+        .filter_map(|c| {
+            let (mask, marrow) = refine::grow_body(data, &coarse, c, view.spacing_mm)?;
+            let (mut sum, mut n) = ([0.0f64; 3], 0usize);
+            for p in mask.voxels() {
+                for k in 0..3 {
+                    sum[k] += p[k] as f64;
+                }
+                n += 1;
+            }
+            let centroid = sum.map(|s| s / n.max(1) as f64);
+            let c_lps = view.to_lps(centroid).0;
+            let mut cov = nalgebra::Matrix3::<f64>::zeros();
+            for p in mask.voxels() {
+                let d = view.to_lps(p.map(|x| x as f64)).0 - c_lps;
+                cov += d * d.transpose();
+            }
+            let eig = nalgebra::SymmetricEigen::new(cov);
+            let k = (0..3)
+                .min_by(|a, b| eig.eigenvalues[*a].total_cmp(&eig.eigenvalues[*b]))
+                .unwrap_or(0);
+            let mut axis = eig.eigenvectors.column(k).into_owned();
+            if axis.z < 0.0 {
+                axis = -axis;
+            }
+            Some(Body {
+                axis_lps: [axis.x, axis.y, axis.z],
+                label: None,
+                label_confidence: 0.0,
+                centroid_lps: view.to_lps(centroid),
+                volume_mm3: n as f64 * voxel_mm3,
+                mask,
+                marrow,
+                candidate: c.clone(),
+            })
+        })
+        .collect();
+    let mut seg = Segmentation {
+        series_uid: vol.series_uid.clone(),
+        view,
+        bodies,
+        candidates: cands.len(),
+        labelling: Vec::new(),
+    };
+    label::label(&mut seg, anchor);
+    Ok(seg)
+}

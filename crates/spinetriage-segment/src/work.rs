@@ -1,0 +1,155 @@
+//! The coarse working copy used for detection: the canonical view box-averaged to about 2 mm, and
+//! the image's own intensity reference levels.
+
+use ndarray::{Array3, ArrayView3, Axis, Zip};
+use rayon::prelude::*;
+
+/// A box-averaged copy of a canonical view.
+#[derive(Debug, Clone)]
+pub struct Coarse {
+    /// Values, `[si, ap, lr]`.
+    pub data: Array3<f32>,
+    /// Averaging factor per canonical axis: coarse voxel `b` covers fine voxels `b·f .. b·f + f`.
+    pub factor: [usize; 3],
+    /// Coarse spacing, mm.
+    pub spacing_mm: [f64; 3],
+}
+
+impl Coarse {
+    /// Averages `view` down to roughly `target_mm` per axis (never coarser than the input).
+    pub fn new(view: ArrayView3<f32>, spacing_mm: [f64; 3], target_mm: f64) -> Coarse {
+        let factor: [usize; 3] =
+            std::array::from_fn(|n| ((target_mm / spacing_mm[n]).round() as usize).max(1));
+        let (d0, d1, d2) = view.dim();
+        let dims = [
+            (d0 / factor[0]).max(1),
+            (d1 / factor[1]).max(1),
+            (d2 / factor[2]).max(1),
+        ];
+        let mut data = Array3::<f32>::zeros(dims);
+        let [f0, f1, f2] = factor;
+        data.axis_iter_mut(Axis(0))
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(b0, mut plane)| {
+                let mut count = Array3::<f32>::zeros((1, dims[1], dims[2]));
+                for a0 in b0 * f0..((b0 + 1) * f0).min(d0) {
+                    let src = view.index_axis(Axis(0), a0);
+                    for (a1, row) in src.outer_iter().enumerate() {
+                        let b1 = (a1 / f1).min(dims[1] - 1);
+                        for (a2, v) in row.iter().enumerate() {
+                            let b2 = (a2 / f2).min(dims[2] - 1);
+                            plane[[b1, b2]] += *v;
+                            count[[0, b1, b2]] += 1.0;
+                        }
+                    }
+                }
+                Zip::from(&mut plane)
+                    .and(count.index_axis(Axis(0), 0))
+                    .for_each(|p, c| *p /= c.max(1.0));
+            });
+        Coarse {
+            data,
+            factor,
+            spacing_mm: std::array::from_fn(|n| spacing_mm[n] * factor[n] as f64),
+        }
+    }
+
+    /// Fine (canonical) index of the centre of coarse voxel `b`.
+    pub fn fine_centre(&self, b: [f64; 3]) -> [f64; 3] {
+        std::array::from_fn(|n| b[n] * self.factor[n] as f64 + (self.factor[n] as f64 - 1.0) / 2.0)
+    }
+}
+
+/// Level below which a voxel is air or background: halfway from the darkest values to Otsu's
+/// threshold. Otsu alone can land inside the tissue range on MR whose background is not black,
+/// and would then hide dark-ish marrow (T2) from the bands.
+pub(crate) fn air_level(sorted: &[f32]) -> f32 {
+    let lo = quantile(sorted, 0.01);
+    lo + 0.5 * (otsu(sorted) - lo)
+}
+
+/// Sorted sample of values, for quantiles.
+pub(crate) fn sorted_sample(data: &Array3<f32>, max_samples: usize) -> Vec<f32> {
+    let n = data.len();
+    let step = (n / max_samples.max(1)).max(1);
+    let mut v: Vec<f32> = data
+        .iter()
+        .step_by(step)
+        .copied()
+        .filter(|x| x.is_finite())
+        .collect();
+    v.sort_by(f32::total_cmp);
+    v
+}
+
+/// Otsu's threshold of a sorted sample: separates air/background from the patient on any
+/// modality, so quantiles can be taken over the patient alone.
+pub(crate) fn otsu(sorted: &[f32]) -> f32 {
+    let (Some(&lo), Some(&hi)) = (sorted.first(), sorted.last()) else {
+        return 0.0;
+    };
+    if hi <= lo {
+        return lo;
+    }
+    const BINS: usize = 256;
+    let mut hist = [0f64; BINS];
+    let scale = (BINS - 1) as f32 / (hi - lo);
+    for v in sorted {
+        hist[((v - lo) * scale) as usize] += 1.0;
+    }
+    let total: f64 = hist.iter().sum();
+    let sum_all: f64 = hist.iter().enumerate().map(|(i, h)| i as f64 * h).sum();
+    let (mut w0, mut sum0, mut best, mut best_t) = (0.0, 0.0, -1.0, 0usize);
+    for (t, h) in hist.iter().enumerate() {
+        w0 += h;
+        sum0 += t as f64 * h;
+        let w1 = total - w0;
+        if w0 == 0.0 || w1 == 0.0 {
+            continue;
+        }
+        let m0 = sum0 / w0;
+        let m1 = (sum_all - sum0) / w1;
+        let between = w0 * w1 * (m0 - m1) * (m0 - m1);
+        if between > best {
+            best = between;
+            best_t = t;
+        }
+    }
+    lo + (best_t as f32 + 0.5) / scale
+}
+
+/// Value at quantile `q` (0..1) of a sorted sample.
+pub(crate) fn quantile(sorted: &[f32], q: f64) -> f32 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize;
+    sorted[i]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coarse_averages_blocks() {
+        let mut a = Array3::<f32>::zeros((4, 4, 2));
+        a[[0, 0, 0]] = 8.0;
+        let c = Coarse::new(a.view(), [1.0, 1.0, 4.0], 2.0);
+        assert_eq!(c.factor, [2, 2, 1]);
+        assert_eq!(c.data.dim(), (2, 2, 2));
+        assert_eq!(c.data[[0, 0, 0]], 2.0);
+        assert_eq!(c.spacing_mm, [2.0, 2.0, 4.0]);
+        assert_eq!(c.fine_centre([0.0, 1.0, 1.0]), [0.5, 2.5, 1.0]);
+    }
+
+    #[test]
+    fn otsu_splits_two_modes() {
+        let mut v: Vec<f32> = (0..100).map(|i| (i % 10) as f32).collect();
+        v.extend((0..100).map(|i| 100.0 + (i % 10) as f32));
+        v.sort_by(f32::total_cmp);
+        let t = otsu(&v);
+        assert!(t > 9.0 && t < 100.0, "{t}");
+    }
+}
