@@ -53,7 +53,8 @@ fn index_of(l: &str) -> Option<usize> {
 /// Names the bodies of `seg` (cranial first) from an anchor or from the sacrum.
 ///
 /// The first sacral segment is recognised by the lumbosacral angle: its superior endplate is
-/// tilted 20° or more against the lowest lumbar one (normal lumbosacral disc angle ~10–20° in the
+/// tilted 20° or more against the lowest lumbar one, or the column turns 25° or more backwards
+/// between L5 and S1 (normal lumbosacral disc angle ~10–20° in the
 /// other direction of counting, sacral slope ~40°; Legaye et al., Eur Spine J 1998). Counting up
 /// assumes five lumbar vertebrae: a transitional lumbosacral vertebra (L5 sacralisation, S1
 /// lumbarisation; ~10–30 % of people) cannot be told from a lumbar-only view, so it is flagged and
@@ -88,14 +89,21 @@ pub fn label(seg: &mut Segmentation, anchor: Option<&Anchor>) {
         None => {
             let axis = |k: usize| Vector3::from(seg.bodies[k].axis_lps);
             let angle = |a: usize, b: usize| axis(a).angle(&axis(b)).to_degrees();
-            if n >= 2 && angle(n - 1, n - 2) >= 20.0 {
+            // The column turns backwards at the lumbosacral junction: the step from L5 to S1
+            // leans much further back than the steps above it.
+            let step = |k: usize| {
+                Vector3::from(seg.bodies[k].centroid_lps.0 - seg.bodies[k - 1].centroid_lps.0)
+            };
+            let turn = if n >= 3 { step(n - 1).angle(&step(n - 2)).to_degrees() } else { 0.0 };
+            if n >= 3 && (angle(n - 1, n - 2) >= 20.0 || turn >= 25.0) {
                 (
                     n - 1,
                     "S1".to_string(),
                     0.8,
                     format!(
-                        "sacrum recognised at the lowest body (endplate {:.0}° against the body above); counted up assuming five lumbar vertebrae — transitional lumbosacral anatomy cannot be excluded on this view",
-                        angle(n - 1, n - 2)
+                        "sacrum recognised at the lowest body (endplate {:.0}° against the body above, column turning {:.0}°); counted up assuming five lumbar vertebrae — transitional lumbosacral anatomy cannot be excluded on this view",
+                        angle(n - 1, n - 2),
+                        turn
                     ),
                 )
             } else {
