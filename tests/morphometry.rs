@@ -20,7 +20,9 @@ fn ct_phantom_bodies_are_found_and_measured_within_a_voxel_or_two() {
     let inv = discover(&[dir.path().join(&cfg.name)], &DiscoverOptions::default());
     let vols = assemble(&inv.studies[0].series[0], &Limits::default()).expect("assemble");
     let anchor: Anchor = "L5".parse().expect("anchor");
-    let morph = analyze_volumes(&vols, Some(&anchor)).expect("segment").expect("shape series");
+    let morph = analyze_volumes(&vols, Some(&anchor))
+        .expect("segment")
+        .expect("shape series");
     let mut errors = Vec::new();
     let mut found = 0;
     for t in truth.levels.iter().filter(|t| !t.name.starts_with('S')) {

@@ -252,19 +252,38 @@ fn analyze_writes_the_level_table_with_report_keys() {
         .assert();
     let code = assert.get_output().status.code();
     assert!(matches!(code, Some(0) | Some(4)), "exit {code:?}");
-    let doc: Value = serde_json::from_slice(&std::fs::read(out.join("levels.json")).unwrap()).unwrap();
+    let doc: Value =
+        serde_json::from_slice(&std::fs::read(out.join("levels.json")).unwrap()).unwrap();
     assert!(doc["schema_version"].is_string());
     let st = &doc["studies"][0];
-    for key in ["study_uid", "series", "levels", "acr_variants", "not_evaluable"] {
+    for key in [
+        "study_uid",
+        "series",
+        "levels",
+        "acr_variants",
+        "not_evaluable",
+    ] {
         assert!(!st[key].is_null(), "study key {key}");
     }
     let levels = st["levels"].as_array().unwrap();
     assert!(levels.len() >= 7, "{} levels", levels.len());
     for l in levels {
         for key in [
-            "level", "center_lps_mm", "status", "heights_mm", "height_loss_pct", "genant_grade",
-            "kyphosis_pct", "dorsal_wall_loss_pct", "scoliosis_pct", "acr_deformity", "edema",
-            "posterior_element_involvement", "marrow_replacement", "cleft", "retropulsion_mm",
+            "level",
+            "center_lps_mm",
+            "status",
+            "heights_mm",
+            "height_loss_pct",
+            "genant_grade",
+            "kyphosis_pct",
+            "dorsal_wall_loss_pct",
+            "scoliosis_pct",
+            "acr_deformity",
+            "edema",
+            "posterior_element_involvement",
+            "marrow_replacement",
+            "cleft",
+            "retropulsion_mm",
             "evidence",
         ] {
             assert!(l.get(key).is_some(), "level key {key}");
@@ -273,7 +292,10 @@ fn analyze_writes_the_level_table_with_report_keys() {
         assert_eq!(c.len(), 3);
     }
     // The lowest body is anchored as L5, so the one four above is L1: the fractured level.
-    let l1 = levels.iter().find(|l| l["level"] == "L1").expect("L1 labelled");
+    let l1 = levels
+        .iter()
+        .find(|l| l["level"] == "L1")
+        .expect("L1 labelled");
     assert!(l1["heights_mm"]["anterior"].as_f64().unwrap() > 5.0);
     let csv = std::fs::read_to_string(out.join("levels.csv")).unwrap();
     assert!(csv.lines().count() >= 8);

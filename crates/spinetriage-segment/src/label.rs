@@ -94,7 +94,11 @@ pub fn label(seg: &mut Segmentation, anchor: Option<&Anchor>) {
             let step = |k: usize| {
                 Vector3::from(seg.bodies[k].centroid_lps.0 - seg.bodies[k - 1].centroid_lps.0)
             };
-            let turn = if n >= 3 { step(n - 1).angle(&step(n - 2)).to_degrees() } else { 0.0 };
+            let turn = if n >= 3 {
+                step(n - 1).angle(&step(n - 2)).to_degrees()
+            } else {
+                0.0
+            };
             if n >= 3 && (angle(n - 1, n - 2) >= 20.0 || turn >= 25.0) {
                 (
                     n - 1,
