@@ -213,18 +213,23 @@ impl Ctx<'_> {
     }
 }
 
-/// Least-squares plane normal of points (smallest principal axis).
-fn plane_normal(pts: &[Vector3<f64>]) -> Option<Vector3<f64>> {
-    if pts.len() < 4 {
-        return None;
-    }
-    let mean = pts.iter().sum::<Vector3<f64>>() / pts.len() as f64;
+/// Mean and eigen-decomposed scatter matrix of points.
+fn principal(pts: &[Vector3<f64>]) -> (Vector3<f64>, SymmetricEigen<f64, nalgebra::U3>) {
+    let mean = pts.iter().sum::<Vector3<f64>>() / pts.len().max(1) as f64;
     let mut cov = Matrix3::zeros();
     for p in pts {
         let d = p - mean;
         cov += d * d.transpose();
     }
-    let e = SymmetricEigen::new(cov);
+    (mean, SymmetricEigen::new(cov))
+}
+
+/// Least-squares plane normal of points (smallest principal axis).
+fn plane_normal(pts: &[Vector3<f64>]) -> Option<Vector3<f64>> {
+    if pts.len() < 4 {
+        return None;
+    }
+    let (_, e) = principal(pts);
     let k = (0..3).min_by(|a, b| e.eigenvalues[*a].total_cmp(&e.eigenvalues[*b]))?;
     Some(e.eigenvectors.column(k).into_owned())
 }
@@ -233,13 +238,7 @@ fn pca_frame(pts: &[Vector3<f64>]) -> Option<Axes> {
     if pts.len() < 10 {
         return None;
     }
-    let mean = pts.iter().sum::<Vector3<f64>>() / pts.len() as f64;
-    let mut cov = Matrix3::zeros();
-    for p in pts {
-        let d = p - mean;
-        cov += d * d.transpose();
-    }
-    let e = SymmetricEigen::new(cov);
+    let (mean, e) = principal(pts);
     let mut order = [0usize, 1, 2];
     order.sort_by(|a, b| e.eigenvalues[*a].total_cmp(&e.eigenvalues[*b]));
     // A body is lower than it is deep or wide: the smallest axis is cranial.
