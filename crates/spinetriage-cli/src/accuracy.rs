@@ -32,6 +32,7 @@ pub struct LevelResult {
     loss_error_pct: Option<f64>,
     genant_truth: u8,
     genant_found: Option<u8>,
+    status: String,
 }
 
 /// Summary over all runs.
@@ -93,6 +94,10 @@ pub fn variants(cases: &[&str], repeats: usize, seed: u64) -> Vec<(Variant, Phan
                 cfg.mr.pixel_mm = pixel_mm;
                 cfg.mr.rows = (400.0 / pixel_mm).round() as usize;
                 cfg.mr.cols = (288.0 / pixel_mm).round() as usize;
+                // Cover ±55 mm across: a rotated spine drifts sideways along its length, and a
+                // level that leaves the slab is (rightly) not evaluable, which is not what this
+                // bench measures.
+                cfg.mr.slices = (110.0 / slice_mm).ceil() as usize;
                 cfg.mr.thickness_mm = slice_mm - 0.5;
                 cfg.mr.gap_mm = 0.5;
                 cfg.mr.snr = noise;
@@ -162,6 +167,7 @@ pub fn run_one(cfg: &PhantomConfig, dir: &Path) -> Result<(Vec<LevelResult>, boo
                 loss_error_pct: None,
                 genant_truth: t.genant_grade,
                 genant_found: None,
+                status: "not found".into(),
             });
             continue;
         }
@@ -184,6 +190,10 @@ pub fn run_one(cfg: &PhantomConfig, dir: &Path) -> Result<(Vec<LevelResult>, boo
             loss_error_pct: l.derived.height_loss_pct.map(|x| x - t.height_loss_pct),
             genant_truth: t.genant_grade,
             genant_found: l.derived.genant_grade,
+            status: match &m.status {
+                spinetriage_measure::Status::Measured => "measured".into(),
+                spinetriage_measure::Status::NotEvaluable(w) => w.clone(),
+            },
         });
     }
     Ok((out, all_labels))
@@ -247,6 +257,7 @@ pub fn bench(
     cases: Option<Vec<String>>,
     repeats: usize,
     seed: u64,
+    only: Option<usize>,
     json_out: Option<&Path>,
     verbose: bool,
 ) -> Result<Summary> {
@@ -257,18 +268,36 @@ pub fn bench(
     let tmp = tempfile::tempdir()?;
     let mut runs = Vec::new();
     for (i, (v, cfg)) in variants(&names, repeats, seed).into_iter().enumerate() {
+        if only.is_some_and(|k| k != i) {
+            continue;
+        }
         let dir = tmp.path().join(format!("run{i}"));
         let t = std::time::Instant::now();
         let r = run_one(&cfg, &dir).map_err(|e| e.to_string());
-        let _ = std::fs::remove_dir_all(&dir);
+        match std::env::var_os("SPINETRIAGE_BENCH_KEEP") {
+            // Development aid: keep the generated studies to inspect a run.
+            Some(keep) => {
+                let to = Path::new(&keep).join(format!("run{i}"));
+                let _ = std::fs::create_dir_all(Path::new(&keep));
+                let _ = std::fs::rename(&dir, &to);
+            }
+            None => {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        }
         if verbose {
             match &r {
                 Ok((levels, all)) => {
                     let mae: Vec<String> = levels
                         .iter()
                         .map(|l| {
+                            let why = if l.status == "measured" {
+                                String::new()
+                            } else {
+                                format!(" ({})", l.status)
+                            };
                             format!(
-                                "{}:{:+.1}/{:+.1}/{:+.1} g{}→{:?}",
+                                "{}:{:+.1}/{:+.1}/{:+.1} g{}→{:?}{why}",
                                 l.truth_level,
                                 l.height_errors_mm[0],
                                 l.height_errors_mm[1],

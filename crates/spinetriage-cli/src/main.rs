@@ -113,6 +113,9 @@ enum Command {
         /// Seed of the settings.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Run only the variant with this index (0-based), to reproduce one run.
+        #[arg(long)]
+        only: Option<usize>,
         /// Write every run's per-level errors here as JSON.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -269,10 +272,11 @@ fn run(cli: Cli) -> Result<u8> {
             cases,
             repeats,
             seed,
+            only,
             json,
             verbose,
         } => {
-            let s = accuracy::bench(cases, repeats, seed, json.as_deref(), verbose)?;
+            let s = accuracy::bench(cases, repeats, seed, only, json.as_deref(), verbose)?;
             println!("{}", serde_json::to_string_pretty(&s)?);
             Ok(exit::OK)
         }

@@ -9,7 +9,7 @@
 //! uncertainty comes from the curvature of the residual around the optimum.
 
 /// Standard normal cumulative distribution (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7).
-fn phi(x: f64) -> f64 {
+pub(crate) fn phi(x: f64) -> f64 {
     let t = 1.0 / (1.0 + 0.327_591_1 * x.abs() / std::f64::consts::SQRT_2);
     let y = 1.0
         - (((((1.061_405_429 * t - 1.453_152_027) * t) + 1.421_413_741) * t - 0.284_496_736) * t

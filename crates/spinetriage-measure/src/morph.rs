@@ -163,40 +163,91 @@ fn v3(a: Vector3<f64>) -> [f64; 3] {
 struct Ctx<'a> {
     img: &'a dyn Sampler,
     cortex: Option<f64>,
-    inside: &'a (dyn Fn(&Point3<f64>) -> bool + Sync),
 }
 
 impl Ctx<'_> {
     /// Outer surface along `dir` from `origin` (which must be inside the body).
     fn surface(&self, origin: Point3<f64>, dir: Vector3<f64>, max_mm: f64) -> Result<Edge, String> {
         let step = 0.25;
-        // Rough position: where the mask ends along the ray.
-        let mut guess = None;
-        let mut t = 0.0;
-        while t < max_mm {
-            if !(self.inside)(&(origin + dir * t)) {
-                guess = Some(t);
-                break;
-            }
-            t += 0.5;
-        }
-        let guess = guess.ok_or_else(|| "body boundary not found along the ray".to_string())?;
-        // Profile from a few mm inside to a few mm outside; beyond that lies the next structure.
-        let (t0, t1) = ((guess - 6.0).max(0.0), guess + 4.0);
+        // The profile is the mean of a 3 × 3 bundle of parallel rays 1 mm apart: a third of the
+        // noise, still well inside a body's flat endplate or wall.
+        let e1 = dir
+            .cross(&if dir.x.abs() < 0.9 {
+                Vector3::x()
+            } else {
+                Vector3::y()
+            })
+            .normalize();
+        let e2 = dir.cross(&e1);
+        let offsets: Vec<Vector3<f64>> = (-1..=1)
+            .flat_map(|a| (-1..=1).map(move |b| e1 * f64::from(a) + e2 * f64::from(b)))
+            .collect();
         let mut ts = Vec::new();
         let mut fs = Vec::new();
-        let mut x = t0;
-        while x <= t1 {
-            match self.img.sample(&(origin + dir * x)) {
-                Some(v) => {
-                    ts.push(x);
-                    fs.push(v);
+        let mut spread = Vec::new();
+        let mut x = 0.0;
+        'walk: while x <= max_mm {
+            let mut vals = [0.0f64; 9];
+            for (k, o) in offsets.iter().enumerate() {
+                match self.img.sample(&(origin + o + dir * x)) {
+                    Some(v) => vals[k] = v,
+                    None => break 'walk,
                 }
-                None => return Err("outside the field of view".to_string()),
             }
+            let mean = vals.iter().sum::<f64>() / 9.0;
+            if ts.len() < 10 {
+                spread.extend(vals.iter().map(|v| v - mean));
+            }
+            ts.push(x);
+            fs.push(mean);
             x += step;
         }
-        fit_edge(&ts, &fs, guess, 2.5, self.img.psf_mm(&dir), self.cortex)
+        if ts.len() < 12 {
+            return Err("outside the field of view".to_string());
+        }
+        // The body's boundary is the first clear departure from this ray's marrow level, met from
+        // the inside: a cortex (seen at the contrast a ~1 mm shell keeps after this ray's blur)
+        // or, where a bright disc cancels a thin dark endplate (T2), the disc itself. A mask can
+        // leak across a thin cortex into tissue of marrow-like signal (epidural fat on T1); the
+        // first departure cannot.
+        let mut head: Vec<f64> = fs[..10].to_vec();
+        head.sort_by(f64::total_cmp);
+        let marrow = head[head.len() / 2];
+        // Noise of the mean profile: the single-ray spread across the bundle, over √9.
+        let mut dev: Vec<f64> = spread.iter().map(|v| v.abs()).collect();
+        dev.sort_by(f64::total_cmp);
+        let noise = 1.4826 * dev[dev.len() / 2] / 3.0;
+        let cortex = self.cortex.unwrap_or(0.0);
+        let psf = self.img.psf_mm(&dir).max(0.05);
+        let visible = erf(1.0 / (2.0 * std::f64::consts::SQRT_2 * psf));
+        let depart = (0.5 * visible * (cortex - marrow).abs()).max(4.0 * noise);
+        let cross = fs
+            .iter()
+            .position(|v| (v - marrow).abs() >= depart)
+            .ok_or_else(|| {
+                if (ts.len() as f64) * step < max_mm {
+                    "outside the field of view".to_string()
+                } else {
+                    "body boundary not found along the ray".to_string()
+                }
+            })?;
+        let t_x = ts[cross];
+        // Fit from a few mm inside to a few mm outside; beyond that lies the next structure.
+        let keep: Vec<usize> = (0..ts.len())
+            .filter(|&k| ts[k] >= t_x - 5.0 && ts[k] <= t_x + 4.5)
+            .collect();
+        if keep.last().map(|&k| ts[k]).unwrap_or(0.0) < t_x + 2.5 {
+            return Err(if (ts.len() as f64) * step < max_mm {
+                "outside the field of view".to_string()
+            } else {
+                "body boundary not found along the ray".to_string()
+            });
+        }
+        let ts: Vec<f64> = keep.iter().map(|&k| ts[k]).collect();
+        let fs: Vec<f64> = keep.iter().map(|&k| fs[k]).collect();
+        // The outer surface lies at most ~2.5 mm beyond the inner crossing (cortex plus blur).
+        let guess = t_x + 0.75;
+        fit_edge(&ts, &fs, guess, 1.75, self.img.psf_mm(&dir), self.cortex)
             .ok_or_else(|| "no edge in the profile".to_string())
     }
 
@@ -222,6 +273,11 @@ fn principal(pts: &[Vector3<f64>]) -> (Vector3<f64>, SymmetricEigen<f64, nalgebr
         cov += d * d.transpose();
     }
     (mean, SymmetricEigen::new(cov))
+}
+
+/// Error function, from the normal distribution function of [`crate::edge`].
+fn erf(x: f64) -> f64 {
+    2.0 * crate::edge::phi(x * std::f64::consts::SQRT_2) - 1.0
 }
 
 /// Least-squares plane normal of points (smallest principal axis).
@@ -270,11 +326,9 @@ fn orthonormal(u: Vector3<f64>, v: Vector3<f64>, c: Vector3<f64>) -> Axes {
 /// Measures one body of `seg` on image `img`.
 pub fn measure_body(img: &dyn Sampler, seg: &Segmentation, body: &Body) -> LevelMeasurement {
     let view = &seg.view;
-    let inside = |p: &Point3<f64>| body.contains_lps(view, LpsPoint(*p));
     let ctx = Ctx {
         img,
         cortex: img.cortex_level(body),
-        inside: &inside,
     };
     let pts: Vec<Vector3<f64>> = body
         .mask
@@ -377,7 +431,7 @@ pub fn measure_body(img: &dyn Sampler, seg: &Segmentation, body: &Body) -> Level
             out.middle.map(|h| h.height_mm / 2.0).unwrap_or(10.0),
         );
         let mut worst = (0.0f64, post.sigma_mm);
-        for k in -8..=8 {
+        for k in -6..=6 {
             let frac = k as f64 / 10.0;
             let h = if k >= 0 { frac * up_h } else { frac * dn_h };
             let origin = pa + v * (0.5 * depth) + u * h;
