@@ -120,7 +120,7 @@ pub fn variants(cases: &[&str], repeats: usize, seed: u64) -> Vec<(Variant, Phan
 }
 
 /// Runs one variant in `dir`.
-pub fn run_one(cfg: &PhantomConfig, dir: &Path) -> Result<(Vec<LevelResult>, bool)> {
+pub fn run_one(cfg: &PhantomConfig, dir: &Path, verbose: bool) -> Result<(Vec<LevelResult>, bool)> {
     let truth = spinetriage_phantom::generate(cfg, dir)?;
     let study = dir.join(&cfg.name);
     let inv = discover(&[study], &DiscoverOptions::default());
@@ -131,6 +131,45 @@ pub fn run_one(cfg: &PhantomConfig, dir: &Path) -> Result<(Vec<LevelResult>, boo
         }
     }
     let morph = analyze_volumes(&vols, None)?.context("no shape series")?;
+    if verbose {
+        for n in &morph.labelling {
+            eprintln!("    labels: {n}");
+        }
+        // The column as found: nearest truth level → label given.
+        let col: Vec<String> = morph
+            .levels
+            .iter()
+            .map(|l| {
+                let c = l.measurement.center_lps_mm;
+                let p = LpsPoint::new(c[0], c[1], c[2]);
+                let (name, d) = truth
+                    .levels
+                    .iter()
+                    .map(|t| {
+                        (
+                            t.name.as_str(),
+                            p.distance_mm(&LpsPoint::new(
+                                t.centre_lps_mm[0],
+                                t.centre_lps_mm[1],
+                                t.centre_lps_mm[2],
+                            )),
+                        )
+                    })
+                    .min_by(|a, b| a.1.total_cmp(&b.1))
+                    .unwrap_or(("?", 0.0));
+                format!(
+                    "{name}{}→{}",
+                    if d > 10.0 {
+                        format!("({d:.0}mm)")
+                    } else {
+                        String::new()
+                    },
+                    l.level.clone().unwrap_or_else(|| "?".into())
+                )
+            })
+            .collect();
+        eprintln!("    column: {}", col.join(" "));
+    }
     let mut out = Vec::new();
     let mut all_labels = true;
     for t in &truth.levels {
@@ -273,7 +312,7 @@ pub fn bench(
         }
         let dir = tmp.path().join(format!("run{i}"));
         let t = std::time::Instant::now();
-        let r = run_one(&cfg, &dir).map_err(|e| e.to_string());
+        let r = run_one(&cfg, &dir, verbose).map_err(|e| e.to_string());
         match std::env::var_os("SPINETRIAGE_BENCH_KEEP") {
             // Development aid: keep the generated studies to inspect a run.
             Some(keep) => {
@@ -291,11 +330,14 @@ pub fn bench(
                     let mae: Vec<String> = levels
                         .iter()
                         .map(|l| {
-                            let why = if l.status == "measured" {
+                            let mut why = if l.status == "measured" {
                                 String::new()
                             } else {
                                 format!(" ({})", l.status)
                             };
+                            if l.found_level.as_deref() != Some(l.truth_level.as_str()) {
+                                why += &format!(" [labelled {:?}]", l.found_level);
+                            }
                             format!(
                                 "{}:{:+.1}/{:+.1}/{:+.1} g{}→{:?}{why}",
                                 l.truth_level,

@@ -156,6 +156,33 @@ pub struct LevelMeasurement {
     pub status: Status,
 }
 
+impl LevelMeasurement {
+    /// A level with nothing measured yet (or nothing measurable: pass the reason in `status`).
+    pub fn empty(center_lps_mm: [f64; 3], status: Status) -> LevelMeasurement {
+        LevelMeasurement {
+            center_lps_mm,
+            frame: Frame {
+                cranial: [0.0, 0.0, 1.0],
+                posterior: [0.0, 1.0, 0.0],
+                left: [1.0, 0.0, 0.0],
+            },
+            depth_mm: None,
+            width_mm: None,
+            anterior: None,
+            middle: None,
+            posterior: None,
+            left: None,
+            right: None,
+            superior_normal: None,
+            inferior_normal: None,
+            retropulsion_mm: None,
+            retropulsion_sigma_mm: None,
+            volume_mm3: 0.0,
+            status,
+        }
+    }
+}
+
 fn v3(a: Vector3<f64>) -> [f64; 3] {
     [a.x, a.y, a.z]
 }
@@ -339,27 +366,8 @@ pub fn measure_body(img: &dyn Sampler, seg: &Segmentation, body: &Body) -> Level
                 .coords
         })
         .collect();
-    let mut out = LevelMeasurement {
-        center_lps_mm: v3(body.centroid_lps.0.coords),
-        frame: Frame {
-            cranial: [0.0, 0.0, 1.0],
-            posterior: [0.0, 1.0, 0.0],
-            left: [1.0, 0.0, 0.0],
-        },
-        depth_mm: None,
-        width_mm: None,
-        anterior: None,
-        middle: None,
-        posterior: None,
-        left: None,
-        right: None,
-        superior_normal: None,
-        inferior_normal: None,
-        retropulsion_mm: None,
-        retropulsion_sigma_mm: None,
-        volume_mm3: body.volume_mm3,
-        status: Status::Measured,
-    };
+    let mut out = LevelMeasurement::empty(v3(body.centroid_lps.0.coords), Status::Measured);
+    out.volume_mm3 = body.volume_mm3;
     let Some((c, mut u, mut v, mut w)) = pca_frame(&pts) else {
         out.status = Status::NotEvaluable("body mask too small".into());
         return out;

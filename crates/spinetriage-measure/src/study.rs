@@ -66,24 +66,38 @@ pub fn analyze_volumes(
     };
     let seg = segment_volume(vol, anchor)?;
     let measured = measure_bodies(vol, &seg);
-    let pairs: Vec<(Option<String>, LevelMeasurement)> = seg
+    // Found and missed levels together, in column order: a missed level keeps its place (and its
+    // name) and is reported as not evaluable.
+    let mut rows: Vec<(usize, Option<String>, f64, LevelMeasurement)> = seg
         .bodies
         .iter()
         .zip(measured)
-        .map(|(b, m)| (b.label.clone(), m))
+        .map(|(b, m)| (b.ordinal, b.label.clone(), b.label_confidence, m))
         .collect();
+    for m in &seg.missing {
+        let c = m.centre_lps.0;
+        rows.push((
+            m.ordinal,
+            m.label.clone(),
+            0.0,
+            LevelMeasurement::empty([c.x, c.y, c.z], Status::NotEvaluable(m.reason.clone())),
+        ));
+    }
+    rows.sort_by_key(|r| r.0);
+    let pairs: Vec<(Option<String>, LevelMeasurement)> =
+        rows.iter().map(|r| (r.1.clone(), r.3.clone())).collect();
     let derived = derive(&pairs);
-    let levels = seg
-        .bodies
-        .iter()
-        .zip(pairs)
+    let levels = rows
+        .into_iter()
         .zip(derived)
-        .map(|((b, (level, measurement)), derived)| Level {
-            level,
-            label_confidence: b.label_confidence,
-            measurement,
-            derived,
-        })
+        .map(
+            |((_, level, label_confidence, measurement), derived)| Level {
+                level,
+                label_confidence,
+                measurement,
+                derived,
+            },
+        )
         .collect();
     Ok(Some(StudyMorphometry {
         shape_series_uid: vol.series_uid.clone(),

@@ -430,3 +430,50 @@ pub fn chain(cands: &[Candidate], plane_mm: f64) -> Vec<Candidate> {
     out.reverse();
     out
 }
+
+/// One slot of the column: a chained candidate, or a body missed between two chained ones.
+#[derive(Debug, Clone)]
+pub enum Slot {
+    /// A body to grow.
+    Found(Candidate),
+    /// A level the chain stepped over; its expected centre (canonical mm).
+    Missed(Vector3<f64>),
+}
+
+/// Walks the chain and, where two neighbours are about two or more intervals apart, looks for
+/// the skipped bodies among all candidates (a fractured or infiltrated body is often less stable
+/// and smaller than its neighbours, so the chain steps over it); what is not found stays a
+/// missed slot, so that counting and the report keep the level.
+pub fn fill_gaps(chain: &[Candidate], all: &[Candidate]) -> Vec<Slot> {
+    let mut spacings: Vec<f64> = chain
+        .windows(2)
+        .map(|w| (w[1].centroid_mm - w[0].centroid_mm).norm())
+        .collect();
+    spacings.sort_by(f64::total_cmp);
+    let Some(&typical) = spacings.get(spacings.len() / 2) else {
+        return chain.iter().cloned().map(Slot::Found).collect();
+    };
+    let mut out = Vec::new();
+    for (k, c) in chain.iter().enumerate() {
+        out.push(Slot::Found(c.clone()));
+        let Some(next) = chain.get(k + 1) else { break };
+        let gap = (next.centroid_mm - c.centroid_mm).norm();
+        let missing = (gap / typical).round() as usize;
+        if missing < 2 || gap < 1.6 * typical {
+            continue;
+        }
+        for m in 1..missing {
+            let at =
+                c.centroid_mm + (next.centroid_mm - c.centroid_mm) * (m as f64 / missing as f64);
+            let found = all
+                .iter()
+                .filter(|x| (x.centroid_mm - at).norm() < 0.35 * typical)
+                .max_by_key(|x| x.stability);
+            out.push(match found {
+                Some(x) => Slot::Found(x.clone()),
+                None => Slot::Missed(at),
+            });
+        }
+    }
+    out
+}

@@ -2,6 +2,7 @@
 
 use crate::Segmentation;
 use nalgebra::Vector3;
+use spinetriage_volume::{LpsPoint, Volume};
 
 /// Level names, cranial first.
 pub const LEVELS: [&str; 25] = [
@@ -46,20 +47,73 @@ impl std::str::FromStr for Anchor {
     }
 }
 
+/// Median of the volume along a segment `from`..`to` mm of the line `c + t·d`.
+fn median_along(vol: &Volume, c: Vector3<f64>, d: Vector3<f64>, from: f64, to: f64) -> Option<f64> {
+    let mut v: Vec<f64> = (0..=20)
+        .filter_map(|k| {
+            let t = from + (to - from) * f64::from(k) / 20.0;
+            let p = c + d * t;
+            vol.sample_lps(LpsPoint::new(p.x, p.y, p.z)).map(f64::from)
+        })
+        .collect();
+    if v.len() < 10 {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    Some(v[v.len() / 2])
+}
+
+/// Recognises the sacrum from what lies below the lowest body, along the column: bone straight
+/// away (no disc: S1 fused to S2, so the lowest body is S1), or a disc and then bone that the
+/// chain did not take as a body (the sacrum, so the lowest body is L5). The disc's own signal is
+/// read between the two lowest bodies; "bone" means closer to the body's marrow than to that.
+fn sacrum(seg: &Segmentation, vol: &Volume) -> Option<(usize, &'static str, String)> {
+    let n = seg.bodies.len();
+    if n < 3 {
+        return None;
+    }
+    let c = |k: usize| seg.bodies[k].centroid_lps.0.coords;
+    let low = n - 1;
+    let step = c(low) - c(low - 1);
+    let spacing = step.norm();
+    let d = step / spacing;
+    let marrow = f64::from(seg.bodies[low].marrow.median);
+    let disc = median_along(vol, c(low - 1), d, 0.45 * spacing, 0.55 * spacing)?;
+    if (disc - marrow).abs() < 1e-6 {
+        return None;
+    }
+    // 0 = marrow-like, 1 = disc-like.
+    let discness = |v: f64| (v - marrow) / (disc - marrow);
+    // Half the body's height along the column.
+    let half = 0.5 * seg.bodies[low].candidate.height_mm.max(0.35 * spacing);
+    let just_below = discness(median_along(vol, c(low), d, half + 2.0, half + 6.0)?);
+    let further =
+        median_along(vol, c(low), d, half + 0.45 * spacing, half + 0.9 * spacing).map(discness);
+    let evidence = format!(
+        "under the lowest body the signal is {just_below:.2} of the way from its marrow to disc signal, {} further down",
+        further.map(|f| format!("{f:.2}")).unwrap_or_else(|| "outside the image".into())
+    );
+    if just_below < 0.5 {
+        return Some((low, "S1", format!("sacrum recognised at the lowest body: no disc below it, S1 fused to S2 ({evidence})")));
+    }
+    if further.is_some_and(|f| f < 0.5) {
+        return Some((low, "L5", format!("sacrum recognised below the lowest body, across its disc: the lowest body is L5 ({evidence})")));
+    }
+    None
+}
+
 fn index_of(l: &str) -> Option<usize> {
     LEVELS.iter().position(|x| *x == l)
 }
 
 /// Names the bodies of `seg` (cranial first) from an anchor or from the sacrum.
 ///
-/// The first sacral segment is recognised by the lumbosacral angle: its superior endplate is
-/// tilted 20° or more against the lowest lumbar one, or the column turns 25° or more backwards
-/// between L5 and S1 (normal lumbosacral disc angle ~10–20° in the
-/// other direction of counting, sacral slope ~40°; Legaye et al., Eur Spine J 1998). Counting up
-/// assumes five lumbar vertebrae: a transitional lumbosacral vertebra (L5 sacralisation, S1
+/// The sacrum is recognised from what lies below the lowest body ([`sacrum`]): S1 is the first
+/// segment without a disc below it (fused to S2). Counting up (missed levels included) assumes
+/// five lumbar vertebrae: a transitional lumbosacral vertebra (L5 sacralisation, S1
 /// lumbarisation; ~10–30 % of people) cannot be told from a lumbar-only view, so it is flagged and
 /// the confidence lowered.
-pub fn label(seg: &mut Segmentation, anchor: Option<&Anchor>) {
+pub fn label(seg: &mut Segmentation, vol: &Volume, anchor: Option<&Anchor>) {
     let n = seg.bodies.len();
     if n == 0 {
         return;
@@ -87,47 +141,42 @@ pub fn label(seg: &mut Segmentation, anchor: Option<&Anchor>) {
             )
         }
         None => {
-            let axis = |k: usize| Vector3::from(seg.bodies[k].axis_lps);
-            let angle = |a: usize, b: usize| axis(a).angle(&axis(b)).to_degrees();
-            // The column turns backwards at the lumbosacral junction: the step from L5 to S1
-            // leans much further back than the steps above it.
-            let step = |k: usize| {
-                Vector3::from(seg.bodies[k].centroid_lps.0 - seg.bodies[k - 1].centroid_lps.0)
-            };
-            let turn = if n >= 3 {
-                step(n - 1).angle(&step(n - 2)).to_degrees()
-            } else {
-                0.0
-            };
-            if n >= 3 && (angle(n - 1, n - 2) >= 20.0 || turn >= 25.0) {
-                (
-                    n - 1,
-                    "S1".to_string(),
+            match sacrum(seg, vol) {
+                Some((k, name, why)) => (
+                    k,
+                    name.to_string(),
                     0.8,
                     format!(
-                        "sacrum recognised at the lowest body (endplate {:.0}° against the body above, column turning {:.0}°); counted up assuming five lumbar vertebrae — transitional lumbosacral anatomy cannot be excluded on this view",
-                        angle(n - 1, n - 2),
-                        turn
+                        "{why}; counted up assuming five lumbar vertebrae — transitional lumbosacral anatomy cannot be excluded on this view"
                     ),
-                )
-            } else {
-                seg.labelling.push(
-                    "sacrum not recognised: levels left unnamed; give --anchor (e.g. L5, or L1@z_mm)".to_string(),
-                );
-                return;
+                ),
+                None => {
+                    seg.labelling.push(
+                        "sacrum not recognised below the lowest body: levels left unnamed; give --anchor (e.g. L5, or L1@z_mm)"
+                            .to_string(),
+                    );
+                    return;
+                }
             }
         }
     };
     seg.labelling.push(note);
     let Some(at) = index_of(&name) else { return };
-    for k in 0..n {
-        let li = at as i64 - (index as i64 - k as i64);
-        if li >= 0 && (li as usize) < LEVELS.len() {
-            seg.bodies[k].label = Some(LEVELS[li as usize].to_string());
+    let anchor_ordinal = seg.bodies[index].ordinal as i64;
+    let name_of = |ordinal: usize| {
+        let li = at as i64 - (anchor_ordinal - ordinal as i64);
+        (li >= 0 && (li as usize) < LEVELS.len()).then(|| LEVELS[li as usize].to_string())
+    };
+    for b in seg.bodies.iter_mut() {
+        b.label = name_of(b.ordinal);
+        if b.label.is_some() {
             // Confidence falls with the distance from the anchor (a missed body shifts all above).
-            seg.bodies[k].label_confidence =
-                confidence * 0.97f64.powi((index as i64 - k as i64).abs() as i32);
+            b.label_confidence = confidence
+                * 0.97f64.powi((anchor_ordinal - b.ordinal as i64).unsigned_abs() as i32);
         }
+    }
+    for m in seg.missing.iter_mut() {
+        m.label = name_of(m.ordinal);
     }
 }
 

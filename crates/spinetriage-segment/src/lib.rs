@@ -56,9 +56,24 @@ pub enum SegmentError {
     },
 }
 
+/// A level of the column where no body could be segmented.
+#[derive(Debug, Clone)]
+pub struct Missing {
+    /// Position in the column, counting found and missing levels from the top.
+    pub ordinal: usize,
+    /// Expected centre, LPS mm (interpolated between the neighbours).
+    pub centre_lps: LpsPoint,
+    /// Why it is missing.
+    pub reason: String,
+    /// Level name, when the labelling could tell.
+    pub label: Option<String>,
+}
+
 /// One vertebral body.
 #[derive(Debug, Clone)]
 pub struct Body {
+    /// Position in the column, counting found and missing levels from the top.
+    pub ordinal: usize,
     /// Mask on the canonical grid, cortex included.
     pub mask: BodyMask,
     /// Marrow signal of this body.
@@ -97,6 +112,8 @@ pub struct Segmentation {
     pub view: CanonicalView,
     /// Bodies, cranial first.
     pub bodies: Vec<Body>,
+    /// Levels of the column that could not be segmented.
+    pub missing: Vec<Missing>,
     /// Body-like regions seen before chaining.
     pub candidates: usize,
     /// How the labels were worked out, and what could not be told (transitional anatomy).
@@ -131,11 +148,27 @@ pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentat
             candidates: cands.len(),
         });
     }
+    let slots = detect::fill_gaps(&chain, &cands);
+    // Canonical mm (coarse index × coarse spacing) → LPS.
+    let mm_to_lps = |at: nalgebra::Vector3<f64>| {
+        view.to_lps(coarse.fine_centre(std::array::from_fn(|n| at[n] / coarse.spacing_mm[n])))
+    };
     let voxel_mm3: f64 = view.spacing_mm.iter().product();
-    let bodies: Vec<Body> = chain
+    let grown: Vec<Result<Body, (usize, LpsPoint, String)>> = slots
         .par_iter()
-        .filter_map(|c| {
-            let (mask, marrow) = refine::grow_body(data, &coarse, c, view.spacing_mm)?;
+        .enumerate()
+        .map(|(ordinal, slot)| {
+            let c = match slot {
+                detect::Slot::Found(c) => c,
+                detect::Slot::Missed(at) => {
+                    let why = "vertebral body not found between its neighbours";
+                    return Err((ordinal, mm_to_lps(*at), why.to_string()));
+                }
+            };
+            let Some((mask, marrow)) = refine::grow_body(data, &coarse, c, view.spacing_mm) else {
+                let why = "body region could not be grown";
+                return Err((ordinal, mm_to_lps(c.centroid_mm), why.to_string()));
+            };
             let (mut sum, mut n) = ([0.0f64; 3], 0usize);
             for p in mask.voxels() {
                 for k in 0..3 {
@@ -158,7 +191,8 @@ pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentat
             if axis.z < 0.0 {
                 axis = -axis;
             }
-            Some(Body {
+            Ok(Body {
+                ordinal,
                 axis_lps: [axis.x, axis.y, axis.z],
                 label: None,
                 label_confidence: 0.0,
@@ -170,13 +204,27 @@ pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentat
             })
         })
         .collect();
+    let mut bodies = Vec::new();
+    let mut missing = Vec::new();
+    for g in grown {
+        match g {
+            Ok(b) => bodies.push(b),
+            Err((ordinal, centre_lps, reason)) => missing.push(Missing {
+                ordinal,
+                centre_lps,
+                reason,
+                label: None,
+            }),
+        }
+    }
     let mut seg = Segmentation {
         series_uid: vol.series_uid.clone(),
         view,
         bodies,
+        missing,
         candidates: cands.len(),
         labelling: Vec::new(),
     };
-    label::label(&mut seg, anchor);
+    label::label(&mut seg, vol, anchor);
     Ok(seg)
 }
