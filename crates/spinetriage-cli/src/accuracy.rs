@@ -43,6 +43,9 @@ pub struct Summary {
     levels_found: usize,
     height_mae_mm: f64,
     height_p95_mm: f64,
+    height_mae_measured_mm: f64,
+    height_median_measured_mm: f64,
+    heights_measured_pct: f64,
     loss_mae_pct: f64,
     genant_agreement_pct: f64,
     label_accuracy_pct: f64,
@@ -248,6 +251,7 @@ pub fn summarise(runs: &[Run]) -> Summary {
         ..Summary::default()
     };
     let mut herr = Vec::new();
+    let mut measured = Vec::new();
     let mut lerr = Vec::new();
     let (mut g_ok, mut g_n, mut lab_ok, mut cases_ok) = (0, 0, 0, 0);
     for (_, r) in runs {
@@ -264,6 +268,9 @@ pub fn summarise(runs: &[Run]) -> Summary {
             for e in l.height_errors_mm {
                 // A height not found counts as a 100 % error of a typical 25 mm height.
                 herr.push(if e.is_finite() { e.abs() } else { 25.0 });
+                if e.is_finite() {
+                    measured.push(e.abs());
+                }
             }
             if let Some(e) = l.loss_error_pct {
                 lerr.push(e.abs());
@@ -282,6 +289,10 @@ pub fn summarise(runs: &[Run]) -> Summary {
         }
     };
     s.height_mae_mm = mean(&herr);
+    s.height_mae_measured_mm = mean(&measured);
+    s.heights_measured_pct = 100.0 * measured.len() as f64 / herr.len().max(1) as f64;
+    measured.sort_by(f64::total_cmp);
+    s.height_median_measured_mm = measured.get(measured.len() / 2).copied().unwrap_or(f64::NAN);
     herr.sort_by(f64::total_cmp);
     s.height_p95_mm = herr.get(herr.len() * 95 / 100).copied().unwrap_or(f64::NAN);
     s.loss_mae_pct = mean(&lerr);

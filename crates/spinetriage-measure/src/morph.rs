@@ -258,7 +258,33 @@ impl Ctx<'_> {
                     "body boundary not found along the ray".to_string()
                 }
             })?;
-        let t_x = ts[cross];
+        let mut t_x = ts[cross];
+        // A band of changed marrow under an endplate (oedema, dark on T1; sclerosis, bright on
+        // CT) departs from the marrow level too, millimetres before the cortex, and on T1 it can
+        // be as dark as a blurred cortex. The cortex is still a narrow extreme standing out from
+        // both sides (the band before it, the disc after it); a band is flat. When the departure
+        // went the cortex's way, the boundary is at the first such extreme within 10 mm.
+        let side = (cortex - marrow).signum();
+        if (fs[cross] - marrow) * side > 0.0 {
+            let w = (2.0 / step) as usize;
+            let prominence = (5.0 * noise).max(0.08 * (cortex - marrow).abs());
+            let last = (cross + (10.0 / step) as usize).min(fs.len().saturating_sub(w + 1));
+            let g = |k: usize| fs[k] * side;
+            for k in cross..last {
+                let lo = k.saturating_sub(w);
+                let neighbours = (lo..=k + w).filter(|&j| j != k);
+                if neighbours.clone().any(|j| g(j) > g(k)) {
+                    continue;
+                }
+                let before = (lo..k).map(g).fold(f64::INFINITY, f64::min);
+                let after = (k + 1..=k + w).map(g).fold(f64::INFINITY, f64::min);
+                if g(k) - before >= prominence && g(k) - after >= prominence {
+                    // The cortex begins about one blur width before its extreme.
+                    t_x = t_x.max(ts[k] - psf);
+                    break;
+                }
+            }
+        }
         // Fit from a few mm inside to a few mm outside; beyond that lies the next structure.
         let keep: Vec<usize> = (0..ts.len())
             .filter(|&k| ts[k] >= t_x - 5.0 && ts[k] <= t_x + 4.5)
