@@ -292,7 +292,10 @@ pub fn summarise(runs: &[Run]) -> Summary {
     s.height_mae_measured_mm = mean(&measured);
     s.heights_measured_pct = 100.0 * measured.len() as f64 / herr.len().max(1) as f64;
     measured.sort_by(f64::total_cmp);
-    s.height_median_measured_mm = measured.get(measured.len() / 2).copied().unwrap_or(f64::NAN);
+    s.height_median_measured_mm = measured
+        .get(measured.len() / 2)
+        .copied()
+        .unwrap_or(f64::NAN);
     herr.sort_by(f64::total_cmp);
     s.height_p95_mm = herr.get(herr.len() * 95 / 100).copied().unwrap_or(f64::NAN);
     s.loss_mae_pct = mean(&lerr);

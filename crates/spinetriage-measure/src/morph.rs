@@ -190,6 +190,8 @@ fn v3(a: Vector3<f64>) -> [f64; 3] {
 struct Ctx<'a> {
     img: &'a dyn Sampler,
     cortex: Option<f64>,
+    /// Whether a point is inside the body's mask.
+    inside: &'a (dyn Fn(&Point3<f64>) -> bool + Sync),
 }
 
 impl Ctx<'_> {
@@ -248,9 +250,18 @@ impl Ctx<'_> {
         let psf = self.img.psf_mm(&dir).max(0.05);
         let visible = erf(1.0 / (2.0 * std::f64::consts::SQRT_2 * psf));
         let depart = (0.5 * visible * (cortex - marrow).abs()).max(4.0 * noise);
+        // Without a clear departure (marrow replaced by tissue of cortex-like signal, a faint
+        // cortex in thick slices), the mask's edge stands in as the starting point.
+        let mask_exit = || {
+            let k = ts
+                .iter()
+                .position(|t| !(self.inside)(&(origin + dir * *t)))?;
+            (k > 0).then_some(k)
+        };
         let cross = fs
             .iter()
             .position(|v| (v - marrow).abs() >= depart)
+            .or_else(mask_exit)
             .ok_or_else(|| {
                 if (ts.len() as f64) * step < max_mm {
                     "outside the field of view".to_string()
@@ -379,9 +390,11 @@ fn orthonormal(u: Vector3<f64>, v: Vector3<f64>, c: Vector3<f64>) -> Axes {
 /// Measures one body of `seg` on image `img`.
 pub fn measure_body(img: &dyn Sampler, seg: &Segmentation, body: &Body) -> LevelMeasurement {
     let view = &seg.view;
+    let inside = |p: &Point3<f64>| body.contains_lps(view, LpsPoint(*p));
     let ctx = Ctx {
         img,
         cortex: img.cortex_level(body),
+        inside: &inside,
     };
     let pts: Vec<Vector3<f64>> = body
         .mask

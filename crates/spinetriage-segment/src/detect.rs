@@ -431,6 +431,59 @@ pub fn chain(cands: &[Candidate], plane_mm: f64) -> Vec<Candidate> {
     out
 }
 
+/// A stand-in candidate at `at` (canonical mm), when no section of the missed body passed the
+/// shape test (a crushed or infiltrated body is often not body-shaped in any band): a small
+/// square section, a third of the neighbours' height across, in the planes the neighbours share,
+/// from which the body is grown with its own marrow level.
+fn seed_section(
+    above: &Candidate,
+    below: &Candidate,
+    at: Vector3<f64>,
+    spacing_mm: [f64; 3],
+) -> Option<Candidate> {
+    let planes: Vec<usize> = above
+        .sections
+        .iter()
+        .map(|s| s.plane)
+        .filter(|p| below.sections.iter().any(|b| b.plane == *p))
+        .collect();
+    let reference = above.sections.first()?;
+    let (d0, d1) = (spacing_mm[0], spacing_mm[1]);
+    let half = (0.5 * above.height_mm.min(below.height_mm) / 3.0).max(2.0);
+    let (c0, c1) = (at[0] / d0, at[1] / d1);
+    let (r0, r1) = ((half / d0).ceil() as i64, (half / d1).ceil() as i64);
+    let mut pixels = Vec::new();
+    for a in -r0..=r0 {
+        for b in -r1..=r1 {
+            let (x, y) = (c0.round() as i64 + a, c1.round() as i64 + b);
+            if x >= 0 && y >= 0 {
+                pixels.push((x as usize, y as usize));
+            }
+        }
+    }
+    let sections: Vec<Section> = planes
+        .iter()
+        .map(|&plane| Section {
+            band: reference.band,
+            plane,
+            pixels: pixels.clone(),
+            centroid_mm: (at[0], at[1]),
+            lengths_mm: (2.0 * half, 2.0 * half),
+            area_mm2: (2.0 * half).powi(2),
+        })
+        .collect();
+    if sections.is_empty() {
+        return None;
+    }
+    Some(Candidate {
+        sections,
+        centroid_mm: at,
+        height_mm: 0.5 * (above.height_mm + below.height_mm),
+        volume_mm3: 0.5 * (above.volume_mm3 + below.volume_mm3),
+        stability: 0,
+    })
+}
+
 /// One slot of the column: a chained candidate, or a body missed between two chained ones.
 #[derive(Debug, Clone)]
 pub enum Slot {
@@ -444,7 +497,7 @@ pub enum Slot {
 /// the skipped bodies among all candidates (a fractured or infiltrated body is often less stable
 /// and smaller than its neighbours, so the chain steps over it); what is not found stays a
 /// missed slot, so that counting and the report keep the level.
-pub fn fill_gaps(chain: &[Candidate], all: &[Candidate]) -> Vec<Slot> {
+pub fn fill_gaps(chain: &[Candidate], all: &[Candidate], spacing_mm: [f64; 3]) -> Vec<Slot> {
     let mut spacings: Vec<f64> = chain
         .windows(2)
         .map(|w| (w[1].centroid_mm - w[0].centroid_mm).norm())
@@ -458,8 +511,10 @@ pub fn fill_gaps(chain: &[Candidate], all: &[Candidate]) -> Vec<Slot> {
         out.push(Slot::Found(c.clone()));
         let Some(next) = chain.get(k + 1) else { break };
         let gap = (next.centroid_mm - c.centroid_mm).norm();
-        let missing = (gap / typical).round() as usize;
-        if missing < 2 || gap < 1.6 * typical {
+        // A collapsed body shortens its gap: 1.45 intervals already hide one.
+        let missing =
+            ((gap / typical).round() as usize).max(if gap >= 1.45 * typical { 2 } else { 1 });
+        if missing < 2 {
             continue;
         }
         for m in 1..missing {
@@ -471,7 +526,10 @@ pub fn fill_gaps(chain: &[Candidate], all: &[Candidate]) -> Vec<Slot> {
                 .max_by_key(|x| x.stability);
             out.push(match found {
                 Some(x) => Slot::Found(x.clone()),
-                None => Slot::Missed(at),
+                None => match seed_section(c, next, at, spacing_mm) {
+                    Some(x) => Slot::Found(x),
+                    None => Slot::Missed(at),
+                },
             });
         }
     }

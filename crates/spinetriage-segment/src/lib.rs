@@ -148,7 +148,7 @@ pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentat
             candidates: cands.len(),
         });
     }
-    let slots = detect::fill_gaps(&chain, &cands);
+    let slots = detect::fill_gaps(&chain, &cands, coarse.spacing_mm);
     // Canonical mm (coarse index × coarse spacing) → LPS.
     let mm_to_lps = |at: nalgebra::Vector3<f64>| {
         view.to_lps(coarse.fine_centre(std::array::from_fn(|n| at[n] / coarse.spacing_mm[n])))
