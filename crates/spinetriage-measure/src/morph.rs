@@ -281,7 +281,7 @@ impl Ctx<'_> {
             let prominence = (5.0 * noise).max(0.08 * (cortex - marrow).abs());
             let last = (cross + (10.0 / step) as usize).min(fs.len().saturating_sub(w + 1));
             let g = |k: usize| fs[k] * side;
-            for k in cross..last {
+            for (k, t_k) in ts.iter().enumerate().take(last).skip(cross) {
                 let lo = k.saturating_sub(w);
                 let neighbours = (lo..=k + w).filter(|&j| j != k);
                 if neighbours.clone().any(|j| g(j) > g(k)) {
@@ -291,7 +291,7 @@ impl Ctx<'_> {
                 let after = (k + 1..=k + w).map(g).fold(f64::INFINITY, f64::min);
                 if g(k) - before >= prominence && g(k) - after >= prominence {
                     // The cortex begins about one blur width before its extreme.
-                    t_x = t_x.max(ts[k] - psf);
+                    t_x = t_x.max(t_k - psf);
                     break;
                 }
             }
