@@ -4,7 +4,7 @@ use crate::edge::{fit_edge, Edge};
 use nalgebra::{Matrix3, SymmetricEigen, Vector3};
 use rayon::prelude::*;
 use serde::Serialize;
-use spinetriage_segment::{Body, CanonicalView, Segmentation};
+use spinetriage_segment::{Body, BodyMask, CanonicalView, Segmentation};
 use spinetriage_volume::{LpsPoint, Point3, Volume};
 
 /// Something that can be sampled at an LPS point.
@@ -14,8 +14,8 @@ pub trait Sampler: Sync {
     /// Gaussian σ of the blur along unit direction `d`, mm.
     fn psf_mm(&self, d: &Vector3<f64>) -> f64;
     /// Level of pure cortex, when known (a mask has none: it is two-level).
-    fn cortex_level(&self, body: &Body) -> Option<f64> {
-        Some(f64::from(body.marrow.cortex_level))
+    fn cortex_level(&self, body: Option<&Body>) -> Option<f64> {
+        body.map(|b| f64::from(b.marrow.cortex_level))
     }
 }
 
@@ -39,14 +39,14 @@ impl Sampler for Volume {
 /// A binary body mask read as an image (1 inside, 0 outside), so that heights can be measured on
 /// a mask with exactly the code used on images.
 pub struct MaskSampler<'a> {
-    /// The body.
-    pub body: &'a Body,
+    /// The mask.
+    pub mask: &'a BodyMask,
     /// Its volume's canonical view.
     pub view: &'a CanonicalView,
 }
 
 impl Sampler for MaskSampler<'_> {
-    fn cortex_level(&self, _body: &Body) -> Option<f64> {
+    fn cortex_level(&self, _body: Option<&Body>) -> Option<f64> {
         None
     }
 
@@ -68,7 +68,7 @@ impl Sampler for MaskSampler<'_> {
                 }
                 idx[n] = v as usize;
             }
-            if w > 0.0 && self.body.mask.contains(idx) {
+            if w > 0.0 && self.mask.contains(idx) {
                 acc += w;
             }
         }
@@ -389,24 +389,33 @@ fn orthonormal(u: Vector3<f64>, v: Vector3<f64>, c: Vector3<f64>) -> Axes {
 
 /// Measures one body of `seg` on image `img`.
 pub fn measure_body(img: &dyn Sampler, seg: &Segmentation, body: &Body) -> LevelMeasurement {
-    let view = &seg.view;
-    let inside = |p: &Point3<f64>| body.contains_lps(view, LpsPoint(*p));
+    measure_mask(img, &seg.view, &body.mask, img.cortex_level(Some(body)))
+}
+
+/// Measures the body outlined by `mask` (on `view`'s canonical grid) on image `img`; `cortex` is
+/// the cortex level when known. With [`MaskSampler`] as the image, this measures the mask itself.
+pub fn measure_mask(
+    img: &dyn Sampler,
+    view: &CanonicalView,
+    mask: &BodyMask,
+    cortex: Option<f64>,
+) -> LevelMeasurement {
+    let inside = |p: &Point3<f64>| {
+        let c = view.to_canonical(LpsPoint(*p));
+        c.iter().all(|v| *v >= -0.5) && mask.contains(c.map(|v| v.round() as usize))
+    };
     let ctx = Ctx {
         img,
-        cortex: img.cortex_level(body),
+        cortex,
         inside: &inside,
     };
-    let pts: Vec<Vector3<f64>> = body
-        .mask
+    let pts: Vec<Vector3<f64>> = mask
         .voxels()
-        .map(|p| {
-            view.to_lps([p[0] as f64, p[1] as f64, p[2] as f64])
-                .0
-                .coords
-        })
+        .map(|p| view.to_lps(p.map(|x| x as f64)).0.coords)
         .collect();
-    let mut out = LevelMeasurement::empty(v3(body.centroid_lps.0.coords), Status::Measured);
-    out.volume_mm3 = body.volume_mm3;
+    let centroid = pts.iter().sum::<Vector3<f64>>() / pts.len().max(1) as f64;
+    let mut out = LevelMeasurement::empty(v3(centroid), Status::Measured);
+    out.volume_mm3 = pts.len() as f64 * view.spacing_mm.iter().product::<f64>();
     let Some((c, mut u, mut v, mut w)) = pca_frame(&pts) else {
         out.status = Status::NotEvaluable("body mask too small".into());
         return out;
