@@ -123,18 +123,37 @@ pub fn fit_edge(
     let psf = psf_mm.max(0.05);
     let step = 0.1;
     let mut best = (f64::INFINITY, 0.0, 0.0, [0.0; 3]);
-    let nb = (2.0 * reach_mm / step).round() as usize;
-    for ib in 0..=nb {
-        let b = guess - reach_mm + ib as f64 * step;
-        // Cortex 0–3 mm thick (vertebral endplates 0.3–1.5 mm, walls up to ~2 mm).
-        for ic in 0..=30 {
-            let a = b - ic as f64 * step;
-            let (sse, lv) = sse_for(t, f, a, b, psf, cortex);
-            if sse < best.0 {
-                best = (sse, a, b, lv);
+    // Coarse to fine: 0.3 mm over the whole range (cortex 0–3 mm thick: vertebral endplates
+    // 0.3–1.5 mm, walls up to ~2 mm), then 0.05 mm around the best pair.
+    let search = |best: &mut (f64, f64, f64, [f64; 3]),
+                  b_lo: f64,
+                  b_hi: f64,
+                  c_lo: f64,
+                  c_hi: f64,
+                  st: f64| {
+        let nb = ((b_hi - b_lo) / st).round() as usize;
+        let nc = ((c_hi - c_lo) / st).round() as usize;
+        for ib in 0..=nb {
+            let b = b_lo + ib as f64 * st;
+            for ic in 0..=nc {
+                let a = b - (c_lo + ic as f64 * st);
+                let (sse, lv) = sse_for(t, f, a, b, psf, cortex);
+                if sse < best.0 {
+                    *best = (sse, a, b, lv);
+                }
             }
         }
-    }
+    };
+    search(&mut best, guess - reach_mm, guess + reach_mm, 0.0, 3.0, 0.3);
+    let (b0, c0) = (best.2, best.2 - best.1);
+    search(
+        &mut best,
+        b0 - 0.3,
+        b0 + 0.3,
+        (c0 - 0.3).max(0.0),
+        (c0 + 0.3).min(3.0),
+        0.05,
+    );
     let (sse, a, b, lv) = best;
     if !sse.is_finite() {
         return None;
@@ -145,8 +164,8 @@ pub fn fit_edge(
     // Curvature of the SSE in b (levels and a re-fitted) → variance of b.
     let h = 0.2;
     let side = |bb: f64| {
-        (0..=30)
-            .map(|ic| sse_for(t, f, bb - ic as f64 * step, bb, psf, cortex).0)
+        (0..=15)
+            .map(|ic| sse_for(t, f, bb - ic as f64 * 2.0 * step, bb, psf, cortex).0)
             .fold(f64::INFINITY, f64::min)
     };
     let curv = (side(b + h) + side(b - h) - 2.0 * sse) / (h * h);

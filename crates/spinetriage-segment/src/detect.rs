@@ -63,7 +63,7 @@ pub(crate) fn bands(coarse: &Coarse) -> Vec<(f32, f32)> {
     levels.sort_by(f32::total_cmp);
     levels.dedup();
     let mut out = Vec::new();
-    for width in [2usize, 3, 4, 6, 8, 11] {
+    for width in [2usize, 4, 7, 11] {
         for lo in 0..levels.len() - width {
             let (a, b) = (levels[lo], levels[lo + width]);
             if b > a {
@@ -92,11 +92,11 @@ fn section_like(s: &Section, minor_axis_si: f64) -> bool {
         && (minor_axis_si >= 0.55 || major / minor < 1.25)
 }
 
-/// Planes searched: all of a sagittal series; on axial or coronal data, planes every ~3 mm across
+/// Planes searched: all of a sagittal series; on axial or coronal data, planes every ~4.5 mm across
 /// the middle of the patient, where the column is.
 fn planes(coarse: &Coarse, air: f32) -> Vec<usize> {
     let n2 = coarse.data.dim().2;
-    let step = ((3.0 / coarse.spacing_mm[2]).round() as usize).max(1);
+    let step = ((4.5 / coarse.spacing_mm[2]).round() as usize).max(1);
     if step == 1 {
         return (0..n2).collect();
     }

@@ -139,9 +139,16 @@ pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentat
         });
     }
     let data = view.view(&vol.data);
+    let timing = std::env::var_os("SPINETRIAGE_TIMING").is_some();
+    let t0 = std::time::Instant::now();
     let coarse = work::Coarse::new(data, view.spacing_mm, COARSE_MM);
+    let t1 = t0.elapsed();
     let cands = detect::candidates(&coarse);
+    let t2 = t0.elapsed();
     let chain = detect::chain(&cands, coarse.spacing_mm[2]);
+    if timing {
+        eprintln!("segment: coarse {t1:?}, candidates {:?}", t2 - t1);
+    }
     if chain.is_empty() {
         return Err(SegmentError::NoColumn {
             series_uid: vol.series_uid.clone(),
