@@ -481,7 +481,6 @@ pub fn measure_mask(
         out.left = Some(ctx.height(pl, u)?);
         out.right = Some(ctx.height(pr, u)?);
         // Posterior wall profile, mid-sagittal: displacement beyond the mid-height position.
-        let mid_wall = post.outer_mm;
         let (up_h, dn_h) = (
             out.middle.map(|h| h.height_mm / 2.0).unwrap_or(10.0),
             out.middle.map(|h| h.height_mm / 2.0).unwrap_or(10.0),
@@ -492,7 +491,8 @@ pub fn measure_mask(
             let h = if k >= 0 { frac * up_h } else { frac * dn_h };
             let origin = pa + v * (0.5 * depth) + u * h;
             if let Ok(e) = ctx.surface(origin, v, 60.0) {
-                let disp = e.outer_mm - (depth * 0.5) - (mid_wall - depth * 0.5);
+                // The ray starts at mid-depth, so the wall's own mid-height position is depth/2.
+                let disp = e.outer_mm - 0.5 * depth;
                 if disp > worst.0 {
                     worst = (disp, (e.sigma_mm.powi(2) + post.sigma_mm.powi(2)).sqrt());
                 }

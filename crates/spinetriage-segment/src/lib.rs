@@ -141,7 +141,13 @@ pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentat
     let data = view.view(&vol.data);
     let timing = std::env::var_os("SPINETRIAGE_TIMING").is_some();
     let t0 = std::time::Instant::now();
-    let coarse = work::Coarse::new(data, view.spacing_mm, COARSE_MM);
+    // Large volumes (a 512×512×300 CT) are detected a little coarser, keeping the working copy
+    // near 8 M voxels; a body stays 15+ voxels across.
+    let physical_mm3: f64 = (0..3)
+        .map(|n| view.dims[n] as f64 * view.spacing_mm[n])
+        .product();
+    let target_mm = COARSE_MM.max((physical_mm3 / 8.0e6).cbrt()).min(2.5);
+    let coarse = work::Coarse::new(data, view.spacing_mm, target_mm);
     let t1 = t0.elapsed();
     let cands = detect::candidates(&coarse);
     let t2 = t0.elapsed();
