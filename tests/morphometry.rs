@@ -35,6 +35,10 @@ fn ct_phantom_bodies_are_found_and_measured_within_a_voxel_or_two() {
         };
         found += 1;
         let m = &l.measurement;
+        // No retropulsion in this case: a normal posterior wall must read near zero.
+        if let Some(r) = m.retropulsion_mm {
+            assert!(r < 1.5, "{}: retropulsion {r:.2} mm on a straight posterior wall", t.name);
+        }
         for (h, want) in [
             (m.anterior, t.heights.anterior_mm),
             (m.middle, t.heights.middle_mm),
