@@ -5,7 +5,7 @@
 //! carry the measured figures.
 
 use spinetriage_dicom::{discover, DiscoverOptions, Limits, SeriesKind};
-use spinetriage_measure::{analyze_volumes, measure_body, measure_mask, MaskSampler};
+use spinetriage_measure::{analyze_volumes, column_axis, measure_body, measure_mask, MaskSampler};
 use spinetriage_segment::{segment_volume, Anchor, BodyMask};
 use spinetriage_tests::shared_data;
 use spinetriage_volume::{assemble, read_nifti, LpsPoint};
@@ -37,7 +37,11 @@ fn ct_phantom_bodies_are_found_and_measured_within_a_voxel_or_two() {
         let m = &l.measurement;
         // No retropulsion in this case: a normal posterior wall must read near zero.
         if let Some(r) = m.retropulsion_mm {
-            assert!(r < 1.5, "{}: retropulsion {r:.2} mm on a straight posterior wall", t.name);
+            assert!(
+                r < 1.5,
+                "{}: retropulsion {r:.2} mm on a straight posterior wall",
+                t.name
+            );
         }
         for (h, want) in [
             (m.anterior, t.heights.anterior_mm),
@@ -158,7 +162,7 @@ fn real_t2_lumbar_bodies_overlap_the_expert_masks() {
                     mask: m,
                     view: &seg.view,
                 };
-                measure_mask(&s, &seg.view, m, None)
+                measure_mask(&s, &seg.view, m, None, column_axis(&seg, body))
             };
             // Our heights as the product reports them (profiles on the image), against the same
             // code run on the expert mask.

@@ -49,6 +49,11 @@ pub fn level_json(l: &Level) -> Value {
                         "left": h(&m.left), "right": h(&m.right)},
         "heights_sigma_mm": {"anterior": hs(&m.anterior), "middle": hs(&m.middle), "posterior": hs(&m.posterior),
                               "left": hs(&m.left), "right": hs(&m.right)},
+        "height_lines_lps_mm": {
+            "anterior": m.anterior.map(|h| [h.superior_lps_mm, h.inferior_lps_mm]),
+            "middle": m.middle.map(|h| [h.superior_lps_mm, h.inferior_lps_mm]),
+            "posterior": m.posterior.map(|h| [h.superior_lps_mm, h.inferior_lps_mm]),
+        },
         "depth_mm": opt(m.depth_mm, 2),
         "width_mm": opt(m.width_mm, 2),
         "expected_height_mm": opt(d.expected_height_mm, 2),

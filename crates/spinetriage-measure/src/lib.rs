@@ -20,7 +20,7 @@ pub mod study;
 
 pub use derive::{derive, Criterion, Derived, Morphology, NormalRange};
 pub use morph::{
-    measure_bodies, measure_body, measure_mask, Frame, Height, LevelMeasurement, MaskSampler,
-    Sampler, Status,
+    column_axis, measure_bodies, measure_body, measure_mask, Frame, Height, LevelMeasurement,
+    MaskSampler, Sampler, Status,
 };
 pub use study::{analyze_volumes, shape_volume, Level, StudyMorphometry};

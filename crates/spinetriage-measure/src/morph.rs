@@ -389,7 +389,29 @@ fn orthonormal(u: Vector3<f64>, v: Vector3<f64>, c: Vector3<f64>) -> Axes {
 
 /// Measures one body of `seg` on image `img`.
 pub fn measure_body(img: &dyn Sampler, seg: &Segmentation, body: &Body) -> LevelMeasurement {
-    measure_mask(img, &seg.view, &body.mask, img.cortex_level(Some(body)))
+    measure_mask(
+        img,
+        &seg.view,
+        &body.mask,
+        img.cortex_level(Some(body)),
+        column_axis(seg, body),
+    )
+}
+
+/// The column's local direction at `body` (cranial): from the body below to the body above (or
+/// to/from the one neighbour at an end). A leaky or crushed mask can have any principal axes; the
+/// line of centroids cannot.
+pub fn column_axis(seg: &Segmentation, body: &Body) -> Option<Vector3<f64>> {
+    let k = seg.bodies.iter().position(|b| b.ordinal == body.ordinal)?;
+    let c = |i: usize| seg.bodies[i].centroid_lps.0.coords;
+    let above = if k > 0 { c(k - 1) } else { c(k) };
+    let below = if k + 1 < seg.bodies.len() {
+        c(k + 1)
+    } else {
+        c(k)
+    };
+    let d = above - below;
+    (d.norm() > 1.0).then(|| d.normalize())
 }
 
 /// Measures the body outlined by `mask` (on `view`'s canonical grid) on image `img`; `cortex` is
@@ -399,6 +421,7 @@ pub fn measure_mask(
     view: &CanonicalView,
     mask: &BodyMask,
     cortex: Option<f64>,
+    column: Option<Vector3<f64>>,
 ) -> LevelMeasurement {
     let inside = |p: &Point3<f64>| {
         let c = view.to_canonical(LpsPoint(*p));
@@ -420,9 +443,22 @@ pub fn measure_mask(
         out.status = Status::NotEvaluable("body mask too small".into());
         return out;
     };
+    if let Some(col) = column {
+        // Start from the column's direction, posterior as the patient's back seen from it.
+        let back = Vector3::new(0.0, 1.0, 0.0);
+        let v0 = if (back - col * col.dot(&back)).norm() > 0.3 {
+            back
+        } else {
+            v
+        };
+        (_, u, v, w) = orthonormal(col, v0, c);
+    }
     let c = Point3::from(c);
     let result = (|| -> Result<(), String> {
         // Depth and width first (mask-derived frame), then the endplate normals refine the axis.
+        // The measuring centre moves to the middle of the walls found: a mask that leaks to one
+        // side (psoas, pedicle) would otherwise put the "mid-sagittal" plane off the midline.
+        let mut c = c;
         for _ in 0..2 {
             let ant = ctx.surface(c, -v, 60.0)?.outer_mm;
             let post = ctx.surface(c, v, 60.0)?.outer_mm;
@@ -431,6 +467,7 @@ pub fn measure_mask(
             let half_d = 0.5 * (ant + post);
             let half_w = 0.5 * (lft + rgt);
             let mid = c + v * (post - ant) / 2.0 + w * (lft - rgt) / 2.0;
+            c += w * (lft - rgt) / 2.0;
             let mut sup = Vec::new();
             let mut inf = Vec::new();
             for a in [-0.6, -0.3, 0.0, 0.3, 0.6] {
@@ -455,7 +492,15 @@ pub fn measure_mask(
             }
             out.superior_normal = Some(v3(ns));
             out.inferior_normal = Some(v3(ni));
-            (_, u, v, w) = orthonormal(ns - ni, v, c.coords);
+            let bisector = (ns - ni).normalize();
+            // Endplates off the column by more than 25° are misfits (a ray through a disc or a
+            // leak), not anatomy: keep the column's axis then.
+            let off = column
+                .map(|col| bisector.angle(&col).to_degrees())
+                .unwrap_or(0.0);
+            if off <= 25.0 {
+                (_, u, v, w) = orthonormal(bisector, v, c.coords);
+            }
         }
         // Mid-height point on the central axis, then the depth at mid-height (mid-sagittal).
         let up = ctx.surface(c, u, 40.0)?.outer_mm;
