@@ -60,7 +60,7 @@ fn ct_phantom_bodies_are_found_and_measured_within_a_voxel_or_two() {
 }
 
 #[test]
-fn mr_t1_phantom_bodies_have_sub_millimetre_centroids() {
+fn mr_t1_phantom_bodies_have_sub_millimetre_centroids_and_heights() {
     let mut cfg = spinetriage_phantom::case("normal", 2).expect("case");
     cfg.series = spinetriage_phantom::SeriesSet::mr(false, true, false);
     let dir = tempfile::tempdir().expect("tmp");
@@ -71,18 +71,39 @@ fn mr_t1_phantom_bodies_have_sub_millimetre_centroids() {
         .remove(0);
     let seg = segment_volume(&vol, None).expect("segment");
     let mut close = 0;
+    let mut errors = Vec::new();
     for t in truth.levels.iter().filter(|t| !t.name.starts_with('S')) {
         let tc = LpsPoint::new(t.centre_lps_mm[0], t.centre_lps_mm[1], t.centre_lps_mm[2]);
-        let d = seg
-            .bodies
-            .iter()
-            .map(|b| b.centroid_lps.distance_mm(&tc))
-            .fold(f64::INFINITY, f64::min);
-        if d < 1.5 {
-            close += 1;
+        let Some(b) = seg.bodies.iter().min_by(|a, b| {
+            a.centroid_lps
+                .distance_mm(&tc)
+                .total_cmp(&b.centroid_lps.distance_mm(&tc))
+        }) else {
+            continue;
+        };
+        if b.centroid_lps.distance_mm(&tc) >= 1.5 {
+            continue;
+        }
+        close += 1;
+        // The sacrum lies below L5 in this field of view, so the labels are known.
+        assert_eq!(
+            b.label.as_deref(),
+            Some(t.name.as_str()),
+            "label at {}",
+            t.name
+        );
+        let m = measure_body(&vol, &seg, b);
+        for (h, want) in [
+            (m.anterior, t.heights.anterior_mm),
+            (m.middle, t.heights.middle_mm),
+            (m.posterior, t.heights.posterior_mm),
+        ] {
+            errors.push(h.map(|h| (h.height_mm - want).abs()).unwrap_or(25.0));
         }
     }
-    assert!(close >= 6, "{close} of 8 body centroids within 1.5 mm");
+    assert!(close >= 7, "{close} of 8 body centroids within 1.5 mm");
+    let mae = errors.iter().sum::<f64>() / errors.len() as f64;
+    assert!(mae < 0.8, "T1 height MAE {mae:.2} mm");
 }
 
 /// The expert's label `l` as a mask on the canonical grid.
@@ -215,7 +236,7 @@ fn real_t2_lumbar_bodies_overlap_the_expert_masks() {
     );
     // Regression floors, not the targets (Dice 0.90, MAE 1.0 mm): see docs/segmentation.md.
     assert!(mean >= 0.60, "mean Dice {mean:.3}");
-    assert!(median_body >= 0.78, "median body Dice {median_body:.3}");
+    assert!(median_body >= 0.80, "median body Dice {median_body:.3}");
     assert!(
         height_err.len() >= 150,
         "{} heights compared",
