@@ -69,35 +69,62 @@ fn median_along(vol: &Volume, c: Vector3<f64>, d: Vector3<f64>, from: f64, to: f
 /// read between the two lowest bodies; "bone" means closer to the body's marrow than to that.
 fn sacrum(seg: &Segmentation, vol: &Volume) -> Option<(usize, &'static str, String)> {
     let n = seg.bodies.len();
-    if n < 3 {
-        return None;
-    }
-    let c = |k: usize| seg.bodies[k].centroid_lps.0.coords;
-    let low = n - 1;
-    let step = c(low) - c(low - 1);
+    // The lowest body first; if nothing is recognised under it (it may be a pelvic structure or
+    // a lower sacral segment the chain took as a body), the one above it.
+    (0..2)
+        .filter_map(|up| n.checked_sub(1 + up).filter(|k| *k >= 2))
+        .find_map(|k| sacrum_under(seg, vol, k))
+}
+
+/// The sacrum test under body `k`: bone straight away means `k` is S1; disc-like signal and then
+/// bone means `k` is L5.
+fn sacrum_under(
+    seg: &Segmentation,
+    vol: &Volume,
+    k: usize,
+) -> Option<(usize, &'static str, String)> {
+    let c = |i: usize| seg.bodies[i].centroid_lps.0.coords;
+    let step = c(k) - c(k - 1);
     let spacing = step.norm();
     let d = step / spacing;
-    let marrow = f64::from(seg.bodies[low].marrow.median);
-    let disc = median_along(vol, c(low - 1), d, 0.45 * spacing, 0.55 * spacing)?;
+    let marrow = f64::from(seg.bodies[k].marrow.median);
+    let disc = median_along(vol, c(k - 1), d, 0.45 * spacing, 0.55 * spacing)?;
     if (disc - marrow).abs() < 1e-6 {
         return None;
     }
-    // 0 = marrow-like, 1 = disc-like.
+    // 0 = marrow-like, 1 = disc-like; fat or air beyond either end is neither.
     let discness = |v: f64| (v - marrow) / (disc - marrow);
+    let bone = |x: f64| x.abs() < 0.4;
+    let disc_like = |x: f64| (x - 1.0).abs() < 0.5;
     // Half the body's height along the column.
-    let half = 0.5 * seg.bodies[low].candidate.height_mm.max(0.35 * spacing);
-    let just_below = discness(median_along(vol, c(low), d, half + 2.0, half + 6.0)?);
+    let half = 0.5 * seg.bodies[k].candidate.height_mm.max(0.35 * spacing);
+    let just_below = discness(median_along(vol, c(k), d, half + 2.0, half + 6.0)?);
     let further =
-        median_along(vol, c(low), d, half + 0.45 * spacing, half + 0.9 * spacing).map(discness);
+        median_along(vol, c(k), d, half + 0.45 * spacing, half + 0.9 * spacing).map(discness);
+    let which = if k + 1 == seg.bodies.len() {
+        "the lowest body"
+    } else {
+        "the body above the lowest"
+    };
     let evidence = format!(
-        "under the lowest body the signal is {just_below:.2} of the way from its marrow to disc signal, {} further down",
+        "under {which} the signal is {just_below:.2} of the way from its marrow to disc signal, {} further down",
         further.map(|f| format!("{f:.2}")).unwrap_or_else(|| "outside the image".into())
     );
-    if just_below < 0.5 {
-        return Some((low, "S1", format!("sacrum recognised at the lowest body: no disc below it, S1 fused to S2 ({evidence})")));
+    if bone(just_below) {
+        return Some((
+            k,
+            "S1",
+            format!("sacrum recognised at {which}: no disc below it, S1 fused to S2 ({evidence})"),
+        ));
     }
-    if further.is_some_and(|f| f < 0.5) {
-        return Some((low, "L5", format!("sacrum recognised below the lowest body, across its disc: the lowest body is L5 ({evidence})")));
+    if disc_like(just_below) && further.is_some_and(bone) {
+        return Some((
+            k,
+            "L5",
+            format!(
+                "sacrum recognised below {which}, across its disc: that body is L5 ({evidence})"
+            ),
+        ));
     }
     None
 }
