@@ -136,11 +136,22 @@ fn h(m: &LevelMeasurement) -> Option<(f64, f64, f64)> {
     ))
 }
 
-/// A neighbour is unaffected when its own shape shows no deformity beyond the physiologic: its
-/// smallest height is at least 85 % of its posterior height.
-fn unaffected(m: &LevelMeasurement) -> Option<f64> {
+/// A neighbour is unaffected when its own shape shows no deformity beyond the physiologic (its
+/// smallest height is at least 85 % of its posterior height) and it is not crushed as a whole
+/// (its posterior height is at least 85 % of the median posterior height of the levels within two
+/// of it).
+fn unaffected(levels: &[(Option<String>, LevelMeasurement)], j: usize) -> Option<f64> {
+    let m = &levels[j].1;
     let (a, mid, p) = h(m)?;
-    (a.min(mid) >= 0.85 * p && m.status == Status::Measured).then_some(p)
+    let mut around: Vec<f64> = (j.saturating_sub(2)..(j + 3).min(levels.len()))
+        .filter(|&k| k != j)
+        .filter_map(|k| h(&levels[k].1).map(|x| x.2))
+        .collect();
+    around.sort_by(f64::total_cmp);
+    let crushed = around
+        .get(around.len() / 2)
+        .is_some_and(|med| p < 0.85 * med);
+    (a.min(mid) >= 0.85 * p && !crushed && m.status == Status::Measured).then_some(p)
 }
 
 /// Sagittal-plane angle between two normals, degrees, signed by the posterior axis.
@@ -174,7 +185,7 @@ pub fn derive(levels: &[(Option<String>, LevelMeasurement)]) -> Vec<Derived> {
             let find = |range: &mut dyn Iterator<Item = usize>| {
                 range
                     .take(2)
-                    .find_map(|j| unaffected(&levels[j].1).map(|p| (j, p)))
+                    .find_map(|j| unaffected(levels, j).map(|p| (j, p)))
             };
             let above = find(&mut (0..i).rev());
             let below = find(&mut (i + 1..n));
@@ -311,6 +322,46 @@ pub fn derive(levels: &[(Option<String>, LevelMeasurement)]) -> Vec<Derived> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::morph::Height;
+
+    fn level(a: f64, m: f64, p: f64) -> (Option<String>, LevelMeasurement) {
+        let h = |x: f64| {
+            Some(Height {
+                height_mm: x,
+                sigma_mm: 0.1,
+                superior_lps_mm: [0.0; 3],
+                inferior_lps_mm: [0.0; 3],
+            })
+        };
+        let mut l = LevelMeasurement::empty([0.0; 3], Status::Measured);
+        (l.anterior, l.middle, l.posterior) = (h(a), h(m), h(p));
+        (None, l)
+    }
+
+    #[test]
+    fn expected_height_skips_a_crushed_neighbour() {
+        // Posterior heights rise 1 mm per level; level 2 is wedged, level 3 crushed as a whole.
+        let levels = vec![
+            level(20.0, 20.0, 20.0),
+            level(21.0, 21.0, 21.0),
+            level(14.0, 19.0, 22.0),
+            level(16.0, 16.0, 16.5),
+            level(24.0, 24.0, 24.0),
+        ];
+        let d = derive(&levels);
+        // Level 2: neighbours 1 (21) and 4 (24), level 3 being crushed: 21 + (24 − 21)/3 = 22.
+        let e = d[2].expected_height_mm.expect("expected");
+        assert!((e - 22.0).abs() < 1e-9, "{e}");
+        let loss = d[2].height_loss_pct.expect("loss");
+        assert!((loss - 100.0 * (1.0 - 14.0 / 22.0)).abs() < 1e-9);
+        assert_eq!(d[2].genant_grade, Some(2));
+        assert_eq!(d[2].morphology, Some(Morphology::Wedge));
+        // Level 3: level 2 is wedged, so between levels 1 and 4: 21 + 3 × 2/3 = 23.
+        let e3 = d[3].expected_height_mm.expect("expected");
+        assert!((e3 - 23.0).abs() < 1e-9, "{e3}");
+        assert_eq!(d[3].morphology, Some(Morphology::Crush));
+    }
 
     #[test]
     fn genant_thresholds() {
