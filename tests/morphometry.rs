@@ -5,7 +5,9 @@
 //! carry the measured figures.
 
 use spinetriage_dicom::{discover, DiscoverOptions, Limits, SeriesKind};
-use spinetriage_measure::{analyze_volumes, column_axis, measure_body, measure_mask, MaskSampler};
+use spinetriage_measure::{
+    analyze_volumes, column_axis, measure_body, measure_mask, MaskSampler, SignalLevels,
+};
 use spinetriage_segment::{segment_volume, Anchor, BodyMask};
 use spinetriage_tests::shared_data;
 use spinetriage_volume::{assemble, read_nifti, LpsPoint};
@@ -183,7 +185,13 @@ fn real_t2_lumbar_bodies_overlap_the_expert_masks() {
                     mask: m,
                     view: &seg.view,
                 };
-                measure_mask(&s, &seg.view, m, None, column_axis(&seg, body))
+                measure_mask(
+                    &s,
+                    &seg.view,
+                    m,
+                    SignalLevels::default(),
+                    column_axis(&seg, body),
+                )
             };
             // Our heights as the product reports them (profiles on the image), against the same
             // code run on the expert mask.

@@ -21,6 +21,6 @@ pub mod study;
 pub use derive::{derive, Criterion, Derived, Morphology, NormalRange};
 pub use morph::{
     column_axis, measure_bodies, measure_body, measure_mask, Frame, Height, LevelMeasurement,
-    MaskSampler, Sampler, Status,
+    MaskSampler, Sampler, SignalLevels, Status,
 };
 pub use study::{analyze_volumes, shape_volume, Level, StudyMorphometry};

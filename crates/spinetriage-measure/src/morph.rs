@@ -13,9 +13,13 @@ pub trait Sampler: Sync {
     fn sample(&self, p: &Point3<f64>) -> Option<f64>;
     /// Gaussian σ of the blur along unit direction `d`, mm.
     fn psf_mm(&self, d: &Vector3<f64>) -> f64;
-    /// Level of pure cortex, when known (a mask has none: it is two-level).
-    fn cortex_level(&self, body: Option<&Body>) -> Option<f64> {
-        body.map(|b| f64::from(b.marrow.cortex_level))
+    /// The body's marrow and pure-cortex levels in this image, when known (a mask has none: it
+    /// is two-level).
+    fn levels(&self, body: Option<&Body>) -> SignalLevels {
+        SignalLevels {
+            marrow: body.map(|b| f64::from(b.marrow.median)),
+            cortex: body.map(|b| f64::from(b.marrow.cortex_level)),
+        }
     }
 }
 
@@ -36,6 +40,15 @@ impl Sampler for Volume {
     }
 }
 
+/// Reference signal levels of one body.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SignalLevels {
+    /// The body's (normal) marrow level.
+    pub marrow: Option<f64>,
+    /// Pure cortex.
+    pub cortex: Option<f64>,
+}
+
 /// A binary body mask read as an image (1 inside, 0 outside), so that heights can be measured on
 /// a mask with exactly the code used on images.
 pub struct MaskSampler<'a> {
@@ -46,8 +59,8 @@ pub struct MaskSampler<'a> {
 }
 
 impl Sampler for MaskSampler<'_> {
-    fn cortex_level(&self, _body: Option<&Body>) -> Option<f64> {
-        None
+    fn levels(&self, _body: Option<&Body>) -> SignalLevels {
+        SignalLevels::default()
     }
 
     fn sample(&self, p: &Point3<f64>) -> Option<f64> {
@@ -190,6 +203,9 @@ fn v3(a: Vector3<f64>) -> [f64; 3] {
 struct Ctx<'a> {
     img: &'a dyn Sampler,
     cortex: Option<f64>,
+    /// The body's normal marrow level: a ray starting in an oedema band that runs back into
+    /// normal marrow has not left the body.
+    body_marrow: Option<f64>,
     /// Whether a point is inside the body's mask.
     inside: &'a (dyn Fn(&Point3<f64>) -> bool + Sync),
 }
@@ -260,7 +276,12 @@ impl Ctx<'_> {
         };
         let cross = fs
             .iter()
-            .position(|v| (v - marrow).abs() >= depart)
+            .position(|v| {
+                (v - marrow).abs() >= depart
+                    && self
+                        .body_marrow
+                        .is_none_or(|mb| (v - mb).abs() > (marrow - mb).abs())
+            })
             .or_else(mask_exit)
             .ok_or_else(|| {
                 if (ts.len() as f64) * step < max_mm {
@@ -393,7 +414,7 @@ pub fn measure_body(img: &dyn Sampler, seg: &Segmentation, body: &Body) -> Level
         img,
         &seg.view,
         &body.mask,
-        img.cortex_level(Some(body)),
+        img.levels(Some(body)),
         column_axis(seg, body),
     )
 }
@@ -414,13 +435,13 @@ pub fn column_axis(seg: &Segmentation, body: &Body) -> Option<Vector3<f64>> {
     (d.norm() > 1.0).then(|| d.normalize())
 }
 
-/// Measures the body outlined by `mask` (on `view`'s canonical grid) on image `img`; `cortex` is
-/// the cortex level when known. With [`MaskSampler`] as the image, this measures the mask itself.
+/// Measures the body outlined by `mask` (on `view`'s canonical grid) on image `img`, with the
+/// body's signal levels when known. With [`MaskSampler`] as the image, this measures the mask itself.
 pub fn measure_mask(
     img: &dyn Sampler,
     view: &CanonicalView,
     mask: &BodyMask,
-    cortex: Option<f64>,
+    levels: SignalLevels,
     column: Option<Vector3<f64>>,
 ) -> LevelMeasurement {
     let inside = |p: &Point3<f64>| {
@@ -429,7 +450,8 @@ pub fn measure_mask(
     };
     let ctx = Ctx {
         img,
-        cortex,
+        cortex: levels.cortex,
+        body_marrow: levels.marrow,
         inside: &inside,
     };
     let pts: Vec<Vector3<f64>> = mask
