@@ -3,10 +3,10 @@
 
 use anyhow::{Context, Result};
 use serde::Serialize;
-use spinetriage_dicom::{discover, DiscoverOptions, Limits};
+use spinetriage_dicom::Limits;
 use spinetriage_measure::analyze_volumes;
 use spinetriage_phantom::{PhantomConfig, SeriesSet, CASES};
-use spinetriage_volume::{assemble, LpsPoint};
+use spinetriage_volume::LpsPoint;
 use std::path::Path;
 
 /// One phantom run's settings.
@@ -122,18 +122,32 @@ pub fn variants(cases: &[&str], repeats: usize, seed: u64) -> Vec<(Variant, Phan
     out
 }
 
+/// The item of `items` whose centre (LPS mm) is nearest to `p`, with the distance.
+fn nearest<T>(
+    items: impl Iterator<Item = T>,
+    centre: impl Fn(&T) -> [f64; 3],
+    p: [f64; 3],
+) -> Option<(T, f64)> {
+    let p = LpsPoint::new(p[0], p[1], p[2]);
+    items
+        .map(|t| {
+            let c = centre(&t);
+            let d = p.distance_mm(&LpsPoint::new(c[0], c[1], c[2]));
+            (t, d)
+        })
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+}
+
 /// Runs one variant in `dir`.
 pub fn run_one(cfg: &PhantomConfig, dir: &Path, verbose: bool) -> Result<(Vec<LevelResult>, bool)> {
     let truth = spinetriage_phantom::generate(cfg, dir)?;
-    let study = dir.join(&cfg.name);
-    let inv = discover(&[study], &DiscoverOptions::default());
-    let mut vols = Vec::new();
-    for st in &inv.studies {
-        for s in &st.series {
-            vols.extend(assemble(s, &Limits::default())?);
-        }
+    let (vols, errors, _) = crate::load_all(&[dir.join(&cfg.name)], &Limits::default());
+    if let Some(e) = errors.first() {
+        anyhow::bail!("phantom did not load: {e}");
     }
     let morph = analyze_volumes(&vols, None)?.context("no shape series")?;
+    let truth_centre = |t: &&spinetriage_phantom::LevelTruth| t.centre_lps_mm;
+    let found_centre = |l: &&spinetriage_measure::Level| l.measurement.center_lps_mm;
     if verbose {
         for n in &morph.labelling {
             eprintln!("    labels: {n}");
@@ -143,30 +157,20 @@ pub fn run_one(cfg: &PhantomConfig, dir: &Path, verbose: bool) -> Result<(Vec<Le
             .levels
             .iter()
             .map(|l| {
-                let c = l.measurement.center_lps_mm;
-                let p = LpsPoint::new(c[0], c[1], c[2]);
-                let (name, d) = truth
-                    .levels
-                    .iter()
-                    .map(|t| {
-                        (
-                            t.name.as_str(),
-                            p.distance_mm(&LpsPoint::new(
-                                t.centre_lps_mm[0],
-                                t.centre_lps_mm[1],
-                                t.centre_lps_mm[2],
-                            )),
-                        )
-                    })
-                    .min_by(|a, b| a.1.total_cmp(&b.1))
-                    .unwrap_or(("?", 0.0));
+                let (name, d) = nearest(
+                    truth.levels.iter(),
+                    truth_centre,
+                    l.measurement.center_lps_mm,
+                )
+                .map(|(t, d)| (t.name.as_str(), d))
+                .unwrap_or(("?", 0.0));
+                let off = if d > 10.0 {
+                    format!("({d:.0}mm)")
+                } else {
+                    String::new()
+                };
                 format!(
-                    "{name}{}→{}",
-                    if d > 10.0 {
-                        format!("({d:.0}mm)")
-                    } else {
-                        String::new()
-                    },
+                    "{name}{off}→{}",
                     l.level.clone().unwrap_or_else(|| "?".into())
                 )
             })
@@ -175,30 +179,11 @@ pub fn run_one(cfg: &PhantomConfig, dir: &Path, verbose: bool) -> Result<(Vec<Le
     }
     let mut out = Vec::new();
     let mut all_labels = true;
-    for t in &truth.levels {
-        if t.name == "S1" || t.name.starts_with("S") {
-            continue;
-        }
-        let tc = LpsPoint::new(t.centre_lps_mm[0], t.centre_lps_mm[1], t.centre_lps_mm[2]);
-        let nearest = morph.levels.iter().min_by(|a, b| {
-            let da = tc.distance_mm(&LpsPoint::new(
-                a.measurement.center_lps_mm[0],
-                a.measurement.center_lps_mm[1],
-                a.measurement.center_lps_mm[2],
-            ));
-            let db = tc.distance_mm(&LpsPoint::new(
-                b.measurement.center_lps_mm[0],
-                b.measurement.center_lps_mm[1],
-                b.measurement.center_lps_mm[2],
-            ));
-            da.total_cmp(&db)
-        });
-        let Some(l) = nearest else {
+    for t in truth.levels.iter().filter(|t| !t.name.starts_with('S')) {
+        let Some((l, d)) = nearest(morph.levels.iter(), found_centre, t.centre_lps_mm) else {
             all_labels = false;
             continue;
         };
-        let c = l.measurement.center_lps_mm;
-        let d = tc.distance_mm(&LpsPoint::new(c[0], c[1], c[2]));
         if d > 10.0 {
             all_labels = false;
             out.push(LevelResult {

@@ -154,8 +154,8 @@ fn unaffected(levels: &[(Option<String>, LevelMeasurement)], j: usize) -> Option
     (a.min(mid) >= 0.85 * p && !crushed && m.status == Status::Measured).then_some(p)
 }
 
-/// Sagittal-plane angle between two normals, degrees, signed by the posterior axis.
-fn sagittal_angle(n1: [f64; 3], n2: [f64; 3], posterior: [f64; 3], left: [f64; 3]) -> f64 {
+/// Sagittal-plane angle between two normals, degrees, signed about the left axis.
+fn sagittal_angle(n1: [f64; 3], n2: [f64; 3], left: [f64; 3]) -> f64 {
     // Project onto the sagittal plane (remove the left component).
     let proj = |n: [f64; 3]| {
         let d = n[0] * left[0] + n[1] * left[1] + n[2] * left[2];
@@ -169,7 +169,6 @@ fn sagittal_angle(n1: [f64; 3], n2: [f64; 3], posterior: [f64; 3], left: [f64; 3
         a[0] * b[1] - a[1] * b[0],
     ];
     let s = cross[0] * left[0] + cross[1] * left[1] + cross[2] * left[2];
-    let _ = posterior;
     s.atan2(dot).to_degrees()
 }
 
@@ -258,7 +257,7 @@ pub fn derive(levels: &[(Option<String>, LevelMeasurement)]) -> Vec<Derived> {
             let wedge_angle = match (m.superior_normal, m.inferior_normal) {
                 (Some(s), Some(inf)) => {
                     let neg = [-inf[0], -inf[1], -inf[2]];
-                    Some(-sagittal_angle(neg, s, frame.posterior, frame.left))
+                    Some(-sagittal_angle(neg, s, frame.left))
                 }
                 _ => None,
             };
@@ -269,7 +268,7 @@ pub fn derive(levels: &[(Option<String>, LevelMeasurement)]) -> Vec<Derived> {
                 ) {
                     (Some(s), Some(inf)) => {
                         let neg = [-inf[0], -inf[1], -inf[2]];
-                        Some(-sagittal_angle(neg, s, frame.posterior, frame.left))
+                        Some(-sagittal_angle(neg, s, frame.left))
                     }
                     _ => None,
                 }

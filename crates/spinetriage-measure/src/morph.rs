@@ -23,20 +23,21 @@ pub trait Sampler: Sync {
     }
 }
 
+/// Gaussian σ along unit direction `d` of a grid with these index steps (LPS vectors, length =
+/// spacing): box-averaged voxels read through linear interpolation have variance s²/12 + s²/6
+/// per axis, projected on `d`.
+fn psf_of_steps(steps: impl Iterator<Item = Vector3<f64>>, d: &Vector3<f64>) -> f64 {
+    steps.map(|st| st.dot(d).powi(2) / 4.0).sum::<f64>().sqrt()
+}
+
 impl Sampler for Volume {
     fn sample(&self, p: &Point3<f64>) -> Option<f64> {
         self.sample_lps(LpsPoint(*p)).map(f64::from)
     }
 
     fn psf_mm(&self, d: &Vector3<f64>) -> f64 {
-        // Box-averaged voxels read through linear interpolation: variance s²/12 + s²/6 per axis.
         let s = self.grid.spacing_mm();
-        let mut var = 0.0;
-        for (c, sc) in s.iter().enumerate() {
-            let cos = self.grid.direction(c).dot(d);
-            var += (sc * cos).powi(2) / 4.0;
-        }
-        var.sqrt()
+        psf_of_steps((0..3).map(|c| self.grid.direction(c) * s[c]), d)
     }
 }
 
@@ -89,13 +90,7 @@ impl Sampler for MaskSampler<'_> {
     }
 
     fn psf_mm(&self, d: &Vector3<f64>) -> f64 {
-        let mut var = 0.0;
-        for n in 0..3 {
-            let ax = self.view.axis_lps(n);
-            let s = ax.norm();
-            var += (s * ax.normalize().dot(d)).powi(2) / 4.0;
-        }
-        var.sqrt()
+        psf_of_steps((0..3).map(|n| self.view.axis_lps(n)), d)
     }
 }
 
@@ -444,10 +439,7 @@ pub fn measure_mask(
     levels: SignalLevels,
     column: Option<Vector3<f64>>,
 ) -> LevelMeasurement {
-    let inside = |p: &Point3<f64>| {
-        let c = view.to_canonical(LpsPoint(*p));
-        c.iter().all(|v| *v >= -0.5) && mask.contains(c.map(|v| v.round() as usize))
-    };
+    let inside = |p: &Point3<f64>| mask.contains_lps(view, LpsPoint(*p));
     let ctx = Ctx {
         img,
         cortex: levels.cortex,

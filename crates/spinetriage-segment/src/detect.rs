@@ -11,7 +11,6 @@
 
 use crate::work::{air_level, quantile, sorted_sample, Coarse};
 use nalgebra::Vector3;
-use ndarray::Array3;
 
 use rayon::prelude::*;
 
@@ -48,10 +47,8 @@ pub struct Candidate {
 }
 
 /// Intensity bands to try: pairs of quantiles of the patient's (non-air) voxels.
-pub(crate) fn bands(coarse: &Coarse) -> Vec<(f32, f32)> {
-    let all = sorted_sample(&coarse.data, 200_000);
-    let air = air_level(&all);
-    let patient: Vec<f32> = all.into_iter().filter(|v| *v > air).collect();
+fn bands(all: &[f32], air: f32) -> Vec<(f32, f32)> {
+    let patient: Vec<f32> = all.iter().copied().filter(|v| *v > air).collect();
     let mut levels: Vec<f32> = (0..=20)
         .map(|q| quantile(&patient, q as f64 / 20.0))
         .collect();
@@ -123,7 +120,7 @@ fn planes(coarse: &Coarse, air: f32) -> Vec<usize> {
 pub fn candidates(coarse: &Coarse) -> Vec<Candidate> {
     let all = sorted_sample(&coarse.data, 200_000);
     let air = air_level(&all);
-    let bands = bands(coarse);
+    let bands = bands(&all, air);
     let planes = planes(coarse, air);
     let work: Vec<(usize, (f32, f32))> = planes
         .iter()
@@ -329,48 +326,6 @@ fn cluster(mut found: Vec<Section>, plane_mm: f64) -> Vec<Candidate> {
             }
         })
         .collect()
-}
-
-/// Visits the 6-connected component of `mask` holding `seed`, clearing it; returns its voxels.
-pub(crate) fn flood(mask: &mut Array3<u8>, seed: [usize; 3], max_voxels: usize) -> Vec<[usize; 3]> {
-    let (n0, n1, n2) = mask.dim();
-    let mut out = Vec::new();
-    if mask[seed] == 0 {
-        return out;
-    }
-    mask[seed] = 0;
-    let mut stack = vec![seed];
-    while let Some(p) = stack.pop() {
-        if out.len() <= max_voxels {
-            out.push(p);
-        }
-        let [a, b, c] = p;
-        let mut push = |q: [usize; 3], stack: &mut Vec<[usize; 3]>| {
-            if mask[q] != 0 {
-                mask[q] = 0;
-                stack.push(q);
-            }
-        };
-        if a > 0 {
-            push([a - 1, b, c], &mut stack);
-        }
-        if a + 1 < n0 {
-            push([a + 1, b, c], &mut stack);
-        }
-        if b > 0 {
-            push([a, b - 1, c], &mut stack);
-        }
-        if b + 1 < n1 {
-            push([a, b + 1, c], &mut stack);
-        }
-        if c > 0 {
-            push([a, b, c - 1], &mut stack);
-        }
-        if c + 1 < n2 {
-            push([a, b, c + 1], &mut stack);
-        }
-    }
-    out
 }
 
 /// The best chain of candidates down the column, cranial first.

@@ -6,14 +6,15 @@
 //! bands come from the image's own quantiles and each body's marrow level from its own core.
 //!
 //! ```no_run
+//! use spinetriage_dicom::{Limits, SeriesKind};
 //! use spinetriage_segment::segment_volume;
-//! # fn get() -> spinetriage_volume::Volume { unimplemented!() }
-//! let vol = get();
+//! use spinetriage_volume::read_nifti;
+//! let vol = read_nifti("t2_lumbar.nii.gz".as_ref(), SeriesKind::MrT2, &Limits::default())?;
 //! let seg = segment_volume(&vol, None)?;
 //! for b in &seg.bodies {
 //!     println!("{:?} at {:?}", b.label, b.centroid_lps);
 //! }
-//! # Ok::<(), spinetriage_segment::SegmentError>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(missing_docs)]
 
@@ -82,25 +83,12 @@ pub struct Body {
     pub centroid_lps: LpsPoint,
     /// Mask volume, mm³.
     pub volume_mm3: f64,
-    /// Smallest principal axis of the mask (about the endplate normal), LPS, pointing cranially.
-    pub axis_lps: [f64; 3],
     /// Level name, when the labelling could tell.
     pub label: Option<String>,
     /// Confidence in the label, 0–1.
     pub label_confidence: f64,
     /// The detection it was grown from.
     pub candidate: Candidate,
-}
-
-impl Body {
-    /// Whether an LPS point falls in a voxel of this body's mask.
-    pub fn contains_lps(&self, view: &CanonicalView, p: LpsPoint) -> bool {
-        let c = view.to_canonical(p);
-        if c.iter().any(|v| *v < -0.5) {
-            return false;
-        }
-        self.mask.contains(c.map(|v| v.round() as usize))
-    }
 }
 
 /// The bodies found in one volume, cranial first.
@@ -190,23 +178,8 @@ pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentat
                 n += 1;
             }
             let centroid = sum.map(|s| s / n.max(1) as f64);
-            let c_lps = view.to_lps(centroid).0;
-            let mut cov = nalgebra::Matrix3::<f64>::zeros();
-            for p in mask.voxels() {
-                let d = view.to_lps(p.map(|x| x as f64)).0 - c_lps;
-                cov += d * d.transpose();
-            }
-            let eig = nalgebra::SymmetricEigen::new(cov);
-            let k = (0..3)
-                .min_by(|a, b| eig.eigenvalues[*a].total_cmp(&eig.eigenvalues[*b]))
-                .unwrap_or(0);
-            let mut axis = eig.eigenvectors.column(k).into_owned();
-            if axis.z < 0.0 {
-                axis = -axis;
-            }
             Ok(Body {
                 ordinal,
-                axis_lps: [axis.x, axis.y, axis.z],
                 label: None,
                 label_confidence: 0.0,
                 centroid_lps: view.to_lps(centroid),

@@ -1,9 +1,11 @@
 //! Full-resolution body masks grown from the coarse candidates.
 
-use crate::detect::{flood, Candidate};
+use crate::detect::Candidate;
 use crate::morph::{box_filter, close, fill_holes_2d, open};
+use crate::view::CanonicalView;
 use crate::work::Coarse;
 use ndarray::{s, Array3, ArrayView3};
+use spinetriage_volume::LpsPoint;
 
 /// A binary mask on a block of the canonical (full-resolution) grid.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +23,12 @@ impl BodyMask {
             .indexed_iter()
             .filter(|(_, v)| **v != 0)
             .map(|((a, b, c), _)| [a + self.origin[0], b + self.origin[1], c + self.origin[2]])
+    }
+
+    /// Whether an LPS point falls in a voxel of this mask (on `view`'s canonical grid).
+    pub fn contains_lps(&self, view: &CanonicalView, p: LpsPoint) -> bool {
+        let c = view.to_canonical(p);
+        c.iter().all(|v| *v >= -0.5) && self.contains(c.map(|v| v.round() as usize))
     }
 
     /// Number of voxels inside.
@@ -54,6 +62,13 @@ pub struct MarrowStats {
     /// Signal of pure cortex, read from the most extreme rim voxels on the cortex side.
     pub cortex_level: f32,
 }
+
+/// Largest distance the boundary moves out from the detected core, mm (the core is the body
+/// eroded by one working voxel, ~1.4–2 mm, plus partial-volume margin).
+const MAX_GROW_MM: f64 = 4.0;
+
+/// Cortical shell added outside the marrow region, mm (vertebral cortex ~1 mm).
+const CORTEX_MM: f64 = 1.0;
 
 /// Grows one body at full resolution from its coarse candidate.
 pub fn grow_body(
@@ -122,10 +137,6 @@ pub fn grow_body(
     // Geodesic growth, a few millimetres at most: the core already has the body's shape, so the
     // boundary only moves out to the marrow's edge and cannot run off along a neighbour of
     // similar signal.
-    let max_grow_mm: f64 = std::env::var("ST_GROW_MM")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(4.0);
     let mut grown = Array3::<u8>::zeros(bd);
     let mut front = Vec::new();
     for q in &seeds {
@@ -134,7 +145,7 @@ pub fn grow_body(
             front.push(*q);
         }
     }
-    let steps = (max_grow_mm / spacing_mm[0].min(spacing_mm[1])).round() as usize;
+    let steps = (MAX_GROW_MM / spacing_mm[0].min(spacing_mm[1])).round() as usize;
     for _ in 0..steps {
         let mut next = Vec::new();
         for p in &front {
@@ -163,7 +174,7 @@ pub fn grow_body(
     let mut grown = Array3::<u8>::zeros(bd);
     for q in &seeds {
         if work[*q] != 0 {
-            for v in flood(&mut work, *q, usize::MAX) {
+            for v in flood(&mut work, *q) {
                 grown[v] = 1;
             }
         }
@@ -201,12 +212,8 @@ pub fn grow_body(
     // surfaces, cortex included) wants the outer one. Cortex is ~1 mm (Silva et al. 1994; Edwards
     // et al. 2001): add that shell where the rim is on the cortex side of the marrow (darker on
     // MR, brighter on CT).
-    let cortex_mm: f64 = std::env::var("ST_CORTEX_MM")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1.0);
     let r_cortex: [usize; 3] =
-        std::array::from_fn(|n| (cortex_mm / spacing_mm[n]).round() as usize);
+        std::array::from_fn(|n| (CORTEX_MM / spacing_mm[n]).round() as usize);
     let shell = box_filter(&body, r_cortex, true);
     let sign = rim_contrast.signum();
     for ((a, b, c), v) in shell.indexed_iter() {
@@ -223,4 +230,44 @@ pub fn grow_body(
             cortex_level,
         },
     ))
+}
+
+/// Visits the 6-connected component of `mask` holding `seed`, clearing it; returns its voxels.
+fn flood(mask: &mut Array3<u8>, seed: [usize; 3]) -> Vec<[usize; 3]> {
+    let (n0, n1, n2) = mask.dim();
+    let mut out = Vec::new();
+    if mask[seed] == 0 {
+        return out;
+    }
+    mask[seed] = 0;
+    let mut stack = vec![seed];
+    while let Some(p) = stack.pop() {
+        out.push(p);
+        let [a, b, c] = p;
+        let mut push = |q: [usize; 3], stack: &mut Vec<[usize; 3]>| {
+            if mask[q] != 0 {
+                mask[q] = 0;
+                stack.push(q);
+            }
+        };
+        if a > 0 {
+            push([a - 1, b, c], &mut stack);
+        }
+        if a + 1 < n0 {
+            push([a + 1, b, c], &mut stack);
+        }
+        if b > 0 {
+            push([a, b - 1, c], &mut stack);
+        }
+        if b + 1 < n1 {
+            push([a, b + 1, c], &mut stack);
+        }
+        if c > 0 {
+            push([a, b, c - 1], &mut stack);
+        }
+        if c + 1 < n2 {
+            push([a, b, c + 1], &mut stack);
+        }
+    }
+    out
 }
