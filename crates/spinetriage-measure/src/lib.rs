@@ -18,7 +18,7 @@ pub mod edge;
 mod morph;
 pub mod study;
 
-pub use derive::{derive, Criterion, Derived, Morphology, NormalRange};
+pub use derive::{derive, genant_grade, Criterion, Derived, Morphology, NormalRange};
 pub use morph::{
     column_axis, measure_bodies, measure_body, measure_mask, Frame, Height, LevelMeasurement,
     MaskSampler, Sampler, SignalLevels, Status,

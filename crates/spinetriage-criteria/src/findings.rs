@@ -1,0 +1,456 @@
+//! Imaging findings as the rules see them: per level from the morphometry (and, once measured,
+//! the marrow signal), then summarised into named facts with their evidence.
+
+use crate::expr::Value;
+use serde::Serialize;
+use spinetriage_measure::{Status, StudyMorphometry};
+use spinetriage_volume::SeriesKind;
+
+/// Posterior-wall displacement, mm, from which retropulsion is reported. A normal posterior wall
+/// is straight or slightly concave; below 3 mm a bulge is within the measurement's spread on
+/// normal levels (`docs/criteria.md`).
+pub const RETROPULSION_MM: f64 = 3.0;
+
+/// Height loss, per cent, from which collapse is "severe" (Genant grade 3, which Genant et al.,
+/// J Bone Miner Res 1993, name severe); a cement-leakage risk factor of the practice parameter.
+pub const SEVERE_COLLAPSE_PCT: f64 = 40.0;
+
+/// Marrow-signal and bone-quality findings of one level; `None` is unknown.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SignalFindings {
+    /// Marrow oedema (STIR bright, T1 dark).
+    pub edema: Option<bool>,
+    /// Intravertebral cleft (fluid on MR, gas on CT).
+    pub cleft: Option<bool>,
+    /// Marrow replacement.
+    pub marrow_replacement: Option<bool>,
+    /// Posterior-element involvement.
+    pub posterior_element_involvement: Option<bool>,
+    /// Convex posterior wall.
+    pub convex_posterior_wall: Option<bool>,
+    /// Lytic pattern on CT.
+    pub lytic: Option<bool>,
+    /// Cortical destruction.
+    pub cortical_destruction: Option<bool>,
+    /// Epidural or paravertebral soft tissue.
+    pub epidural_soft_tissue: Option<bool>,
+    /// Why the unknown fields are unknown.
+    pub reason: Option<String>,
+}
+
+/// One level's findings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LevelFinding {
+    /// Level name, when labelled.
+    pub level: Option<String>,
+    /// Whether the level was measured.
+    pub evaluable: bool,
+    /// Height loss, per cent.
+    pub height_loss_pct: Option<f64>,
+    /// Genant grade.
+    pub genant_grade: Option<u8>,
+    /// ACR deformity (any of the four criteria).
+    pub deformity: Option<bool>,
+    /// The ACR kyphosis criterion, outside the level's physiologic wedge.
+    pub kyphotic: Option<bool>,
+    /// The smallest of the anterior, middle and posterior heights, mm.
+    pub min_height_mm: Option<f64>,
+    /// Posterior-wall displacement, mm.
+    pub retropulsion_mm: Option<f64>,
+    /// Its uncertainty (1 σ), mm.
+    pub retropulsion_sigma_mm: Option<f64>,
+    /// Marrow signal.
+    pub signal: SignalFindings,
+}
+
+impl LevelFinding {
+    /// Fractured: Genant grade 1 or more (height loss ≥ 20 %).
+    pub fn fractured(&self) -> Option<bool> {
+        self.genant_grade.map(|g| g >= 1)
+    }
+
+    /// The level's name, or "unlabelled level".
+    pub fn name(&self) -> String {
+        self.level.clone().unwrap_or_else(|| "unlabelled level".into())
+    }
+
+    /// Retropulsion beyond [`RETROPULSION_MM`] by more than 2 σ: true; below it by more than 2 σ:
+    /// false; otherwise unknown.
+    pub fn retropulsed(&self) -> Option<bool> {
+        let v = self.retropulsion_mm?;
+        let s = self.retropulsion_sigma_mm.unwrap_or(0.0);
+        if v - 2.0 * s >= RETROPULSION_MM {
+            Some(true)
+        } else if v + 2.0 * s < RETROPULSION_MM {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    /// Any imaging sign of a pathological (neoplastic) fracture.
+    pub fn pathological_signs(&self) -> Option<bool> {
+        let s = &self.signal;
+        any([
+            s.marrow_replacement,
+            s.posterior_element_involvement,
+            s.convex_posterior_wall,
+            s.lytic,
+            s.epidural_soft_tissue,
+        ])
+    }
+}
+
+/// Kleene "or" over options.
+fn any(v: impl IntoIterator<Item = Option<bool>>) -> Option<bool> {
+    let mut unknown = false;
+    for x in v {
+        match x {
+            Some(true) => return Some(true),
+            None => unknown = true,
+            Some(false) => {}
+        }
+    }
+    if unknown {
+        None
+    } else {
+        Some(false)
+    }
+}
+
+/// The imaging findings of one study.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImagingFindings {
+    /// Kinds of the series in the study.
+    pub series_kinds: Vec<SeriesKind>,
+    /// Levels, cranial first (not evaluable ones included).
+    pub levels: Vec<LevelFinding>,
+}
+
+/// One named fact for the rules, with where it came from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Fact {
+    /// Its value.
+    pub value: Value,
+    /// "clinical", "imaging" or "clinical+imaging".
+    pub source: &'static str,
+    /// The numbers behind it.
+    pub evidence: String,
+}
+
+/// Whether a level name lies in T5–L5 (Regence 107 I.A). `None` for an unlabelled level.
+pub fn in_t5_l5(level: Option<&str>) -> Option<bool> {
+    let l = level?;
+    let n: u32 = l.get(1..)?.parse().ok()?;
+    Some(match l.as_bytes().first()? {
+        b'T' => n >= 5,
+        b'L' => true,
+        _ => false,
+    })
+}
+
+impl ImagingFindings {
+    /// Findings from a study's morphometry. The marrow-signal fields stay unknown until the
+    /// marrow stage measures them; `signal_reason` says why.
+    pub fn from_morphometry(
+        m: Option<&StudyMorphometry>,
+        series_kinds: Vec<SeriesKind>,
+        signal_reason: &str,
+    ) -> ImagingFindings {
+        let levels = m
+            .map(|m| {
+                m.levels
+                    .iter()
+                    .map(|l| {
+                        let d = &l.derived;
+                        let measured = l.measurement.status == Status::Measured;
+                        LevelFinding {
+                            level: l.level.clone(),
+                            evaluable: measured,
+                            height_loss_pct: d.height_loss_pct,
+                            genant_grade: d.genant_grade,
+                            deformity: d.acr_deformity,
+                            kyphotic: d
+                                .acr_kyphosis
+                                .met
+                                .map(|k| k && d.wedge_physiologic != Some(true)),
+                            min_height_mm: [
+                                &l.measurement.anterior,
+                                &l.measurement.middle,
+                                &l.measurement.posterior,
+                            ]
+                            .iter()
+                            .filter_map(|h| h.map(|h| h.height_mm))
+                            .reduce(f64::min),
+                            retropulsion_mm: l.measurement.retropulsion_mm,
+                            retropulsion_sigma_mm: l.measurement.retropulsion_sigma_mm,
+                            signal: SignalFindings {
+                                reason: Some(signal_reason.to_string()),
+                                ..SignalFindings::default()
+                            },
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        ImagingFindings {
+            series_kinds,
+            levels,
+        }
+    }
+
+    /// A per-level predicate summarised over the study: true if some level has it, false if
+    /// every level is known not to, unknown otherwise; with the levels that decided it.
+    fn exists(&self, what: &str, f: impl Fn(&LevelFinding) -> Option<bool>) -> Fact {
+        let yes: Vec<String> = self
+            .levels
+            .iter()
+            .filter(|l| f(l) == Some(true))
+            .map(|l| l.name())
+            .collect();
+        let unknown: Vec<String> = self
+            .levels
+            .iter()
+            .filter(|l| f(l).is_none())
+            .map(|l| l.name())
+            .collect();
+        let (value, evidence) = if !yes.is_empty() {
+            (Value::Bool(true), format!("{what}: {}", yes.join(", ")))
+        } else if self.levels.is_empty() {
+            (Value::Unknown, "no vertebral level was found".to_string())
+        } else if unknown.is_empty() {
+            (
+                Value::Bool(false),
+                format!("{what}: none of {} levels", self.levels.len()),
+            )
+        } else {
+            (
+                Value::Unknown,
+                format!("{what}: none seen; not known at {}", unknown.join(", ")),
+            )
+        };
+        Fact {
+            value,
+            source: "imaging",
+            evidence,
+        }
+    }
+
+    /// A count of levels, known only when every level that could add to it is known.
+    fn count(&self, what: &str, f: impl Fn(&LevelFinding) -> Option<bool>) -> Fact {
+        let yes: Vec<String> = self
+            .levels
+            .iter()
+            .filter(|l| f(l) == Some(true))
+            .map(|l| l.name())
+            .collect();
+        let unknown = self.levels.iter().filter(|l| f(l).is_none()).count();
+        let (value, evidence) = if unknown == 0 && !self.levels.is_empty() {
+            (
+                Value::Number(yes.len() as f64),
+                format!("{what}: {} ({})", yes.len(), yes.join(", ")),
+            )
+        } else {
+            (
+                Value::Unknown,
+                format!(
+                    "{what}: at least {} ({}); {unknown} level(s) not known",
+                    yes.len(),
+                    yes.join(", ")
+                ),
+            )
+        };
+        Fact {
+            value,
+            source: "imaging",
+            evidence,
+        }
+    }
+
+    /// The study's imaging facts by name.
+    pub fn facts(&self) -> Vec<(&'static str, Fact)> {
+        let frac = |l: &LevelFinding| l.fractured();
+        let both = |a: Option<bool>, b: Option<bool>| match (a, b) {
+            (Some(false), _) | (_, Some(false)) => Some(false),
+            (Some(true), Some(true)) => Some(true),
+            _ => None,
+        };
+        let fracture_desc = |l: &LevelFinding| {
+            format!(
+                "{} ({:.0} % loss, Genant {})",
+                l.name(),
+                l.height_loss_pct.unwrap_or(f64::NAN),
+                l.genant_grade.map(|g| g.to_string()).unwrap_or("-".into())
+            )
+        };
+        let mut fracture = self.exists("height loss >= 20 % (Genant >= 1)", frac);
+        if fracture.value == Value::Bool(true) {
+            let list: Vec<String> = self
+                .levels
+                .iter()
+                .filter(|l| l.fractured() == Some(true))
+                .map(fracture_desc)
+                .collect();
+            fracture.evidence = format!("vertebral compression fracture at {}", list.join(", "));
+        }
+        let fractures = self.count("fractured levels", frac);
+        let multiple = Fact {
+            value: match &fractures.value {
+                Value::Number(n) => Value::Bool(*n >= 2.0),
+                _ => {
+                    let known = self.levels.iter().filter(|l| frac(l) == Some(true)).count();
+                    if known >= 2 {
+                        Value::Bool(true)
+                    } else {
+                        Value::Unknown
+                    }
+                }
+            },
+            source: "imaging",
+            evidence: fractures.evidence.clone(),
+        };
+        vec![
+            ("fracture", fracture),
+            ("multiple_fractures", multiple),
+            (
+                "deformity",
+                self.exists(
+                    "ACR deformity (loss >= 20 %, kyphosis >= 15 %, scoliosis >= 10 % or dorsal wall >= 10 %)",
+                    |l| l.deformity,
+                ),
+            ),
+            (
+                "kyphotic_deformity",
+                self.exists("anterior wedge >= 15 % beyond the level's physiologic range", |l| {
+                    l.kyphotic
+                }),
+            ),
+            (
+                "severe_collapse",
+                self.exists("height loss > 40 % (Genant 3)", |l| {
+                    l.height_loss_pct.map(|p| p > SEVERE_COLLAPSE_PCT)
+                }),
+            ),
+            (
+                "fractures_t5_l5",
+                self.count("fractured levels in T5-L5", |l| {
+                    both(frac(l), in_t5_l5(l.level.as_deref()))
+                }),
+            ),
+            (
+                "fractures_outside_t5_l5",
+                self.count("fractured levels outside T5-L5", |l| {
+                    both(frac(l), in_t5_l5(l.level.as_deref()).map(|b| !b))
+                }),
+            ),
+            (
+                "sacral_fracture",
+                self.exists("fractured sacral level", |l| {
+                    both(frac(l), l.level.as_deref().map(|n| n.starts_with('S')))
+                }),
+            ),
+            (
+                "retropulsion",
+                self.exists(
+                    &format!("posterior wall displaced >= {RETROPULSION_MM} mm (beyond 2 sigma)"),
+                    |l| l.retropulsed(),
+                ),
+            ),
+            (
+                "edema_at_fracture",
+                self.exists("marrow oedema at a fractured level", |l| {
+                    both(frac(l), l.signal.edema)
+                }),
+            ),
+            (
+                "edema_without_height_loss",
+                self.exists("marrow oedema without height loss", |l| {
+                    both(frac(l).map(|b| !b), l.signal.edema)
+                }),
+            ),
+            ("cleft", self.exists("intravertebral cleft", |l| l.signal.cleft)),
+            (
+                "pathological_signs",
+                self.exists(
+                    "imaging sign of a pathological fracture (marrow replacement, posterior elements, convex wall, lysis, epidural tissue)",
+                    |l| l.pathological_signs(),
+                ),
+            ),
+            (
+                "epidural_soft_tissue",
+                self.exists("epidural or paravertebral soft tissue", |l| {
+                    l.signal.epidural_soft_tissue
+                }),
+            ),
+            (
+                "cortical_destruction",
+                self.exists("cortical destruction", |l| l.signal.cortical_destruction),
+            ),
+            (
+                "imaging_new_fracture",
+                self.exists("fractured level with oedema (acute)", |l| {
+                    both(frac(l), l.signal.edema)
+                }),
+            ),
+            (
+                "imaging_chronic_fracture",
+                self.exists("deformity without oedema (chronic or healed)", |l| {
+                    both(l.deformity, l.signal.edema.map(|e| !e))
+                }),
+            ),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn level(name: &str, grade: u8) -> LevelFinding {
+        LevelFinding {
+            level: Some(name.into()),
+            evaluable: true,
+            height_loss_pct: Some([5.0, 22.0, 30.0, 50.0][grade as usize]),
+            genant_grade: Some(grade),
+            deformity: Some(grade > 0),
+            kyphotic: Some(false),
+            min_height_mm: Some(20.0),
+            retropulsion_mm: Some(0.5),
+            retropulsion_sigma_mm: Some(0.3),
+            signal: SignalFindings::default(),
+        }
+    }
+
+    #[test]
+    fn counts_and_unknowns() {
+        let mut f = ImagingFindings {
+            series_kinds: vec![SeriesKind::Ct],
+            levels: vec![level("T4", 2), level("T12", 3), level("L1", 0)],
+        };
+        let facts: std::collections::BTreeMap<_, _> = f.facts().into_iter().collect();
+        assert_eq!(facts["fracture"].value, Value::Bool(true));
+        assert_eq!(facts["fractures_t5_l5"].value, Value::Number(1.0));
+        assert_eq!(facts["fractures_outside_t5_l5"].value, Value::Number(1.0));
+        assert_eq!(facts["severe_collapse"].value, Value::Bool(true));
+        assert_eq!(facts["retropulsion"].value, Value::Bool(false));
+        // Oedema not measured: unknown, never "no".
+        assert_eq!(facts["edema_at_fracture"].value, Value::Unknown);
+        f.levels.iter_mut().for_each(|l| {
+            l.genant_grade = Some(0);
+            l.height_loss_pct = Some(3.0)
+        });
+        f.levels[2].genant_grade = None;
+        let facts: std::collections::BTreeMap<_, _> = f.facts().into_iter().collect();
+        // A level that could not be graded keeps "fracture" unknown.
+        assert_eq!(facts["fracture"].value, Value::Unknown);
+    }
+
+    #[test]
+    fn t5_l5_region() {
+        assert_eq!(in_t5_l5(Some("T4")), Some(false));
+        assert_eq!(in_t5_l5(Some("T5")), Some(true));
+        assert_eq!(in_t5_l5(Some("L5")), Some(true));
+        assert_eq!(in_t5_l5(Some("S1")), Some(false));
+        assert_eq!(in_t5_l5(None), None);
+    }
+}
