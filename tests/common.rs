@@ -63,18 +63,19 @@ pub fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
 pub fn shared_seed(prefix: &str) -> Option<String> {
     let dir = workspace_root().join("../shared/seeds");
     let found = std::fs::read_dir(&dir).ok().and_then(|rd| {
-        rd.filter_map(Result::ok)
-            .map(|e| e.path())
-            .find(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with(&format!("{prefix}_")) && n.ends_with(".txt"))
-            })
+        rd.filter_map(Result::ok).map(|e| e.path()).find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&format!("{prefix}_")) && n.ends_with(".txt"))
+        })
     });
     match found {
         Some(p) => Some(std::fs::read_to_string(&p).expect("seed is readable text")),
         None if std::env::var("SPINETRIAGE_REQUIRE_SHARED_DATA").as_deref() == Ok("1") => {
-            panic!("seed {prefix}_* missing in {} and SPINETRIAGE_REQUIRE_SHARED_DATA=1", dir.display())
+            panic!(
+                "seed {prefix}_* missing in {} and SPINETRIAGE_REQUIRE_SHARED_DATA=1",
+                dir.display()
+            )
         }
         None => {
             eprintln!("skipping: seed {prefix}_* not found in {}", dir.display());

@@ -21,8 +21,10 @@ fn norm(s: &str) -> String {
         .to_lowercase()
 }
 
-/// Variants of the seed's rating tables: (number, title, [(procedure, category)]).
-fn seed_variants(text: &str) -> Vec<(u8, String, Vec<(String, String)>)> {
+/// A variant of the seed's rating tables: (number, title, [(procedure, category)]).
+type SeedVariant = (u8, String, Vec<(String, String)>);
+
+fn seed_variants(text: &str) -> Vec<SeedVariant> {
     let head = &text[..text
         .find("Summary of Literature Review")
         .expect("seed has a literature review")];
@@ -104,7 +106,9 @@ fn acr_rating_ranges_match_the_seed_definitions() {
         .lines()
         .map(str::trim)
         .filter(|l| {
-            !l.is_empty() && l.chars().all(|c| c.is_ascii_digit() || c == ',' || c == ' ' || "or".contains(c))
+            !l.is_empty()
+                && l.chars()
+                    .all(|c| c.is_ascii_digit() || c == ',' || c == ' ' || "or".contains(c))
         })
         .take(4)
         .map(|l| {

@@ -1,199 +1,178 @@
-//! `spinetriage analyze`: the per-level table, written with the report keys of the report issue
-//! until the report crate lands.
+//! `spinetriage analyze`: morphometry, criteria and the report for every study of the input.
 
 use anyhow::{Context, Result};
-use serde_json::{json, Value};
-use spinetriage_measure::{analyze_volumes, Level, Status, StudyMorphometry};
+use spinetriage_criteria::{evaluate, ClinicalFacts, CriteriaReport, ImagingFindings, Rules};
+use spinetriage_measure::{analyze_volumes, Status, StudyMorphometry};
+use spinetriage_report::StudyInput;
 use spinetriage_segment::Anchor;
 use spinetriage_volume::Volume;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// A study's UID, its morphometry (none without a CT or MR series) and its errors.
-pub type StudyResult = (String, Option<StudyMorphometry>, Vec<String>);
+/// Why marrow-signal findings are unknown in this version.
+const SIGNAL_REASON: &str =
+    "not measured: this version does not yet measure marrow signal, so these findings are unknown";
 
-/// Report schema version of `levels.json`.
-pub const SCHEMA_VERSION: &str = "0.1.0";
-
-fn r(x: f64, digits: i32) -> f64 {
-    let p = 10f64.powi(digits);
-    (x * p).round() / p
+/// One analysed study.
+pub struct StudyResult {
+    /// Study Instance UID.
+    pub uid: String,
+    /// Its volumes.
+    pub volumes: Vec<Volume>,
+    /// Morphometry (none without a CT or MR series, or when segmentation failed).
+    pub morph: Option<StudyMorphometry>,
+    /// Findings for the criteria engine.
+    pub findings: Option<ImagingFindings>,
+    /// Criteria.
+    pub criteria: Option<CriteriaReport>,
+    /// Errors.
+    pub errors: Vec<String>,
+    /// Where the clinical facts came from.
+    pub clinical_source: Option<String>,
 }
 
-fn opt(x: Option<f64>, digits: i32) -> Value {
-    x.map(|v| json!(r(v, digits))).unwrap_or(Value::Null)
-}
-
-/// One level in report form.
-pub fn level_json(l: &Level) -> Value {
-    let m = &l.measurement;
-    let d = &l.derived;
-    let h = |x: &Option<spinetriage_measure::Height>| opt(x.map(|h| h.height_mm), 2);
-    let hs = |x: &Option<spinetriage_measure::Height>| opt(x.map(|h| h.sigma_mm), 2);
-    let mut evidence = vec![format!("expected height: {}", d.expected_from)];
-    if let Status::NotEvaluable(why) = &m.status {
-        evidence.push(format!("not evaluable: {why}"));
+impl StudyResult {
+    /// The report's view of this study.
+    pub fn input(&self) -> StudyInput<'_> {
+        StudyInput {
+            study_uid: &self.uid,
+            volumes: &self.volumes,
+            morphometry: self.morph.as_ref(),
+            findings: self.findings.as_ref(),
+            criteria: self.criteria.as_ref(),
+            clinical_source: self.clinical_source.as_deref(),
+            errors: &self.errors,
+            has_image: true,
+        }
     }
-    if d.wedge_physiologic == Some(true) && d.acr_kyphosis.met == Some(true) {
-        evidence.push(
-            "anterior wedge within this level's physiologic range: not counted as deformity".into(),
-        );
+
+    /// Whether the study could not be analysed at all.
+    pub fn failed(&self) -> bool {
+        self.morph.is_none() || !self.errors.is_empty()
     }
-    evidence.push("marrow signal (edema, replacement, cleft) and posterior elements: not measured yet (issue 4)".into());
-    json!({
-        "level": l.level,
-        "label_confidence": r(l.label_confidence, 2),
-        "center_lps_mm": m.center_lps_mm.map(|v| r(v, 2)),
-        "status": if m.status == Status::Measured { "measured" } else { "not_evaluable" },
-        "heights_mm": {"anterior": h(&m.anterior), "middle": h(&m.middle), "posterior": h(&m.posterior),
-                        "left": h(&m.left), "right": h(&m.right)},
-        "heights_sigma_mm": {"anterior": hs(&m.anterior), "middle": hs(&m.middle), "posterior": hs(&m.posterior),
-                              "left": hs(&m.left), "right": hs(&m.right)},
-        "height_lines_lps_mm": {
-            "anterior": m.anterior.map(|h| [h.superior_lps_mm, h.inferior_lps_mm]),
-            "middle": m.middle.map(|h| [h.superior_lps_mm, h.inferior_lps_mm]),
-            "posterior": m.posterior.map(|h| [h.superior_lps_mm, h.inferior_lps_mm]),
-        },
-        "depth_mm": opt(m.depth_mm, 2),
-        "width_mm": opt(m.width_mm, 2),
-        "expected_height_mm": opt(d.expected_height_mm, 2),
-        "height_loss_pct": opt(d.height_loss_pct, 1),
-        "height_loss_sigma_pct": opt(d.height_loss_sigma_pct, 1),
-        "genant_grade": d.genant_grade,
-        "morphology": d.morphology,
-        "kyphosis_pct": opt(d.kyphosis_pct, 1),
-        "dorsal_wall_loss_pct": opt(d.dorsal_wall_loss_pct, 1),
-        "scoliosis_pct": opt(d.scoliosis_pct, 1),
-        "wedge_angle_deg": opt(d.wedge_angle_deg, 1),
-        "segmental_kyphosis_deg": opt(d.segmental_kyphosis_deg, 1),
-        "normal_wedge_pct": d.normal_wedge,
-        "wedge_physiologic": d.wedge_physiologic,
-        "acr_deformity": d.acr_deformity,
-        "acr_criteria": {"height_loss": d.acr_height_loss, "kyphosis": d.acr_kyphosis,
-                          "scoliosis": d.acr_scoliosis, "dorsal_wall": d.acr_dorsal_wall},
-        "edema": {"present": null, "stir_ratio": null, "t1_ratio": null, "pattern": null},
-        "posterior_element_involvement": {"present": null, "side": null},
-        "marrow_replacement": null,
-        "cleft": null,
-        "retropulsion_mm": opt(m.retropulsion_mm, 2),
-        "retropulsion_sigma_mm": opt(m.retropulsion_sigma_mm, 2),
-        "frame": m.frame,
-        "evidence": evidence,
-    })
 }
 
-/// Analyses every study among `vols` (grouped by study UID) and writes `levels.json` and
-/// `levels.csv` into `out`. Returns the morphometry per study.
-pub fn run(vols: Vec<Volume>, out: &Path, anchor: Option<&Anchor>) -> Result<Vec<StudyResult>> {
+/// Clinical facts with where they came from.
+pub type Clinical = (ClinicalFacts, String);
+
+/// `clinical.toml` or `clinical.json` in `dir`, if present.
+pub fn clinical_beside(dir: &Path) -> Result<Option<Clinical>> {
+    for name in ["clinical.toml", "clinical.json"] {
+        let p = dir.join(name);
+        if p.is_file() {
+            let f = ClinicalFacts::read(&p)?;
+            return Ok(Some((f, p.display().to_string())));
+        }
+    }
+    Ok(None)
+}
+
+/// Reads `--clinical FILE`, or else looks for a facts file beside the (single) input.
+pub fn clinical_for(explicit: Option<&Path>, inputs: &[PathBuf]) -> Result<Option<Clinical>> {
+    if let Some(p) = explicit {
+        let f = ClinicalFacts::read(p)?;
+        return Ok(Some((f, p.display().to_string())));
+    }
+    match inputs {
+        [one] => {
+            let dir = if one.is_dir() {
+                one.as_path()
+            } else {
+                one.parent().unwrap_or(Path::new("."))
+            };
+            clinical_beside(dir)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Findings of the morphometry of a set of volumes (for a prior study).
+pub fn findings_of(vols: &[Volume]) -> Result<ImagingFindings> {
+    let m = analyze_volumes(vols, None)?;
+    Ok(ImagingFindings::from_morphometry(
+        m.as_ref(),
+        vols.iter().map(|v| v.kind).collect(),
+        SIGNAL_REASON,
+    ))
+}
+
+/// Analyses one study: morphometry, findings, criteria.
+pub fn analyze_study(
+    uid: String,
+    volumes: Vec<Volume>,
+    anchor: Option<&Anchor>,
+    clinical: Option<&Clinical>,
+    prior: Option<&ImagingFindings>,
+    rules: &Rules,
+) -> StudyResult {
+    let mut errors = Vec::new();
+    let morph = match analyze_volumes(&volumes, anchor) {
+        Ok(m) => m,
+        Err(e) => {
+            errors.push(e.to_string());
+            None
+        }
+    };
+    let findings = ImagingFindings::from_morphometry(
+        morph.as_ref(),
+        volumes.iter().map(|v| v.kind).collect(),
+        SIGNAL_REASON,
+    );
+    let facts = clinical.map(|c| c.0.clone()).unwrap_or_default();
+    let criteria = match evaluate(rules, &findings, &facts, prior) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            errors.push(format!("criteria: {e}"));
+            None
+        }
+    };
+    StudyResult {
+        uid,
+        volumes,
+        morph,
+        findings: Some(findings),
+        criteria,
+        errors,
+        clinical_source: clinical.map(|c| c.1.clone()),
+    }
+}
+
+/// Groups volumes by study.
+pub fn by_study(vols: Vec<Volume>) -> BTreeMap<String, Vec<Volume>> {
     let mut by_study: BTreeMap<String, Vec<Volume>> = BTreeMap::new();
     for v in vols {
         by_study.entry(v.study_uid.clone()).or_default().push(v);
     }
-    let mut studies = Vec::new();
-    let mut results = Vec::new();
-    for (uid, vols) in by_study {
-        let series: Vec<Value> = vols
-            .iter()
-            .map(|v| json!({"series_uid": v.series_uid, "kind": v.kind, "description": v.description}))
-            .collect();
-        let (morph, errors) = match analyze_volumes(&vols, anchor) {
-            Ok(m) => (m, Vec::new()),
-            Err(e) => (None, vec![e.to_string()]),
-        };
-        let levels: Vec<Value> = morph
-            .iter()
-            .flat_map(|m| m.levels.iter().map(level_json))
-            .collect();
-        let not_evaluable: Vec<Value> = morph
-            .iter()
-            .flat_map(|m| m.levels.iter())
-            .filter_map(|l| match &l.measurement.status {
-                Status::NotEvaluable(why) => Some(json!({"level": l.level, "reason": why})),
-                Status::Measured => None,
-            })
-            .collect();
-        studies.push(json!({
-            "study_uid": uid,
-            "series": series,
-            "shape_series_uid": morph.as_ref().map(|m| m.shape_series_uid.clone()),
-            "labelling": morph.as_ref().map(|m| m.labelling.clone()).unwrap_or_default(),
-            "levels": levels,
-            "acr_variants": [],
-            "acr_variants_note": "criteria engine not built yet (issue 5)",
-            "not_evaluable": not_evaluable,
-            "errors": errors,
-        }));
-        results.push((uid, morph, errors));
-    }
+    by_study
+}
+
+/// Analyses every study among `vols` and writes the report into `out`.
+pub fn run(
+    vols: Vec<Volume>,
+    out: &Path,
+    anchor: Option<&Anchor>,
+    clinical: Option<&Clinical>,
+    prior: Option<&ImagingFindings>,
+) -> Result<Vec<StudyResult>> {
+    let rules = Rules::embedded()?;
+    let results: Vec<StudyResult> = by_study(vols)
+        .into_iter()
+        .map(|(uid, vols)| analyze_study(uid, vols, anchor, clinical, prior, &rules))
+        .collect();
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let doc = json!({"schema_version": SCHEMA_VERSION, "studies": studies});
-    write_atomic(
-        &out.join("levels.json"),
-        serde_json::to_string_pretty(&doc)?.as_bytes(),
-    )?;
-    write_atomic(&out.join("levels.csv"), csv(&results).as_bytes())?;
+    let inputs: Vec<StudyInput> = results.iter().map(StudyResult::input).collect();
+    spinetriage_report::write_outputs(out, &inputs)?;
     Ok(results)
-}
-
-fn csv(results: &[StudyResult]) -> String {
-    let mut s = String::from(
-        "study_uid,level,status,center_x_mm,center_y_mm,center_z_mm,anterior_mm,middle_mm,posterior_mm,left_mm,right_mm,expected_height_mm,height_loss_pct,genant_grade,morphology,kyphosis_pct,dorsal_wall_loss_pct,scoliosis_pct,wedge_angle_deg,retropulsion_mm,acr_deformity\n",
-    );
-    let f = |x: Option<f64>| x.map(|v| format!("{v:.2}")).unwrap_or_default();
-    for (uid, m, _) in results {
-        for l in m.iter().flat_map(|m| m.levels.iter()) {
-            let me = &l.measurement;
-            let d = &l.derived;
-            s += &format!(
-                "{uid},{},{},{:.2},{:.2},{:.2},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
-                l.level.clone().unwrap_or_default(),
-                if me.status == Status::Measured {
-                    "measured"
-                } else {
-                    "not_evaluable"
-                },
-                me.center_lps_mm[0],
-                me.center_lps_mm[1],
-                me.center_lps_mm[2],
-                f(me.anterior.map(|h| h.height_mm)),
-                f(me.middle.map(|h| h.height_mm)),
-                f(me.posterior.map(|h| h.height_mm)),
-                f(me.left.map(|h| h.height_mm)),
-                f(me.right.map(|h| h.height_mm)),
-                f(d.expected_height_mm),
-                f(d.height_loss_pct),
-                d.genant_grade.map(|g| g.to_string()).unwrap_or_default(),
-                d.morphology
-                    .map(|m| format!("{m:?}").to_lowercase())
-                    .unwrap_or_default(),
-                f(d.kyphosis_pct),
-                f(d.dorsal_wall_loss_pct),
-                f(d.scoliosis_pct),
-                f(d.wedge_angle_deg),
-                f(me.retropulsion_mm),
-                d.acr_deformity.map(|b| b.to_string()).unwrap_or_default(),
-            );
-        }
-    }
-    s
-}
-
-/// Temp file then rename, so a killed run never leaves a half-written table.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(())
 }
 
 /// Prints the level table.
 pub fn print(results: &[StudyResult]) {
-    for (uid, m, errors) in results {
-        println!("study {uid}");
-        for e in errors {
+    for r in results {
+        println!("study {}", r.uid);
+        for e in &r.errors {
             println!("  error: {e}");
         }
-        let Some(m) = m else {
+        let Some(m) = &r.morph else {
             println!("  no CT or MR series to measure");
             continue;
         };
@@ -244,6 +223,16 @@ pub fn print(results: &[StudyResult]) {
                     Status::NotEvaluable(w) => format!("not evaluable: {w}"),
                 }
             );
+        }
+        if let Some(c) = &r.criteria {
+            println!("  ACR variants: {}", c.acr_summary);
+            for p in &c.payers {
+                println!(
+                    "  {}: medical necessity {}",
+                    p.name,
+                    p.medical_necessity.replace('_', " ")
+                );
+            }
         }
     }
 }

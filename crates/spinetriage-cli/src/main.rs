@@ -13,11 +13,32 @@ use spinetriage_volume::{assemble, read_nifti, GeometryProblem, LpsPoint, Volume
 mod accuracy;
 mod analyze;
 
-fn analyze_cmd(paths: &[PathBuf], out: &Path, anchor: Option<&str>, limits: &Limits) -> Result<u8> {
+fn analyze_cmd(
+    paths: &[PathBuf],
+    out: &Path,
+    anchor: Option<&str>,
+    clinical: Option<&Path>,
+    prior: Option<&Path>,
+    limits: &Limits,
+) -> Result<u8> {
     let anchor = anchor
         .map(|a| a.parse::<spinetriage_segment::Anchor>())
         .transpose()
         .map_err(anyhow::Error::msg)?;
+    let clinical = analyze::clinical_for(clinical, paths)?;
+    let prior = match prior {
+        Some(p) => {
+            let (pv, perr, _) = load_all(&[p.to_path_buf()], limits);
+            for e in &perr {
+                eprintln!("error (prior): {e}");
+            }
+            if pv.is_empty() {
+                bail!("no readable series in the prior study {}", p.display());
+            }
+            Some(analyze::findings_of(&pv)?)
+        }
+        None => None,
+    };
     let (vols, errors, _) = load_all(paths, limits);
     for e in &errors {
         eprintln!("error: {e}");
@@ -25,10 +46,16 @@ fn analyze_cmd(paths: &[PathBuf], out: &Path, anchor: Option<&str>, limits: &Lim
     if vols.is_empty() {
         return Ok(exit::NO_INPUT);
     }
-    let results = analyze::run(vols, out, anchor.as_ref())?;
+    let results = analyze::run(
+        vols,
+        out,
+        anchor.as_ref(),
+        clinical.as_ref(),
+        prior.as_ref(),
+    )?;
     analyze::print(&results);
-    println!("wrote {}", out.join("levels.json").display());
-    let failed = results.iter().any(|(_, m, e)| m.is_none() || !e.is_empty());
+    println!("wrote {}", out.join("report.html").display());
+    let failed = results.iter().any(analyze::StudyResult::failed);
     Ok(if errors.is_empty() && !failed {
         exit::OK
     } else {
@@ -98,6 +125,14 @@ enum Command {
         /// Label anchor: `L5` (the lowest body found is L5) or `L1@-312.5` (nearest to LPS z).
         #[arg(long)]
         anchor: Option<String>,
+        /// Clinical facts (TOML or JSON; default: `clinical.toml` or `clinical.json` beside the
+        /// study). Absent facts are unknown, never assumed.
+        #[arg(long)]
+        clinical: Option<PathBuf>,
+        /// An earlier study of the same patient, for height change, new fractures and
+        /// progression.
+        #[arg(long)]
+        prior: Option<PathBuf>,
         #[command(flatten)]
         limits: LimitArgs,
     },
@@ -266,8 +301,17 @@ fn run(cli: Cli) -> Result<u8> {
             paths,
             out,
             anchor,
+            clinical,
+            prior,
             limits,
-        } => analyze_cmd(&paths, &out, anchor.as_deref(), &limits.limits()),
+        } => analyze_cmd(
+            &paths,
+            &out,
+            anchor.as_deref(),
+            clinical.as_deref(),
+            prior.as_deref(),
+            &limits.limits(),
+        ),
         Command::BenchAccuracy {
             cases,
             repeats,
@@ -756,7 +800,7 @@ fn demo(keep: Option<PathBuf>) -> Result<u8> {
         println!();
     }
     println!("\n5. analyze: vertebrae found, labelled and measured from the images alone");
-    let results = analyze::run(vols, &out.join("analysis"), None)?;
+    let results = analyze::run(vols, &out.join("analysis"), None, None, None)?;
     analyze::print(&results);
     println!(
         "\nMarrow signal, criteria and the full report are not built yet; see the open issues."

@@ -239,21 +239,41 @@ fn dicomdir_and_nifti_inputs() {
     );
 }
 
-#[test]
-fn analyze_writes_the_level_table_with_report_keys() {
-    let tmp = tempfile::tempdir().unwrap();
-    let study = phantom(tmp.path(), "acute-wedge-l1", "explicit");
-    let out = tmp.path().join("out");
+/// Analyses the acute L1 wedge phantom with clinical facts beside it; returns the output folder.
+fn analyzed_acute_wedge(tmp: &Path) -> PathBuf {
+    // The generator's default resolution (CT 0.7 mm, 1.5 mm slices): the coarse phantom of the
+    // other tests is below the product's specified CT resolution.
+    bin()
+        .arg("phantom")
+        .arg(tmp)
+        .args(["--case", "acute-wedge-l1", "--seed", "3"])
+        .assert()
+        .success();
+    let study = tmp.join("acute-wedge-l1");
+    std::fs::write(
+        study.join("clinical.toml"),
+        "symptomatic = true\nhistory_of_malignancy = false\npain_duration_weeks = 8\n\
+         conservative_therapy_weeks = 7\nconservative_therapies = [\"analgesics\", \"physical_therapy\"]\n",
+    )
+    .unwrap();
+    let out = tmp.join("out");
     let assert = bin()
-        .args(["analyze", "--anchor", "L5"])
+        .arg("analyze")
         .arg(&study)
         .arg("-o")
         .arg(&out)
         .assert();
     let code = assert.get_output().status.code();
     assert!(matches!(code, Some(0) | Some(4)), "exit {code:?}");
+    out
+}
+
+#[test]
+fn analyze_writes_the_report_with_its_required_keys_and_criteria() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = analyzed_acute_wedge(tmp.path());
     let doc: Value =
-        serde_json::from_slice(&std::fs::read(out.join("levels.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     assert!(doc["schema_version"].is_string());
     let st = &doc["studies"][0];
     for key in [
@@ -291,13 +311,130 @@ fn analyze_writes_the_level_table_with_report_keys() {
         let c = l["center_lps_mm"].as_array().unwrap();
         assert_eq!(c.len(), 3);
     }
-    // The lowest body is anchored as L5, so the one four above is L1: the fractured level.
+    // Labels from the sacrum: the fractured level is L1.
     let l1 = levels
         .iter()
         .find(|l| l["level"] == "L1")
         .expect("L1 labelled");
     assert!(l1["heights_mm"]["anterior"].as_f64().unwrap() > 5.0);
+    assert!(l1["genant_grade"].as_u64().unwrap() >= 1, "{l1:#}");
     let csv = std::fs::read_to_string(out.join("levels.csv")).unwrap();
     assert!(csv.lines().count() >= 8);
     assert!(csv.starts_with("study_uid,level,status"));
+    // Clinical facts beside the study were read; with a measured L1 fracture, a symptomatic
+    // patient and no malignancy, ACR variant 1 applies and rates this study's modalities.
+    assert!(st["clinical_facts_source"]
+        .as_str()
+        .unwrap()
+        .ends_with("clinical.toml"));
+    let variants = st["acr_variants"].as_array().unwrap();
+    assert_eq!(variants.len(), 9);
+    assert_eq!(
+        variants[0]["applies"],
+        Value::Bool(true),
+        "{:#}",
+        variants[0]
+    );
+    assert!(!variants[0]["current_study"].as_array().unwrap().is_empty());
+    // Oedema is not measured in this version: variant 6 cannot be decided, and says so.
+    assert_eq!(variants[5]["applies"], "undetermined");
+    assert!(variants[5]["deciding_facts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f == "edema_at_fracture"));
+    assert_eq!(
+        st["payer_worksheets"][0]["medical_necessity"],
+        "needs_documentation"
+    );
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("Variant 6: undetermined"));
+    assert!(md.contains("| **L1** |"), "flagged level in bold");
+}
+
+#[test]
+fn report_json_validates_against_the_published_schema() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = analyzed_acute_wedge(tmp.path());
+    let schema = spinetriage_tests::workspace_root().join("docs/report.schema.json");
+    let checker = "import json,sys,jsonschema\n\
+        s=json.load(open(sys.argv[1])); jsonschema.Draft202012Validator.check_schema(s)\n\
+        jsonschema.Draft202012Validator(s).validate(json.load(open(sys.argv[2])))\nprint('valid')";
+    let ok = Std::new("python3")
+        .args(["-c", "import jsonschema"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        assert!(
+            !peers_required(),
+            "python3 jsonschema is required in CI (.ci/run)"
+        );
+        eprintln!("skipping: python3 jsonschema not installed");
+        return;
+    }
+    let o = Std::new("python3")
+        .args(["-c", checker])
+        .arg(&schema)
+        .arg(out.join("report.json"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The schema must reject a report that drops a required key.
+    let mut doc: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    doc["studies"][0]["levels"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("genant_grade");
+    let broken = tmp.path().join("broken.json");
+    std::fs::write(&broken, doc.to_string()).unwrap();
+    let o = Std::new("python3")
+        .args(["-c", checker])
+        .arg(&schema)
+        .arg(&broken)
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success(),
+        "a report without genant_grade validated"
+    );
+}
+
+#[test]
+fn report_html_renders_in_headless_chromium() {
+    if !have("chromium", "--version") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = analyzed_acute_wedge(tmp.path());
+    let shot = tmp.path().join("shot.png");
+    let o = Std::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1200,1600",
+        ])
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", out.join("report.html").display()))
+        .output()
+        .unwrap();
+    assert!(shot.is_file(), "{}", String::from_utf8_lossy(&o.stderr));
+    let img = image::open(&shot).unwrap().to_rgb8();
+    let px: Vec<[u8; 3]> = img.pixels().map(|p| p.0).collect();
+    let white = px.iter().filter(|p| p.iter().all(|c| *c > 245)).count();
+    // Not blank: the sagittal image and tables cover a real share of the page...
+    assert!(
+        white < px.len() * 9 / 10,
+        "{white} of {} pixels white",
+        px.len()
+    );
+    // ...and the fractured level is drawn highlighted (red outline, pink table row).
+    let red = px
+        .iter()
+        .filter(|p| p[0] > 200 && p[1] < 90 && p[2] < 90)
+        .count();
+    assert!(red > 50, "{red} red pixels");
 }

@@ -318,13 +318,18 @@ pub fn fact_table(
 }
 
 fn values(t: &BTreeMap<String, Fact>) -> Facts {
-    t.iter().map(|(k, f)| (k.clone(), f.value.clone())).collect()
+    t.iter()
+        .map(|(k, f)| (k.clone(), f.value.clone()))
+        .collect()
 }
 
 fn evidence(e: &Expr, t: &BTreeMap<String, Fact>) -> Vec<String> {
     e.names()
         .iter()
-        .filter_map(|n| t.get(n).map(|f| format!("{n} = {} ({})", f.value, f.evidence)))
+        .filter_map(|n| {
+            t.get(n)
+                .map(|f| format!("{n} = {} ({})", f.value, f.evidence))
+        })
         .collect()
 }
 
@@ -636,7 +641,12 @@ mod tests {
             ..Default::default()
         };
         let r = evaluate(&rules, &f, &c, None).unwrap();
-        assert_eq!(variant(&r, 6).applies, Tri::True, "{:?}", variant(&r, 6).evidence);
+        assert_eq!(
+            variant(&r, 6).applies,
+            Tri::True,
+            "{:?}",
+            variant(&r, 6).evidence
+        );
         assert_eq!(variant(&r, 1).applies, Tri::True);
         // MR without contrast is "Usually Appropriate" as the next study in variant 1.
         let cur = &variant(&r, 1).current_study;
@@ -655,7 +665,10 @@ mod tests {
         assert_eq!(ia.status, "met");
         assert_eq!(regence.medical_necessity, "needs_documentation");
         let vp = &regence.code_suggestions[0];
-        assert_eq!(vp.codes, vec![("CPT 22511".to_string(), 1), ("HCPCS C7505".to_string(), 1)]);
+        assert_eq!(
+            vp.codes,
+            vec![("CPT 22511".to_string(), 1), ("HCPCS C7505".to_string(), 1)]
+        );
         // Oedema with a fracture: not "oedema without height loss".
         let a3 = &r.practice_parameter.indications[2];
         assert_eq!(a3.status, "not_met");
@@ -667,13 +680,17 @@ mod tests {
     fn nothing_assumed_when_facts_are_missing() {
         let rules = Rules::embedded().unwrap();
         let mut f = study(vec![level("L1", 30.0, None), level("L2", 0.0, None)]);
-        f.levels.iter_mut().for_each(|l| l.signal = SignalFindings::default());
+        f.levels
+            .iter_mut()
+            .for_each(|l| l.signal = SignalFindings::default());
         let r = evaluate(&rules, &f, &ClinicalFacts::default(), None).unwrap();
         for v in &r.acr_variants {
             // A fracture is measured, but symptoms are unknown: no variant is decided true.
             assert_ne!(v.applies, Tri::True, "variant {}", v.variant);
         }
-        assert!(variant(&r, 1).deciding_facts.contains(&"symptomatic".to_string()));
+        assert!(variant(&r, 1)
+            .deciding_facts
+            .contains(&"symptomatic".to_string()));
         for p in &r.payers {
             assert_ne!(p.medical_necessity, "met");
         }
@@ -682,8 +699,14 @@ mod tests {
     #[test]
     fn prior_study_shows_progression_and_new_fractures() {
         let rules = Rules::embedded().unwrap();
-        let prior = study(vec![level("L1", 22.0, Some(true)), level("L2", 2.0, Some(false))]);
-        let now = study(vec![level("L1", 45.0, Some(true)), level("L2", 25.0, Some(true))]);
+        let prior = study(vec![
+            level("L1", 22.0, Some(true)),
+            level("L2", 2.0, Some(false)),
+        ]);
+        let now = study(vec![
+            level("L1", 45.0, Some(true)),
+            level("L2", 25.0, Some(true)),
+        ]);
         let r = evaluate(&rules, &now, &ClinicalFacts::default(), Some(&prior)).unwrap();
         let p = r.prior.as_ref().unwrap();
         assert_eq!(p.levels[0].progression, Some(true));

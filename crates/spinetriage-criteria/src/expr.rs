@@ -97,6 +97,9 @@ impl fmt::Display for Value {
 /// not, so that a misspelt rule fails loudly instead of silently reading "unknown".
 pub type Facts = BTreeMap<String, Value>;
 
+/// Most unknowns [`Expr::deciding`] searches exhaustively (2^12 assignments at most per name).
+pub const MAX_SEARCH: usize = 12;
+
 /// A comparison operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cmp {
@@ -268,7 +271,11 @@ impl Parser<'_> {
             self.pos += 1;
             v.push(self.and()?);
         }
-        Ok(if v.len() == 1 { v.remove(0) } else { Expr::Or(v) })
+        Ok(if v.len() == 1 {
+            v.remove(0)
+        } else {
+            Expr::Or(v)
+        })
     }
 
     fn and(&mut self) -> Result<Expr, ExprError> {
@@ -277,7 +284,11 @@ impl Parser<'_> {
             self.pos += 1;
             v.push(self.unary()?);
         }
-        Ok(if v.len() == 1 { v.remove(0) } else { Expr::And(v) })
+        Ok(if v.len() == 1 {
+            v.remove(0)
+        } else {
+            Expr::And(v)
+        })
     }
 
     fn unary(&mut self) -> Result<Expr, ExprError> {
@@ -398,8 +409,9 @@ impl Expr {
         }
     }
 
-    /// For an unknown result: the unknown names that would decide it on their own, each set
-    /// either way with the others left unknown. These are what the user should find out.
+    /// For an unknown result: the unknown names it depends on, that is, those for which some
+    /// values of the other unknowns make the answer change with this one. These are what the
+    /// user should find out. Above [`MAX_SEARCH`] unknowns every unknown name is listed.
     pub fn deciding(&self, facts: &Facts) -> Vec<String> {
         if self.eval(facts) != Tri::Unknown {
             return Vec::new();
@@ -409,37 +421,50 @@ impl Expr {
             .into_iter()
             .filter(|n| matches!(facts.get(n), Some(Value::Unknown) | None))
             .collect();
-        let mut out = Vec::new();
-        for n in &unknown {
-            let trial = |v: Value| {
-                let mut f = facts.clone();
-                f.insert(n.clone(), v);
-                self.eval(&f)
-            };
-            let decides = if self.uses_as_number(n) {
-                // A number decides if some value settles the rule; try the rule's own constants
-                // and either side of them.
-                self.constants_for(n)
-                    .into_iter()
-                    .flat_map(|k| [k - 1.0, k, k + 1.0])
-                    .any(|x| trial(Value::Number(x)) != Tri::Unknown)
-            } else {
-                trial(Value::Bool(true)) != Tri::Unknown || trial(Value::Bool(false)) != Tri::Unknown
-            };
-            if decides {
-                out.push(n.clone());
+        if unknown.len() > MAX_SEARCH {
+            return unknown;
+        }
+        // Values worth trying per name: yes/no, or either side of each constant it is compared with.
+        let choices: Vec<Vec<Value>> = unknown
+            .iter()
+            .map(|n| {
+                let k = self.constants_for(n);
+                if k.is_empty() {
+                    vec![Value::Bool(false), Value::Bool(true)]
+                } else {
+                    k.iter()
+                        .flat_map(|k| [k - 1.0, *k, k + 1.0])
+                        .map(Value::Number)
+                        .collect()
+                }
+            })
+            .collect();
+        let mut relevant = vec![false; unknown.len()];
+        let total: usize = choices.iter().map(Vec::len).product();
+        let mut f = facts.clone();
+        for mut code in 0..total {
+            for (n, c) in unknown.iter().zip(&choices) {
+                f.insert(n.clone(), c[code % c.len()].clone());
+                code /= c.len();
+            }
+            let base = self.eval(&f);
+            for (i, (n, c)) in unknown.iter().zip(&choices).enumerate() {
+                if relevant[i] {
+                    continue;
+                }
+                let keep = f[n].clone();
+                relevant[i] = c.iter().any(|v| {
+                    f.insert(n.clone(), v.clone());
+                    self.eval(&f) != base
+                });
+                f.insert(n.clone(), keep);
             }
         }
-        if out.is_empty() {
-            // Only a combination decides: list every unknown name the rule reads.
-            unknown
-        } else {
-            out
-        }
-    }
-
-    fn uses_as_number(&self, name: &str) -> bool {
-        !self.constants_for(name).is_empty()
+        unknown
+            .into_iter()
+            .zip(relevant)
+            .filter_map(|(n, r)| r.then_some(n))
+            .collect()
     }
 
     fn constants_for(&self, name: &str) -> Vec<f64> {
@@ -502,6 +527,20 @@ mod tests {
     }
 
     #[test]
+    fn deciding_lists_every_unknown_the_answer_depends_on() {
+        let e = Expr::parse("fracture & !pathological & (edema | cleft) & (x | !x)").unwrap();
+        let f = facts(&[
+            ("fracture", Value::Bool(true)),
+            ("pathological", Value::Unknown),
+            ("edema", Value::Unknown),
+            ("cleft", Value::Unknown),
+            ("x", Value::Unknown),
+        ]);
+        // x cannot change the answer (x | !x); the other three can.
+        assert_eq!(e.deciding(&f), vec!["pathological", "edema", "cleft"]);
+    }
+
+    #[test]
     fn comparisons_and_precedence() {
         let e = Expr::parse("a | b & pain_duration_weeks < 6").unwrap();
         let mut f = facts(&[
@@ -523,7 +562,10 @@ mod tests {
             Expr::parse("a & (b"),
             Err(ExprError::Syntax { .. })
         ));
-        assert!(matches!(Expr::parse("a $ b"), Err(ExprError::Syntax { .. })));
+        assert!(matches!(
+            Expr::parse("a $ b"),
+            Err(ExprError::Syntax { .. })
+        ));
         let e = Expr::parse("a & missing").unwrap();
         let f = facts(&[("a", Value::Bool(true))]);
         assert_eq!(

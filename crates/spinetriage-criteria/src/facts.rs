@@ -60,9 +60,14 @@ impl RedFlag {
     pub fn condition(self) -> &'static str {
         use RedFlag::*;
         match self {
-            HistoryOfCancer | UnexplainedWeightLoss | Immunosuppression | UrinaryInfection
-            | IntravenousDrugUse | ProlongedCorticosteroids
-            | PainNotImprovedWithConservativeManagement | Fever => "cancer or infection",
+            HistoryOfCancer
+            | UnexplainedWeightLoss
+            | Immunosuppression
+            | UrinaryInfection
+            | IntravenousDrugUse
+            | ProlongedCorticosteroids
+            | PainNotImprovedWithConservativeManagement
+            | Fever => "cancer or infection",
             SignificantTrauma | MinorFallOrHeavyLiftOsteoporotic => "spinal fracture",
             CaudaEquinaSyndrome | ProgressiveMotorWeakness | SevereNeurologicCompromise => {
                 "epidural spinal cord compression"

@@ -71,7 +71,9 @@ impl LevelFinding {
 
     /// The level's name, or "unlabelled level".
     pub fn name(&self) -> String {
-        self.level.clone().unwrap_or_else(|| "unlabelled level".into())
+        self.level
+            .clone()
+            .unwrap_or_else(|| "unlabelled level".into())
     }
 
     /// Retropulsion beyond [`RETROPULSION_MM`] by more than 2 σ: true; below it by more than 2 σ:

@@ -175,7 +175,10 @@ impl Rules {
                 include_str!("../rules/practice_parameter.toml"),
             )?,
             payers: vec![
-                parse("regence_107.toml", include_str!("../rules/regence_107.toml"))?,
+                parse(
+                    "regence_107.toml",
+                    include_str!("../rules/regence_107.toml"),
+                )?,
                 parse("bcbsma_484.toml", include_str!("../rules/bcbsma_484.toml"))?,
             ],
         })

@@ -85,7 +85,11 @@ fn level_sins(l: &LevelFinding, clinical: &ClinicalFacts) -> SinsLevel {
     };
     let alignment = match l.kyphotic {
         Some(true) => c(2, 4, "de novo kyphotic deformity; translation not measured"),
-        _ => c(0, 4, "no de novo deformity measured; translation not measured"),
+        _ => c(
+            0,
+            4,
+            "no de novo deformity measured; translation not measured",
+        ),
     };
     let collapse = match l.height_loss_pct {
         Some(p) if p > 50.0 => c(3, 3, format!("{p:.0} % collapse (> 50 %)")),

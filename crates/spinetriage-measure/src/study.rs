@@ -3,12 +3,14 @@
 use crate::derive::{derive, Derived};
 use crate::morph::{measure_bodies, LevelMeasurement, Status};
 use serde::Serialize;
-use spinetriage_segment::{segment_volume, Anchor, SegmentError};
+use spinetriage_segment::{segment_volume, Anchor, SegmentError, Segmentation};
 use spinetriage_volume::{SeriesKind, Volume};
 
 /// One level, measured and derived.
 #[derive(Debug, Clone, Serialize)]
 pub struct Level {
+    /// Position in the column (0 = most cranial slot), shared with the segmentation's bodies.
+    pub ordinal: usize,
     /// Level name ("L1"), or `None` when labelling could not tell.
     pub level: Option<String>,
     /// Confidence in the name, 0–1.
@@ -32,6 +34,9 @@ pub struct StudyMorphometry {
     pub labelling: Vec<String>,
     /// Body-like regions seen before chaining.
     pub candidates: usize,
+    /// The segmentation behind the levels (masks for report images and signal statistics).
+    #[serde(skip)]
+    pub segmentation: std::sync::Arc<Segmentation>,
 }
 
 /// Preference of a series for shape: CT, then T1 (fatty marrow against dark cortex and discs),
@@ -91,7 +96,8 @@ pub fn analyze_volumes(
         .into_iter()
         .zip(derived)
         .map(
-            |((_, level, label_confidence, measurement), derived)| Level {
+            |((ordinal, level, label_confidence, measurement), derived)| Level {
+                ordinal,
                 level,
                 label_confidence,
                 measurement,
@@ -105,6 +111,7 @@ pub fn analyze_volumes(
         levels,
         labelling: seg.labelling.clone(),
         candidates: seg.candidates,
+        segmentation: std::sync::Arc::new(seg),
     }))
 }
 

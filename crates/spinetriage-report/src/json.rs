@@ -1,0 +1,148 @@
+//! `report.json`: the machine-readable report. Its schema is `docs/report.schema.json`; the
+//! required keys are those of the report issue, everything else is free.
+
+use crate::StudyInput;
+use serde_json::{json, Value};
+use spinetriage_criteria::LevelFinding;
+use spinetriage_measure::{Height, Level, Status};
+
+/// Version of the report format. Bump the minor for added keys, the major for changed ones.
+pub const SCHEMA_VERSION: &str = "1.0.0";
+
+/// `x` rounded to `digits` decimals.
+pub fn round(x: f64, digits: i32) -> f64 {
+    let p = 10f64.powi(digits);
+    (x * p).round() / p
+}
+
+fn opt(x: Option<f64>, digits: i32) -> Value {
+    x.filter(|v| v.is_finite())
+        .map(|v| json!(round(v, digits)))
+        .unwrap_or(Value::Null)
+}
+
+/// One level in report form; `finding` carries the marrow-signal findings (unknown until
+/// measured, with the reason in `evidence`).
+pub fn level_json(l: &Level, finding: Option<&LevelFinding>) -> Value {
+    let m = &l.measurement;
+    let d = &l.derived;
+    let h = |x: &Option<Height>| opt(x.map(|h| h.height_mm), 2);
+    let hs = |x: &Option<Height>| opt(x.map(|h| h.sigma_mm), 2);
+    let mut evidence = vec![format!("expected height: {}", d.expected_from)];
+    if let Status::NotEvaluable(why) = &m.status {
+        evidence.push(format!("not evaluable: {why}"));
+    }
+    if d.wedge_physiologic == Some(true) && d.acr_kyphosis.met == Some(true) {
+        evidence.push(
+            "anterior wedge within this level's physiologic range: not counted as deformity".into(),
+        );
+    }
+    let signal = finding.map(|f| f.signal.clone()).unwrap_or_default();
+    if let Some(why) = &signal.reason {
+        evidence.push(format!(
+            "edema, posterior elements, marrow replacement, cleft: {why}"
+        ));
+    }
+    json!({
+        "level": l.level,
+        "label_confidence": round(l.label_confidence, 2),
+        "center_lps_mm": m.center_lps_mm.map(|v| round(v, 2)),
+        "status": if m.status == Status::Measured { "measured" } else { "not_evaluable" },
+        "heights_mm": {"anterior": h(&m.anterior), "middle": h(&m.middle), "posterior": h(&m.posterior),
+                        "left": h(&m.left), "right": h(&m.right)},
+        "heights_sigma_mm": {"anterior": hs(&m.anterior), "middle": hs(&m.middle), "posterior": hs(&m.posterior),
+                              "left": hs(&m.left), "right": hs(&m.right)},
+        "height_lines_lps_mm": {
+            "anterior": m.anterior.map(|h| [h.superior_lps_mm, h.inferior_lps_mm]),
+            "middle": m.middle.map(|h| [h.superior_lps_mm, h.inferior_lps_mm]),
+            "posterior": m.posterior.map(|h| [h.superior_lps_mm, h.inferior_lps_mm]),
+        },
+        "depth_mm": opt(m.depth_mm, 2),
+        "width_mm": opt(m.width_mm, 2),
+        "expected_height_mm": opt(d.expected_height_mm, 2),
+        "height_loss_pct": opt(d.height_loss_pct, 1),
+        "height_loss_sigma_pct": opt(d.height_loss_sigma_pct, 1),
+        "genant_grade": d.genant_grade,
+        "morphology": d.morphology,
+        "kyphosis_pct": opt(d.kyphosis_pct, 1),
+        "dorsal_wall_loss_pct": opt(d.dorsal_wall_loss_pct, 1),
+        "scoliosis_pct": opt(d.scoliosis_pct, 1),
+        "wedge_angle_deg": opt(d.wedge_angle_deg, 1),
+        "segmental_kyphosis_deg": opt(d.segmental_kyphosis_deg, 1),
+        "normal_wedge_pct": d.normal_wedge,
+        "wedge_physiologic": d.wedge_physiologic,
+        "acr_deformity": d.acr_deformity,
+        "acr_criteria": {"height_loss": d.acr_height_loss, "kyphosis": d.acr_kyphosis,
+                          "scoliosis": d.acr_scoliosis, "dorsal_wall": d.acr_dorsal_wall},
+        "edema": {"present": signal.edema, "stir_ratio": null, "t1_ratio": null, "pattern": null},
+        "posterior_element_involvement": {"present": signal.posterior_element_involvement, "side": null},
+        "marrow_replacement": signal.marrow_replacement,
+        "cleft": signal.cleft,
+        "retropulsion_mm": opt(m.retropulsion_mm, 2),
+        "retropulsion_sigma_mm": opt(m.retropulsion_sigma_mm, 2),
+        "frame": m.frame,
+        "evidence": evidence,
+    })
+}
+
+/// One study in report form.
+pub fn study_json(s: &StudyInput) -> Value {
+    let series: Vec<Value> = s
+        .volumes
+        .iter()
+        .map(|v| {
+            json!({"series_uid": v.series_uid, "kind": v.kind, "description": v.description,
+                   "frame_of_reference_uid": v.frame_of_reference_uid,
+                   "used_for": if s.morphometry.is_some_and(|m| m.shape_series_uid == v.series_uid) {"shape"} else {"not used yet"}})
+        })
+        .collect();
+    let findings = s.findings.map(|f| &f.levels);
+    let levels: Vec<Value> = s
+        .morphometry
+        .iter()
+        .flat_map(|m| m.levels.iter().enumerate())
+        .map(|(i, l)| level_json(l, findings.and_then(|f| f.get(i))))
+        .collect();
+    let mut not_evaluable: Vec<Value> = s
+        .morphometry
+        .iter()
+        .flat_map(|m| m.levels.iter())
+        .filter_map(|l| match &l.measurement.status {
+            Status::NotEvaluable(why) => Some(json!({"level": l.level, "reason": why})),
+            Status::Measured => None,
+        })
+        .collect();
+    if s.morphometry.is_none() {
+        not_evaluable.push(json!({"level": null, "reason": s.errors.first().cloned()
+            .unwrap_or_else(|| "no CT or MR series to measure".into())}));
+    }
+    let c = s.criteria;
+    json!({
+        "study_uid": s.study_uid,
+        "series": series,
+        "shape_series_uid": s.morphometry.map(|m| m.shape_series_uid.clone()),
+        "labelling": s.morphometry.map(|m| m.labelling.clone()).unwrap_or_default(),
+        "levels": levels,
+        "acr_variants": c.map(|c| json!(c.acr_variants)).unwrap_or(json!([])),
+        "acr_summary": c.map(|c| c.acr_summary.clone()),
+        "practice_parameter": c.map(|c| json!(c.practice_parameter)),
+        "payer_worksheets": c.map(|c| json!(c.payers)),
+        "sins": c.map(|c| json!(c.sins)),
+        "red_flags": c.and_then(|c| c.red_flags.as_ref().map(|r| json!(r))),
+        "prior_comparison": c.and_then(|c| c.prior.as_ref().map(|p| json!(p))),
+        "facts": c.map(|c| json!(c.facts)),
+        "clinical_facts_source": s.clinical_source,
+        "not_evaluable": not_evaluable,
+        "errors": s.errors,
+    })
+}
+
+/// The whole report.
+pub fn report_json(studies: &[StudyInput]) -> Value {
+    json!({
+        "schema_version": SCHEMA_VERSION,
+        "generator": format!("spinetriage {}", env!("CARGO_PKG_VERSION")),
+        "disclaimer": "Decision support, not a diagnosis: every finding carries the numbers behind it; levels that could not be measured are listed as not evaluable.",
+        "studies": studies.iter().map(study_json).collect::<Vec<_>>(),
+    })
+}
