@@ -153,6 +153,7 @@ pub fn run(
     anchor: Option<&Anchor>,
     clinical: Option<&Clinical>,
     prior: Option<&ImagingFindings>,
+    masks: bool,
 ) -> Result<Vec<StudyResult>> {
     let rules = Rules::embedded()?;
     let results: Vec<StudyResult> = by_study(vols)
@@ -161,7 +162,7 @@ pub fn run(
         .collect();
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let inputs: Vec<StudyInput> = results.iter().map(StudyResult::input).collect();
-    spinetriage_report::write_outputs(out, &inputs)?;
+    spinetriage_report::write_outputs(out, &inputs, masks)?;
     Ok(results)
 }
 

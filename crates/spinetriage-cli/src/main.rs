@@ -19,6 +19,7 @@ fn analyze_cmd(
     anchor: Option<&str>,
     clinical: Option<&Path>,
     prior: Option<&Path>,
+    masks: bool,
     limits: &Limits,
 ) -> Result<u8> {
     let anchor = anchor
@@ -52,6 +53,7 @@ fn analyze_cmd(
         anchor.as_ref(),
         clinical.as_ref(),
         prior.as_ref(),
+        masks,
     )?;
     analyze::print(&results);
     println!("wrote {}", out.join("report.html").display());
@@ -133,6 +135,9 @@ enum Command {
         /// progression.
         #[arg(long)]
         prior: Option<PathBuf>,
+        /// Also write the body masks as a NIfTI label map (`segmentation.nii.gz`).
+        #[arg(long)]
+        seg: bool,
         #[command(flatten)]
         limits: LimitArgs,
     },
@@ -303,6 +308,7 @@ fn run(cli: Cli) -> Result<u8> {
             anchor,
             clinical,
             prior,
+            seg,
             limits,
         } => analyze_cmd(
             &paths,
@@ -310,6 +316,7 @@ fn run(cli: Cli) -> Result<u8> {
             anchor.as_deref(),
             clinical.as_deref(),
             prior.as_deref(),
+            seg,
             &limits.limits(),
         ),
         Command::BenchAccuracy {
@@ -800,7 +807,7 @@ fn demo(keep: Option<PathBuf>) -> Result<u8> {
         println!();
     }
     println!("\n5. analyze: vertebrae found, labelled and measured from the images alone");
-    let results = analyze::run(vols, &out.join("analysis"), None, None, None)?;
+    let results = analyze::run(vols, &out.join("analysis"), None, None, None, true)?;
     analyze::print(&results);
     println!(
         "\nMarrow signal, criteria and the full report are not built yet; see the open issues."

@@ -258,7 +258,7 @@ fn analyzed_acute_wedge(tmp: &Path) -> PathBuf {
     .unwrap();
     let out = tmp.join("out");
     let assert = bin()
-        .arg("analyze")
+        .args(["analyze", "--seg"])
         .arg(&study)
         .arg("-o")
         .arg(&out)
@@ -437,4 +437,107 @@ fn report_html_renders_in_headless_chromium() {
         .filter(|p| p[0] > 200 && p[1] < 90 && p[2] < 90)
         .count();
     assert!(red > 50, "{red} red pixels");
+}
+
+#[test]
+fn report_sr_reads_cleanly_with_dsrdump_and_pydicom() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = analyzed_acute_wedge(tmp.path());
+    let sr = out.join("report-sr.dcm");
+    assert!(sr.is_file());
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let levels = report["studies"][0]["levels"].as_array().unwrap();
+    if have("dsrdump", "--version") {
+        let o = Std::new("dsrdump").arg(&sr).output().unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success() && stderr.trim().is_empty(), "dsrdump: {stderr}");
+        let dump = String::from_utf8_lossy(&o.stdout);
+        assert!(dump.contains("Imaging Measurement Report"));
+        assert_eq!(
+            dump.matches("\"Measurement Group\")").count(),
+            levels.len(),
+            "one measurement group per level"
+        );
+    }
+    if have("python3", "--version") {
+        let script = r#"
+import sys, json, pydicom
+d = pydicom.dcmread(sys.argv[1])
+assert d.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.33", d.SOPClassUID
+assert d.ContentTemplateSequence[0].TemplateIdentifier == "1500"
+out = {"study": d.StudyInstanceUID, "groups": {}}
+meas = [i for i in d.ContentSequence if i.ConceptNameCodeSequence[0].CodeValue == "126010"][0]
+for g in meas.ContentSequence:
+    name, vals = None, {}
+    for i in g.ContentSequence:
+        cv = i.ConceptNameCodeSequence[0].CodeValue
+        if cv == "112039":
+            name = i.TextValue
+        if i.ValueType == "NUM" and len(i.MeasuredValueSequence) > 0:
+            vals[cv] = float(i.MeasuredValueSequence[0].NumericValue)
+    out["groups"][name] = vals
+refs = d.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
+out["referenced"] = len(refs.ReferencedSOPSequence)
+print(json.dumps(out))
+"#;
+        let o = Std::new("python3").args(["-c", script]).arg(&sr).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let got: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(got["study"], report["studies"][0]["study_uid"]);
+        assert!(got["referenced"].as_u64().unwrap() > 10, "source images referenced");
+        let l1 = &got["groups"]["L1"];
+        let want = levels.iter().find(|l| l["level"] == "L1").unwrap();
+        let ha = want["heights_mm"]["anterior"].as_f64().unwrap();
+        assert!((l1["HA"].as_f64().unwrap() - ha).abs() < 0.01, "{l1} vs {ha}");
+        assert!(l1["HLOSS"].as_f64().unwrap() >= 20.0);
+    }
+}
+
+#[test]
+fn seg_label_map_lands_on_the_reported_centres() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = analyzed_acute_wedge(tmp.path());
+    let labels: Value = serde_json::from_slice(
+        &std::fs::read(out.join("segmentation.labels.json")).unwrap(),
+    )
+    .unwrap();
+    let l1 = labels["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["level"] == "L1")
+        .expect("L1 in the label table");
+    if !have("python3", "--version") {
+        return;
+    }
+    // nibabel reads the label map; its centroid in LPS must match the report's L1 centre.
+    let script = r#"
+import sys, json, numpy as np, nibabel as nb
+im = nb.load(sys.argv[1]); d = np.asarray(im.dataobj)
+ijk = np.argwhere(d == int(sys.argv[2])).mean(axis=0)
+ras = im.affine @ np.append(ijk, 1.0)
+print(json.dumps([-ras[0], -ras[1], ras[2]]))
+"#;
+    let o = Std::new("python3")
+        .args(["-c", script])
+        .arg(out.join("segmentation.nii.gz"))
+        .arg(l1["value"].to_string())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let c: Vec<f64> = serde_json::from_slice(&o.stdout).unwrap();
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let want = report["studies"][0]["levels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["level"] == "L1")
+        .unwrap()["center_lps_mm"]
+        .clone();
+    for a in 0..3 {
+        let w = want[a].as_f64().unwrap();
+        assert!((c[a] - w).abs() < 2.0, "axis {a}: mask centroid {} vs centre {w}", c[a]);
+    }
 }

@@ -8,6 +8,8 @@ pub mod doc;
 pub mod image;
 pub mod json;
 pub mod render;
+pub mod seg;
+pub mod sr;
 
 use spinetriage_criteria::{CriteriaReport, ImagingFindings};
 use spinetriage_measure::{Status, StudyMorphometry};
@@ -41,6 +43,9 @@ pub struct StudyInput<'a> {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReportError {
+    /// The DICOM SR could not be written.
+    #[error(transparent)]
+    Sr(#[from] sr::SrError),
     /// A file could not be written.
     #[error("writing {path}: {source}")]
     Write {
@@ -118,9 +123,14 @@ pub fn levels_csv(studies: &[StudyInput]) -> String {
 /// holds a complete report.
 pub const OUTPUT_FILES: [&str; 4] = ["report.json", "report.md", "report.html", "levels.csv"];
 
-/// Writes the report files for `studies` into `dir` (which must exist). `report.json` is written
-/// last, so its presence means the others are complete.
-pub fn write_outputs(dir: &Path, studies: &[StudyInput]) -> Result<Vec<PathBuf>, ReportError> {
+/// Writes the report files for `studies` into `dir` (which must exist), and with `masks` the
+/// segmentation label maps. `report.json` is written last, so its presence means the others are
+/// complete.
+pub fn write_outputs(
+    dir: &Path,
+    studies: &[StudyInput],
+    masks: bool,
+) -> Result<Vec<PathBuf>, ReportError> {
     let images: Vec<Option<image::Sagittal>> = studies
         .iter()
         .map(|s| {
@@ -138,6 +148,22 @@ pub fn write_outputs(dir: &Path, studies: &[StudyInput]) -> Result<Vec<PathBuf>,
             let p = dir.join(format!("sagittal-{}.png", n + 1));
             write_atomic(&p, &img.png)?;
             written.push(p);
+        }
+    }
+    // One SR per study: an SR document belongs to one study.
+    for (n, s) in studies.iter().enumerate() {
+        let suffix = if studies.len() == 1 {
+            String::new()
+        } else {
+            format!("-{}", n + 1)
+        };
+        if let Some(obj) = sr::build(s) {
+            let p = dir.join(format!("report-sr{suffix}.dcm"));
+            sr::write(obj, &p)?;
+            written.push(p);
+        }
+        if masks {
+            written.extend(seg::write(dir, s, &suffix)?);
         }
     }
     let blocks = doc::document(studies);

@@ -91,6 +91,18 @@ pub struct Volume {
     pub problems: Vec<GeometryProblem>,
     /// Source files in slice order (after sorting; empty for NIfTI).
     pub sources: Vec<PathBuf>,
+    /// SOP Class and SOP Instance UIDs of the source files, in slice order, so that reports can
+    /// reference the images they were measured on (empty for NIfTI).
+    pub instances: Vec<SopRef>,
+}
+
+/// A reference to one DICOM instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SopRef {
+    /// SOP Class UID.
+    pub class_uid: String,
+    /// SOP Instance UID.
+    pub instance_uid: String,
 }
 
 impl Volume {
@@ -592,6 +604,20 @@ fn load_stack(series: &Series, plan: StackPlan, limits: &Limits) -> Result<Volum
             .iter()
             .map(|s| series.instances[s.instance].path.clone())
             .collect(),
+        instances: {
+            // A multi-frame instance backs several slices: reference it once.
+            let mut refs: Vec<SopRef> = Vec::new();
+            for s in &stack {
+                let h = &series.instances[s.instance];
+                if refs.last().is_none_or(|r| r.instance_uid != h.sop_instance_uid) {
+                    refs.push(SopRef {
+                        class_uid: h.sop_class_uid.clone(),
+                        instance_uid: h.sop_instance_uid.clone(),
+                    });
+                }
+            }
+            refs
+        },
     })
 }
 

@@ -26,10 +26,10 @@ mod grid;
 mod nifti;
 mod pixels;
 
-pub use assemble::{assemble, plan, GeometryProblem, StackPlan, ValueStats, Volume};
+pub use assemble::{assemble, plan, GeometryProblem, SopRef, StackPlan, ValueStats, Volume};
 pub use error::VolumeError;
 pub use grid::{Grid, IndexPoint, LpsPoint};
 pub use nalgebra::{Point3, Vector3};
-pub use nifti::read_nifti;
+pub use nifti::{read_nifti, write_nifti_labels};
 pub use pixels::{pixels_from_object, read_native_into, read_pixels, InstancePixels};
 pub use spinetriage_dicom::SeriesKind;

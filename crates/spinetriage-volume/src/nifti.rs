@@ -19,6 +19,60 @@ fn err(path: &Path, reason: impl Into<String>) -> VolumeError {
     }
 }
 
+/// Writes an 8-bit label map on `grid` (values indexed `[k, j, i]` like [`Volume::data`], `labels`
+/// in C order) as a gzipped NIfTI-1 file, with the grid's LPS affine as an RAS sform
+/// (`sform_code` 1, scanner space).
+pub fn write_nifti_labels(path: &Path, grid: &Grid, labels: &[u8]) -> Result<(), VolumeError> {
+    use std::io::Write;
+    let [ni, nj, nk] = grid.dims;
+    if labels.len() != ni * nj * nk {
+        return Err(err(
+            path,
+            format!("{} labels for a {ni}x{nj}x{nk} grid", labels.len()),
+        ));
+    }
+    let dim_max = i16::MAX as usize;
+    if ni > dim_max || nj > dim_max || nk > dim_max {
+        return Err(err(path, "grid too large for NIfTI-1"));
+    }
+    let mut h = vec![0u8; 352];
+    let put_i16 = |h: &mut Vec<u8>, o: usize, v: i16| h[o..o + 2].copy_from_slice(&v.to_le_bytes());
+    let put_f32 = |h: &mut Vec<u8>, o: usize, v: f32| h[o..o + 4].copy_from_slice(&v.to_le_bytes());
+    h[0..4].copy_from_slice(&348i32.to_le_bytes());
+    for (n, d) in [3usize, ni, nj, nk, 1, 1, 1, 1].iter().enumerate() {
+        put_i16(&mut h, 40 + 2 * n, *d as i16);
+    }
+    put_i16(&mut h, 70, 2); // datatype: unsigned char
+    put_i16(&mut h, 72, 8); // bitpix
+    let sp = grid.spacing_mm();
+    put_f32(&mut h, 76, 1.0); // qfac
+    for (n, v) in sp.iter().enumerate() {
+        put_f32(&mut h, 80 + 4 * n, *v as f32);
+    }
+    put_f32(&mut h, 108, 352.0); // vox_offset
+    put_f32(&mut h, 112, 1.0); // scl_slope
+    h[123] = 10; // xyzt_units: mm, s
+    put_i16(&mut h, 254, 1); // sform_code: scanner
+    let a = grid.index_to_lps;
+    for r in 0..3 {
+        // LPS → RAS: negate the first two rows.
+        let sign = if r < 2 { -1.0 } else { 1.0 };
+        for c in 0..4 {
+            put_f32(&mut h, 280 + 16 * r + 4 * c, (sign * a[(r, c)]) as f32);
+        }
+    }
+    h[344..348].copy_from_slice(b"n+1\0");
+    let file = std::fs::File::create(path).map_err(|e| err(path, e.to_string()))?;
+    let mut gz = flate2::write::GzEncoder::new(
+        std::io::BufWriter::new(file),
+        flate2::Compression::fast(),
+    );
+    gz.write_all(&h)
+        .and_then(|_| gz.write_all(labels))
+        .and_then(|_| gz.finish().map(|_| ()))
+        .map_err(|e| err(path, e.to_string()))
+}
+
 /// Reads a NIfTI-1 file as a volume of the given kind.
 ///
 /// The affine comes from the sform when `sform_code > 0`, else the qform when `qform_code > 0`,
@@ -212,5 +266,37 @@ pub fn read_nifti(path: &Path, kind: SeriesKind, limits: &Limits) -> Result<Volu
         grid,
         problems: Vec::new(),
         sources: vec![path.to_path_buf()],
+        instances: Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_maps_round_trip_with_their_geometry() {
+        let axes = [
+            Vector3::new(0.9, 0.1, 0.0).normalize() * 0.8,
+            Vector3::new(-0.1, 0.9, 0.0).normalize() * 0.7,
+            Vector3::new(0.0, 0.0, 2.5),
+        ];
+        let grid = Grid::new([5, 4, 3], Vector3::new(-10.0, 20.0, -300.0), axes).unwrap();
+        let labels: Vec<u8> = (0..60u8).collect();
+        let dir = std::env::temp_dir().join(format!("st-nifti-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("labels.nii.gz");
+        write_nifti_labels(&path, &grid, &labels).unwrap();
+        let v = read_nifti(&path, SeriesKind::Other, &Limits::default()).unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(v.data.dim(), (3, 4, 5));
+        assert_eq!(v.data[[2, 3, 4]], 59.0);
+        assert_eq!(v.data[[0, 1, 2]], 7.0);
+        for r in 0..3 {
+            for c in 0..4 {
+                assert!((v.grid.index_to_lps[(r, c)] - grid.index_to_lps[(r, c)]).abs() < 1e-4);
+            }
+        }
+        assert!(write_nifti_labels(&path, &grid, &labels[1..]).is_err());
+    }
 }
