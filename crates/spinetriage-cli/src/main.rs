@@ -12,6 +12,7 @@ use spinetriage_volume::{assemble, read_nifti, GeometryProblem, LpsPoint, Volume
 
 mod accuracy;
 mod analyze;
+mod batch;
 
 fn analyze_cmd(
     paths: &[PathBuf],
@@ -63,6 +64,10 @@ fn analyze_cmd(
     } else {
         exit::PARTIAL
     })
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Exit codes, documented in the README.
@@ -140,6 +145,47 @@ enum Command {
         seg: bool,
         #[command(flatten)]
         limits: LimitArgs,
+    },
+    /// Every study under ROOT (any layout, with or without DICOMDIR), in parallel within a
+    /// memory budget; one output folder per study, named by a hash of its UID;
+    /// `batch-summary.{csv,json}`. Resumable: complete studies are skipped.
+    Batch {
+        /// Root folders.
+        #[arg(required = true)]
+        roots: Vec<PathBuf>,
+        /// Output root.
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Clinical facts per study: `<StudyInstanceUID>.toml|json` or `<study-dir>.toml|json`.
+        #[arg(long)]
+        clinical_dir: Option<PathBuf>,
+        /// Worker threads.
+        #[arg(long, default_value_t = default_jobs())]
+        jobs: usize,
+        /// Only shard K of N (0-based: Slurm array / Kubernetes Indexed Job index).
+        #[arg(long)]
+        shard: Option<spinetriage_batch::Shard>,
+        /// Reprocess studies that are already complete.
+        #[arg(long)]
+        force: bool,
+        /// No progress output.
+        #[arg(long, short)]
+        quiet: bool,
+        /// Also write segmentation label maps.
+        #[arg(long)]
+        seg: bool,
+        /// Memory budget, MB (default: twice the largest study's volumes).
+        #[arg(long)]
+        max_memory_mb: Option<u64>,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// Merges shard summaries in OUT (or the given files) into `OUT/batch-summary.{csv,json}`.
+    Merge {
+        /// Output root of the shards.
+        out: PathBuf,
+        /// Shard summary files (default: every `batch-summary-shard-*.json` in OUT).
+        files: Vec<PathBuf>,
     },
     /// Morphometry accuracy against phantom ground truth (varied noise, resolution, curvature,
     /// rotation): height MAE, height-loss MAE, Genant agreement, label accuracy.
@@ -319,6 +365,36 @@ fn run(cli: Cli) -> Result<u8> {
             seg,
             &limits.limits(),
         ),
+        Command::Batch {
+            roots,
+            out,
+            clinical_dir,
+            jobs,
+            shard,
+            force,
+            quiet,
+            seg,
+            max_memory_mb,
+            limits,
+        } => {
+            let opts = spinetriage_batch::BatchOptions {
+                out,
+                clinical_dir,
+                jobs,
+                shard,
+                force,
+                limits: limits.limits(),
+                memory_budget: max_memory_mb.map(|m| m << 20),
+                anchor: None,
+                masks: seg,
+            };
+            let failed = batch::run(&roots, &opts, quiet)?;
+            Ok(if failed { exit::PARTIAL } else { exit::OK })
+        }
+        Command::Merge { out, files } => {
+            let failed = batch::merge_cmd(&out, &files)?;
+            Ok(if failed { exit::PARTIAL } else { exit::OK })
+        }
         Command::BenchAccuracy {
             cases,
             repeats,

@@ -451,7 +451,10 @@ fn report_sr_reads_cleanly_with_dsrdump_and_pydicom() {
     if have("dsrdump", "--version") {
         let o = Std::new("dsrdump").arg(&sr).output().unwrap();
         let stderr = String::from_utf8_lossy(&o.stderr);
-        assert!(o.status.success() && stderr.trim().is_empty(), "dsrdump: {stderr}");
+        assert!(
+            o.status.success() && stderr.trim().is_empty(),
+            "dsrdump: {stderr}"
+        );
         let dump = String::from_utf8_lossy(&o.stdout);
         assert!(dump.contains("Imaging Measurement Report"));
         assert_eq!(
@@ -481,15 +484,25 @@ refs = d.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0
 out["referenced"] = len(refs.ReferencedSOPSequence)
 print(json.dumps(out))
 "#;
-        let o = Std::new("python3").args(["-c", script]).arg(&sr).output().unwrap();
+        let o = Std::new("python3")
+            .args(["-c", script])
+            .arg(&sr)
+            .output()
+            .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let got: Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(got["study"], report["studies"][0]["study_uid"]);
-        assert!(got["referenced"].as_u64().unwrap() > 10, "source images referenced");
+        assert!(
+            got["referenced"].as_u64().unwrap() > 10,
+            "source images referenced"
+        );
         let l1 = &got["groups"]["L1"];
         let want = levels.iter().find(|l| l["level"] == "L1").unwrap();
         let ha = want["heights_mm"]["anterior"].as_f64().unwrap();
-        assert!((l1["HA"].as_f64().unwrap() - ha).abs() < 0.01, "{l1} vs {ha}");
+        assert!(
+            (l1["HA"].as_f64().unwrap() - ha).abs() < 0.01,
+            "{l1} vs {ha}"
+        );
         assert!(l1["HLOSS"].as_f64().unwrap() >= 20.0);
     }
 }
@@ -498,10 +511,9 @@ print(json.dumps(out))
 fn seg_label_map_lands_on_the_reported_centres() {
     let tmp = tempfile::tempdir().unwrap();
     let out = analyzed_acute_wedge(tmp.path());
-    let labels: Value = serde_json::from_slice(
-        &std::fs::read(out.join("segmentation.labels.json")).unwrap(),
-    )
-    .unwrap();
+    let labels: Value =
+        serde_json::from_slice(&std::fs::read(out.join("segmentation.labels.json")).unwrap())
+            .unwrap();
     let l1 = labels["labels"]
         .as_array()
         .unwrap()
@@ -538,6 +550,10 @@ print(json.dumps([-ras[0], -ras[1], ras[2]]))
         .clone();
     for a in 0..3 {
         let w = want[a].as_f64().unwrap();
-        assert!((c[a] - w).abs() < 2.0, "axis {a}: mask centroid {} vs centre {w}", c[a]);
+        assert!(
+            (c[a] - w).abs() < 2.0,
+            "axis {a}: mask centroid {} vs centre {w}",
+            c[a]
+        );
     }
 }

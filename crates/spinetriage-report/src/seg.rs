@@ -11,7 +11,11 @@ pub fn write(dir: &Path, s: &StudyInput, suffix: &str) -> Result<Vec<PathBuf>, R
     let Some(m) = s.morphometry else {
         return Ok(Vec::new());
     };
-    let Some(vol) = s.volumes.iter().find(|v| v.series_uid == m.shape_series_uid) else {
+    let Some(vol) = s
+        .volumes
+        .iter()
+        .find(|v| v.series_uid == m.shape_series_uid)
+    else {
         return Ok(Vec::new());
     };
     let seg = &m.segmentation;
@@ -22,17 +26,26 @@ pub fn write(dir: &Path, s: &StudyInput, suffix: &str) -> Result<Vec<PathBuf>, R
         let value = u8::try_from(b.ordinal + 1).unwrap_or(u8::MAX);
         for c in b.mask.voxels() {
             let g = seg.view.to_grid_index(c.map(|v| v as f64)).0;
-            let (i, j, k) = (g.x.round() as usize, g.y.round() as usize, g.z.round() as usize);
+            let (i, j, k) = (
+                g.x.round() as usize,
+                g.y.round() as usize,
+                g.z.round() as usize,
+            );
             if i < ni && j < nj && k < nk {
                 labels[(k * nj + j) * ni + i] = value;
             }
         }
-        table.push(json!({"value": value, "level": b.label, "voxels": b.mask.count(),
-                          "volume_mm3": crate::json::round(b.volume_mm3, 1)}));
+        table.push(
+            json!({"value": value, "level": b.label, "voxels": b.mask.count(),
+                          "volume_mm3": crate::json::round(b.volume_mm3, 1)}),
+        );
     }
     let nii = dir.join(format!("segmentation{suffix}.nii.gz"));
     // NIfTI is written through a temporary name like every other output.
-    let tmp = dir.join(format!(".segmentation{suffix}.nii.gz.tmp{}", std::process::id()));
+    let tmp = dir.join(format!(
+        ".segmentation{suffix}.nii.gz.tmp{}",
+        std::process::id()
+    ));
     spinetriage_volume::write_nifti_labels(&tmp, &vol.grid, &labels).map_err(|e| {
         ReportError::Write {
             path: nii.clone(),
@@ -47,6 +60,11 @@ pub fn write(dir: &Path, s: &StudyInput, suffix: &str) -> Result<Vec<PathBuf>, R
     let doc = json!({"study_uid": s.study_uid, "series_uid": vol.series_uid,
                      "note": "label value = position in the column (1 = most cranial); 0 = background",
                      "labels": table});
-    write_atomic(&side, serde_json::to_string_pretty(&doc).unwrap_or_default().as_bytes())?;
+    write_atomic(
+        &side,
+        serde_json::to_string_pretty(&doc)
+            .unwrap_or_default()
+            .as_bytes(),
+    )?;
     Ok(vec![nii, side])
 }

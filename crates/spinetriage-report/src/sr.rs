@@ -197,7 +197,10 @@ const FAILURE: Code = Code("114006", "DCM", "Measurement failure");
 fn level_group(l: &Level, edema_measured: bool) -> Item {
     let m = &l.measurement;
     let d = &l.derived;
-    let name = l.level.clone().unwrap_or_else(|| format!("level {}", l.ordinal + 1));
+    let name = l
+        .level
+        .clone()
+        .unwrap_or_else(|| format!("level {}", l.ordinal + 1));
     let miss = if m.status == Status::Measured {
         FAILURE
     } else {
@@ -225,20 +228,69 @@ fn level_group(l: &Level, edema_measured: bool) -> Item {
             Code("363698007", "SCT", "Finding Site"),
             code_item(&name, SCHEME, &format!("{name} vertebra")),
         ),
-        Item::num(Code("HA", SCHEME, "Anterior vertebral body height"), h(&m.anterior), MM, miss),
-        Item::num(Code("HM", SCHEME, "Middle vertebral body height"), h(&m.middle), MM, miss),
-        Item::num(Code("HP", SCHEME, "Posterior vertebral body height"), h(&m.posterior), MM, miss),
-        Item::num(Code("HEXP", SCHEME, "Expected vertebral body height"), d.expected_height_mm, MM, miss),
-        Item::num(Code("HLOSS", SCHEME, "Vertebral body height loss"), d.height_loss_pct, PCT, miss),
-        Item::num(Code("KYPH", SCHEME, "Anterior wedge (kyphosis) ratio"), d.kyphosis_pct, PCT, miss),
-        Item::num(Code("DORSAL", SCHEME, "Dorsal wall height reduction"), d.dorsal_wall_loss_pct, PCT, miss),
-        Item::num(Code("SCOL", SCHEME, "Lateral wedge (scoliosis) ratio"), d.scoliosis_pct, PCT, miss),
-        Item::num(Code("RETRO", SCHEME, "Posterior wall retropulsion"), m.retropulsion_mm, MM, miss),
+        Item::num(
+            Code("HA", SCHEME, "Anterior vertebral body height"),
+            h(&m.anterior),
+            MM,
+            miss,
+        ),
+        Item::num(
+            Code("HM", SCHEME, "Middle vertebral body height"),
+            h(&m.middle),
+            MM,
+            miss,
+        ),
+        Item::num(
+            Code("HP", SCHEME, "Posterior vertebral body height"),
+            h(&m.posterior),
+            MM,
+            miss,
+        ),
+        Item::num(
+            Code("HEXP", SCHEME, "Expected vertebral body height"),
+            d.expected_height_mm,
+            MM,
+            miss,
+        ),
+        Item::num(
+            Code("HLOSS", SCHEME, "Vertebral body height loss"),
+            d.height_loss_pct,
+            PCT,
+            miss,
+        ),
+        Item::num(
+            Code("KYPH", SCHEME, "Anterior wedge (kyphosis) ratio"),
+            d.kyphosis_pct,
+            PCT,
+            miss,
+        ),
+        Item::num(
+            Code("DORSAL", SCHEME, "Dorsal wall height reduction"),
+            d.dorsal_wall_loss_pct,
+            PCT,
+            miss,
+        ),
+        Item::num(
+            Code("SCOL", SCHEME, "Lateral wedge (scoliosis) ratio"),
+            d.scoliosis_pct,
+            PCT,
+            miss,
+        ),
+        Item::num(
+            Code("RETRO", SCHEME, "Posterior wall retropulsion"),
+            m.retropulsion_mm,
+            MM,
+            miss,
+        ),
         Item::num(
             Code("STIRR", SCHEME, "STIR marrow oedema ratio"),
             None,
             Code("{ratio}", "UCUM", "ratio"),
-            if edema_measured { FAILURE } else { NOT_ATTEMPTED },
+            if edema_measured {
+                FAILURE
+            } else {
+                NOT_ATTEMPTED
+            },
         ),
     ];
     if let Some(g) = d.genant_grade {
@@ -304,7 +356,10 @@ fn now() -> (String, String) {
 /// Builds the SR dataset of one study; `None` when nothing was measured.
 pub fn build(s: &StudyInput) -> Option<Obj> {
     let m = s.morphometry?;
-    let shape = s.volumes.iter().find(|v| v.series_uid == m.shape_series_uid)?;
+    let shape = s
+        .volumes
+        .iter()
+        .find(|v| v.series_uid == m.shape_series_uid)?;
     let (date, time) = now();
     let procedure = if shape.kind == spinetriage_volume::SeriesKind::Ct {
         Code("77477000", "SCT", "Computed tomography")
@@ -328,7 +383,10 @@ pub fn build(s: &StudyInput) -> Option<Obj> {
     let measurements = Item::container(
         Some("CONTAINS"),
         Code("126010", "DCM", "Imaging Measurements"),
-        m.levels.iter().map(|l| level_group(l, edema_measured)).collect(),
+        m.levels
+            .iter()
+            .map(|l| level_group(l, edema_measured))
+            .collect(),
     );
     let mut evaluations = Vec::new();
     if let Some(c) = s.criteria {
@@ -422,7 +480,11 @@ pub fn build(s: &StudyInput) -> Option<Obj> {
         text(tags::MODALITY, VR::CS, "SR"),
         text(tags::MANUFACTURER, VR::LO, "spinetriage"),
         text(tags::REFERRING_PHYSICIAN_NAME, VR::PN, ""),
-        text(tags::SERIES_DESCRIPTION, VR::LO, "spinetriage measurement report"),
+        text(
+            tags::SERIES_DESCRIPTION,
+            VR::LO,
+            "spinetriage measurement report",
+        ),
         seq(tags::REFERENCED_PERFORMED_PROCEDURE_STEP_SEQUENCE, vec![]),
         // Patient identity is not copied into outputs by default (no PHI); the Type 2
         // attributes are present and empty.
@@ -431,14 +493,17 @@ pub fn build(s: &StudyInput) -> Option<Obj> {
         text(tags::PATIENT_BIRTH_DATE, VR::DA, ""),
         text(tags::PATIENT_SEX, VR::CS, ""),
         text(tags::STUDY_INSTANCE_UID, VR::UI, s.study_uid),
-        text(tags::SERIES_INSTANCE_UID, VR::UI, &new_uid()),
+        text(tags::SERIES_INSTANCE_UID, VR::UI, new_uid()),
         text(tags::STUDY_ID, VR::SH, ""),
         text(tags::SERIES_NUMBER, VR::IS, "9901"),
         text(tags::INSTANCE_NUMBER, VR::IS, "1"),
         text(tags::COMPLETION_FLAG, VR::CS, "PARTIAL"),
         text(tags::VERIFICATION_FLAG, VR::CS, "UNVERIFIED"),
         seq(tags::PERFORMED_PROCEDURE_CODE_SEQUENCE, vec![]),
-        seq(tags::CURRENT_REQUESTED_PROCEDURE_EVIDENCE_SEQUENCE, vec![evidence]),
+        seq(
+            tags::CURRENT_REQUESTED_PROCEDURE_EVIDENCE_SEQUENCE,
+            vec![evidence],
+        ),
     ] {
         o.put(e);
     }

@@ -609,7 +609,10 @@ fn load_stack(series: &Series, plan: StackPlan, limits: &Limits) -> Result<Volum
             let mut refs: Vec<SopRef> = Vec::new();
             for s in &stack {
                 let h = &series.instances[s.instance];
-                if refs.last().is_none_or(|r| r.instance_uid != h.sop_instance_uid) {
+                if refs
+                    .last()
+                    .is_none_or(|r| r.instance_uid != h.sop_instance_uid)
+                {
                     refs.push(SopRef {
                         class_uid: h.sop_class_uid.clone(),
                         instance_uid: h.sop_instance_uid.clone(),

@@ -63,10 +63,8 @@ pub fn write_nifti_labels(path: &Path, grid: &Grid, labels: &[u8]) -> Result<(),
     }
     h[344..348].copy_from_slice(b"n+1\0");
     let file = std::fs::File::create(path).map_err(|e| err(path, e.to_string()))?;
-    let mut gz = flate2::write::GzEncoder::new(
-        std::io::BufWriter::new(file),
-        flate2::Compression::fast(),
-    );
+    let mut gz =
+        flate2::write::GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::fast());
     gz.write_all(&h)
         .and_then(|_| gz.write_all(labels))
         .and_then(|_| gz.finish().map(|_| ()))

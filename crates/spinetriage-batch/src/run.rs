@@ -1,0 +1,329 @@
+//! `spinetriage batch`: every study under a root, memory-bounded and in parallel, resumable.
+
+use crate::study::{analyze_study, clinical_in, Clinical, StudyResult};
+use crate::summary::{self, Summary, SummaryRow, SUMMARY_VERSION};
+use crate::{study_dir_name, BatchError, Shard};
+use spinetriage_criteria::{ClinicalFacts, Rules};
+use spinetriage_dicom::{discover, DiscoverOptions, Limits, Study};
+use spinetriage_segment::Anchor;
+use spinetriage_volume::assemble;
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
+use std::time::Instant;
+
+/// Peak resident memory of one study relative to its volumes' bytes, measured on phantom and
+/// real studies (`docs/performance.md`): decoding buffers, coarse copies and masks on top of the
+/// f32 volumes.
+pub const PEAK_FACTOR: f64 = 1.5;
+
+/// Name of the completion marker, written after every other output of a study.
+pub const DONE_MARKER: &str = "done.json";
+
+/// Options of a batch run.
+#[derive(Debug, Clone)]
+pub struct BatchOptions {
+    /// Output root.
+    pub out: PathBuf,
+    /// Folder of per-study clinical facts: `<StudyInstanceUID>.toml|json` or
+    /// `<study_dir>.toml|json`.
+    pub clinical_dir: Option<PathBuf>,
+    /// Worker threads (studies and the work inside them share them).
+    pub jobs: usize,
+    /// Only this shard of the studies.
+    pub shard: Option<Shard>,
+    /// Reprocess studies that are already complete.
+    pub force: bool,
+    /// Header and allocation caps.
+    pub limits: Limits,
+    /// Memory budget, bytes; `None`: twice the largest study's volumes.
+    pub memory_budget: Option<u64>,
+    /// Label anchor for every study.
+    pub anchor: Option<Anchor>,
+    /// Also write segmentation label maps.
+    pub masks: bool,
+}
+
+/// Told about the batch as it runs (a progress bar, log lines, nothing).
+pub trait Progress: Sync {
+    /// The batch has `total` studies to look at, `skipped` of them already complete.
+    fn start(&self, total: usize, skipped: usize);
+    /// A study finished (or failed).
+    fn done(&self, row: &SummaryRow);
+}
+
+/// What a batch run produced.
+#[derive(Debug, Clone)]
+pub struct BatchOutcome {
+    /// The summary written.
+    pub summary: Summary,
+    /// Studies skipped because complete.
+    pub skipped: usize,
+    /// Files written for the summary.
+    pub summary_files: Vec<PathBuf>,
+}
+
+impl BatchOutcome {
+    /// Whether any study was not fully analysed, or any file could not be read.
+    pub fn any_failed(&self) -> bool {
+        self.summary.rows.iter().any(|r| r.status != "ok")
+            || !self.summary.unreadable_files.is_empty()
+    }
+}
+
+/// Bytes of f32 volumes a study will take once assembled, from its headers alone.
+pub fn study_bytes(st: &Study) -> u64 {
+    st.series
+        .iter()
+        .flat_map(|s| s.instances.iter())
+        .map(|h| u64::from(h.rows) * u64::from(h.columns) * u64::from(h.frames.max(1)) * 4)
+        .sum()
+}
+
+/// A study is complete when its marker and every report file exist.
+pub fn is_complete(dir: &Path) -> bool {
+    dir.join(DONE_MARKER).is_file()
+        && spinetriage_report::OUTPUT_FILES
+            .iter()
+            .all(|f| dir.join(f).is_file())
+}
+
+/// Admission control: a study starts when its estimated bytes fit next to those in flight (an
+/// oversized study runs alone), and at most `jobs` studies run at once.
+struct Budget {
+    limit: u64,
+    jobs: usize,
+    state: Mutex<(u64, usize)>,
+    cv: Condvar,
+}
+
+impl Budget {
+    fn acquire(&self, bytes: u64) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        while s.1 > 0 && (s.1 >= self.jobs || s.0 + bytes > self.limit) {
+            s = self.cv.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+        s.0 += bytes;
+        s.1 += 1;
+    }
+
+    fn release(&self, bytes: u64) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.0 = s.0.saturating_sub(bytes);
+        s.1 = s.1.saturating_sub(1);
+        self.cv.notify_all();
+    }
+}
+
+fn clinical_for(
+    st: &Study,
+    dir_name: &str,
+    opts: &BatchOptions,
+) -> Result<Option<Clinical>, String> {
+    if let Some(d) = &opts.clinical_dir {
+        for stem in [st.uid.as_str(), dir_name] {
+            for ext in ["toml", "json"] {
+                let p = d.join(format!("{stem}.{ext}"));
+                if p.is_file() {
+                    return ClinicalFacts::read(&p)
+                        .map(|f| Some((f, p.display().to_string())))
+                        .map_err(|e| e.to_string());
+                }
+            }
+        }
+    }
+    // Otherwise a facts file in the study's own folder (the common parent of its files).
+    let mut paths = st
+        .series
+        .iter()
+        .flat_map(|s| s.instances.iter().map(|h| h.path.as_path()));
+    let Some(first) = paths.next() else {
+        return Ok(None);
+    };
+    let mut common = first.parent().map(Path::to_path_buf).unwrap_or_default();
+    for p in paths {
+        while !p.starts_with(&common) {
+            if !common.pop() {
+                return Ok(None);
+            }
+        }
+    }
+    clinical_in(&common).map_err(|e| e.to_string())
+}
+
+fn process(
+    st: &Study,
+    dir: &Path,
+    dir_name: &str,
+    opts: &BatchOptions,
+    rules: &Rules,
+) -> SummaryRow {
+    let t0 = Instant::now();
+    let fail = |reason: String| {
+        SummaryRow::failed(
+            dir_name,
+            &st.uid,
+            st.series.len(),
+            reason,
+            t0.elapsed().as_secs_f64(),
+        )
+    };
+    let clinical = match clinical_for(st, dir_name, opts) {
+        Ok(c) => c,
+        Err(e) => return fail(format!("clinical facts: {e}")),
+    };
+    let mut vols = Vec::new();
+    let mut errors = Vec::new();
+    for s in &st.series {
+        match assemble(s, &opts.limits) {
+            Ok(v) => vols.extend(v),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if vols.is_empty() {
+        return fail(
+            errors
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "no image series".into()),
+        );
+    }
+    let mut r: StudyResult = analyze_study(
+        st.uid.clone(),
+        vols,
+        opts.anchor.as_ref(),
+        clinical.as_ref(),
+        None,
+        rules,
+    );
+    // A series that could not be read does not stop the others, but it is reported.
+    r.errors
+        .extend(errors.into_iter().map(|e| format!("series not read: {e}")));
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        return fail(format!("creating the output folder: {e}"));
+    }
+    remove_stale_temporaries(dir);
+    if let Err(e) = spinetriage_report::write_outputs(dir, &[r.input()], opts.masks) {
+        return fail(e.to_string());
+    }
+    let row = SummaryRow::from_result(dir_name, &r, st.series.len(), t0.elapsed().as_secs_f64());
+    let marker = serde_json::to_string_pretty(&row).unwrap_or_default();
+    if let Err(e) = spinetriage_report::write_atomic(&dir.join(DONE_MARKER), marker.as_bytes()) {
+        return fail(e.to_string());
+    }
+    row
+}
+
+/// Temporary files a killed run left behind (`<name>.tmp<pid>`): the rerun rewrites every output.
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        if name.to_string_lossy().contains(".tmp") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Runs the batch over every study under `roots`.
+pub fn run_batch(
+    roots: &[PathBuf],
+    opts: &BatchOptions,
+    progress: &dyn Progress,
+) -> Result<BatchOutcome, BatchError> {
+    let rules = Rules::embedded().map_err(|e| BatchError::Rules(e.to_string()))?;
+    std::fs::create_dir_all(&opts.out).map_err(|e| BatchError::Output {
+        path: opts.out.clone(),
+        reason: e.to_string(),
+    })?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.jobs.max(1))
+        .build()
+        .map_err(|e| BatchError::Threads(e.to_string()))?;
+    let inv = pool.install(|| discover(roots, &DiscoverOptions::with_limits(opts.limits)));
+    let discovered = inv.studies.len();
+    let mine: Vec<&Study> = inv
+        .studies
+        .iter()
+        .filter(|s| opts.shard.is_none_or(|sh| sh.owns(&s.uid)))
+        .collect();
+    let mut rows = Vec::new();
+    let mut todo = Vec::new();
+    for st in mine {
+        let name = study_dir_name(&st.uid);
+        let dir = opts.out.join(&name);
+        if !opts.force && is_complete(&dir) {
+            let prev = std::fs::read_to_string(dir.join(DONE_MARKER))
+                .ok()
+                .and_then(|t| serde_json::from_str::<SummaryRow>(&t).ok());
+            if let Some(row) = prev {
+                rows.push(row);
+                continue;
+            }
+        }
+        todo.push((st, name, dir));
+    }
+    let skipped = rows.len();
+    progress.start(skipped + todo.len(), skipped);
+    let largest = todo.iter().map(|t| study_bytes(t.0)).max().unwrap_or(0);
+    let limit = opts
+        .memory_budget
+        .map(|b| (b as f64 / PEAK_FACTOR) as u64)
+        .unwrap_or((2.0 * largest as f64 / PEAK_FACTOR) as u64);
+    let budget = Budget {
+        limit,
+        jobs: opts.jobs.max(1),
+        state: Mutex::new((0, 0)),
+        cv: Condvar::new(),
+    };
+    let done = Mutex::new(Vec::new());
+    pool.in_place_scope(|scope| {
+        for (st, name, dir) in &todo {
+            let bytes = study_bytes(st);
+            // The dispatcher (this thread, outside the pool) waits; workers never block.
+            budget.acquire(bytes);
+            let (budget, done, rules) = (&budget, &done, &rules);
+            scope.spawn(move |_| {
+                let t0 = Instant::now();
+                let row = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    process(st, dir, name, opts, rules)
+                }))
+                .unwrap_or_else(|p| {
+                    SummaryRow::failed(
+                        name,
+                        &st.uid,
+                        st.series.len(),
+                        format!("internal error: {}", panic_message(p.as_ref())),
+                        t0.elapsed().as_secs_f64(),
+                    )
+                });
+                budget.release(bytes);
+                progress.done(&row);
+                done.lock().unwrap_or_else(|e| e.into_inner()).push(row);
+            });
+        }
+    });
+    rows.extend(done.into_inner().unwrap_or_else(|e| e.into_inner()));
+    rows.sort_by(|a, b| a.study_uid.cmp(&b.study_uid));
+    let summary = Summary {
+        summary_version: SUMMARY_VERSION.into(),
+        shard: opts.shard.map(|s| [s.index, s.count]),
+        studies_discovered: discovered,
+        unreadable_files: inv.errors.iter().map(|e| e.to_string()).collect(),
+        rows,
+    };
+    let summary_files = summary::write(&opts.out, &summary)?;
+    Ok(BatchOutcome {
+        summary,
+        skipped,
+        summary_files,
+    })
+}

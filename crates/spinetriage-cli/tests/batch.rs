@@ -1,0 +1,302 @@
+//! `spinetriage batch` and `merge`: failure isolation, no PHI in outputs, resuming after a kill,
+//! and shards that merge into exactly the single run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command as Std, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt;
+use serde_json::Value;
+
+fn bin() -> Std {
+    Std::cargo_bin("spinetriage").unwrap()
+}
+
+const CASES: [&str; 4] = ["normal", "acute-wedge-l1", "tumour-l4", "chronic-crush-l2"];
+
+/// The batch root, built once per test binary: four small phantom studies, a study whose only
+/// series has truncated pixel data, a decoy file and a truncated file.
+fn root() -> &'static Path {
+    static ROOT: OnceLock<tempfile::TempDir> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let r = tmp.path();
+        for (i, case) in CASES.iter().enumerate() {
+            let ok = bin()
+                .arg("phantom")
+                .arg(r.join("export"))
+                .args(["--case", case, "--seed", &(10 + i).to_string()])
+                .args([
+                    "--ct-matrix",
+                    "96",
+                    "--ct-pixel-mm",
+                    "2.6",
+                    "--ct-slice-mm",
+                    "5",
+                ])
+                .args(["--mr-pixel-mm", "2.5"])
+                .stdout(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        }
+        // A fifth study with only a CT series whose pixel data are cut short: it must fail
+        // alone, with a reason.
+        let ok = bin()
+            .arg("phantom")
+            .arg(r.join("broken"))
+            .args(["--case", "normal", "--seed", "99"])
+            .args([
+                "--ct-matrix",
+                "96",
+                "--ct-pixel-mm",
+                "2.6",
+                "--ct-slice-mm",
+                "5",
+            ])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let dicom = r.join("broken/normal/dicom");
+        for e in std::fs::read_dir(&dicom).unwrap().flatten() {
+            let p = e.path();
+            if p.file_name().unwrap() != "02_ct" {
+                std::fs::remove_dir_all(&p).unwrap();
+                continue;
+            }
+            for f in std::fs::read_dir(&p).unwrap().flatten() {
+                let len = f.metadata().unwrap().len();
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(f.path())
+                    .unwrap();
+                file.set_len(len - 4000).unwrap();
+            }
+        }
+        std::fs::write(r.join("export/notes.pdf"), b"%PDF-1.4 decoy").unwrap();
+        tmp
+    })
+    .path()
+}
+
+fn summary(out: &Path, stem: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(out.join(format!("{stem}.json"))).unwrap()).unwrap()
+}
+
+/// Rows without the timing column, for comparing runs.
+fn rows_without_time(s: &Value) -> Vec<Value> {
+    s["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            r.as_object_mut().unwrap().remove("seconds");
+            r
+        })
+        .collect()
+}
+
+fn single_run() -> &'static (PathBuf, Value) {
+    static RUN: OnceLock<(tempfile::TempDir, PathBuf, Value)> = OnceLock::new();
+    let r = RUN.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        let o = bin()
+            .arg("batch")
+            .arg(root())
+            .arg("-o")
+            .arg(&out)
+            .args(["--jobs", "2"])
+            .output()
+            .unwrap();
+        // A failed study is reported in the exit code (4), and does not stop the others.
+        assert_eq!(
+            o.status.code(),
+            Some(4),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let s = summary(&out, "batch-summary");
+        (tmp, out, s)
+    });
+    // The TempDir lives in the static for the whole test binary.
+    let (_, out, s) = r;
+    Box::leak(Box::new((out.clone(), s.clone())))
+}
+
+#[test]
+fn one_bad_study_fails_alone_and_outputs_carry_no_phi() {
+    let (out, s) = single_run();
+    let rows = s["rows"].as_array().unwrap();
+    // The broken study's files are rejected at discovery (their pixel data are shorter than
+    // the header claims), each named with its reason; the four good studies complete.
+    assert_eq!(rows.len(), 4, "{s:#}");
+    assert!(rows.iter().all(|r| r["status"] == "ok"), "{s:#}");
+    let unreadable = s["unreadable_files"].as_array().unwrap();
+    assert!(unreadable.len() >= 10, "{unreadable:?}");
+    for u in unreadable {
+        let u = u.as_str().unwrap();
+        assert!(
+            u.contains("02_ct") && u.contains(".dcm") && u.contains("truncated"),
+            "{u}"
+        );
+    }
+    for r in rows.iter().filter(|r| r["status"] == "ok") {
+        let dir = out.join(r["study_dir"].as_str().unwrap());
+        for f in [
+            "report.json",
+            "report.html",
+            "report.md",
+            "levels.csv",
+            "done.json",
+        ] {
+            assert!(dir.join(f).is_file(), "{} missing {f}", dir.display());
+        }
+        assert!(r["study_dir"].as_str().unwrap().starts_with("study-"));
+        assert!(r["levels"].as_u64().unwrap() >= 5);
+    }
+    // No patient name, ID or birth date anywhere in the outputs.
+    let csv = std::fs::read_to_string(out.join("batch-summary.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 5);
+    for e in walk(out) {
+        let bytes = std::fs::read(&e).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        for phi in ["PHANTOM^", "PH-1", "19480101"] {
+            assert!(!text.contains(phi), "{} contains {phi}", e.display());
+        }
+    }
+}
+
+fn walk(p: &Path) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(p).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            v.extend(walk(&p));
+        } else {
+            v.push(p);
+        }
+    }
+    v
+}
+
+#[test]
+fn a_killed_run_resumes_without_redoing_or_leaving_half_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let mut child = bin()
+        .arg("batch")
+        .arg(root())
+        .arg("-o")
+        .arg(&out)
+        .args(["--jobs", "1", "--quiet"])
+        .spawn()
+        .unwrap();
+    // Kill it as soon as the first study is complete.
+    let t0 = Instant::now();
+    let first_done = loop {
+        let done: Vec<PathBuf> = std::fs::read_dir(&out)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.path().join("done.json"))
+                    .filter(|p| p.is_file())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !done.is_empty() {
+            break done.len();
+        }
+        assert!(t0.elapsed() < Duration::from_secs(120), "no study finished");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Whatever was written is whole: every JSON file parses.
+    for f in walk(&out) {
+        if f.extension().is_some_and(|e| e == "json") {
+            let bytes = std::fs::read(&f).unwrap();
+            serde_json::from_slice::<Value>(&bytes)
+                .unwrap_or_else(|e| panic!("{} is half-written: {e}", f.display()));
+        }
+    }
+    let o = bin()
+        .arg("batch")
+        .arg(root())
+        .arg("-o")
+        .arg(&out)
+        .args(["--jobs", "2"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let skipped: usize = stderr
+        .split("studies, ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no skipped count in: {stderr}"));
+    assert!(
+        skipped >= first_done,
+        "{skipped} skipped, {first_done} were done: {stderr}"
+    );
+    let resumed = summary(&out, "batch-summary");
+    assert_eq!(
+        rows_without_time(&resumed),
+        rows_without_time(&single_run().1)
+    );
+    let stale: Vec<PathBuf> = walk(&out)
+        .into_iter()
+        .filter(|p| p.file_name().unwrap().to_string_lossy().contains(".tmp"))
+        .collect();
+    assert!(stale.is_empty(), "temporary files left behind: {stale:?}");
+    // --force reprocesses everything.
+    let o = bin()
+        .arg("batch")
+        .arg(root())
+        .arg("-o")
+        .arg(&out)
+        .args(["--force"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("0 already complete"));
+}
+
+#[test]
+fn shards_run_as_separate_processes_merge_into_the_single_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let n = 3;
+    let children: Vec<_> = (0..n)
+        .map(|k| {
+            bin()
+                .arg("batch")
+                .arg(root())
+                .arg("-o")
+                .arg(&out)
+                .args(["--jobs", "1", "--quiet", "--shard", &format!("{k}/{n}")])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        c.wait().unwrap();
+    }
+    let o = bin().arg("merge").arg(&out).output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "the failed study survives the merge"
+    );
+    let merged = summary(&out, "batch-summary");
+    assert_eq!(
+        rows_without_time(&merged),
+        rows_without_time(&single_run().1)
+    );
+    // A missing shard is refused.
+    std::fs::remove_file(out.join("batch-summary-shard-1-of-3.json")).unwrap();
+    let o = bin().arg("merge").arg(&out).output().unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("shard 1 of 3 is missing"));
+}
