@@ -300,3 +300,94 @@ fn shards_run_as_separate_processes_merge_into_the_single_run() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("shard 1 of 3 is missing"));
 }
+
+fn docs(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/scale-out").join(name)
+}
+
+/// PATH with the `spinetriage` under test first, as the scripts call it by name.
+fn path_with_bin() -> String {
+    let exe = assert_cmd::cargo::cargo_bin("spinetriage");
+    format!(
+        "{}:{}",
+        exe.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// Runs the shell snippet of every shard with the given environment, merges, and compares with
+/// the single run.
+fn shards_via_shell(out: &Path, n: usize, script: &dyn Fn(usize) -> Std) {
+    let children: Vec<_> = (0..n).map(|k| script(k).spawn().unwrap()).collect();
+    for mut c in children {
+        let st = c.wait().unwrap();
+        assert!(st.success(), "shard script failed: {st}");
+    }
+    let o = bin().arg("merge").arg(out).output().unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", String::from_utf8_lossy(&o.stderr));
+    let merged = summary(out, "batch-summary");
+    assert_eq!(rows_without_time(&merged), rows_without_time(&single_run().1));
+}
+
+#[test]
+fn the_documented_slurm_array_script_runs_each_shard() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let n = 3;
+    shards_via_shell(&out, n, &|k| {
+        let mut c = Std::new("bash");
+        c.arg(docs("spinetriage-array.sbatch"))
+            .env("PATH", path_with_bin())
+            .env("EXPORT", root())
+            .env("OUT", &out)
+            .env("SLURM_ARRAY_TASK_ID", k.to_string())
+            .env("SLURM_ARRAY_TASK_COUNT", n.to_string())
+            .env("SLURM_CPUS_PER_TASK", "1")
+            .stderr(Stdio::null());
+        c
+    });
+}
+
+#[test]
+fn the_documented_kubernetes_indexed_job_runs_each_index() {
+    let manifest = docs("spinetriage-indexed-job.yaml");
+    // The manifest's own container command, read with an independent YAML parser.
+    let script = r#"
+import sys, json, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+job = docs[0]
+spec = job["spec"]
+assert job["kind"] == "Job" and spec["completionMode"] == "Indexed"
+c = spec["template"]["spec"]["containers"][0]
+env = {e["name"]: e["value"] for e in c["env"]}
+assert spec["completions"] == spec["parallelism"] == int(env["SHARDS"])
+print(json.dumps({"command": c["command"] + c["args"]}))
+"#;
+    let o = Std::new("python3")
+        .args(["-c", script])
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cmd: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let cmd: Vec<String> = cmd["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let n = 3;
+    shards_via_shell(&out, n, &|k| {
+        let mut c = Std::new(&cmd[0]);
+        c.args(&cmd[1..])
+            .env("PATH", path_with_bin())
+            .env("EXPORT", root())
+            .env("OUT", &out)
+            .env("SHARDS", n.to_string())
+            .env("JOB_COMPLETION_INDEX", k.to_string())
+            .stderr(Stdio::null());
+        c
+    });
+}
