@@ -1,16 +1,13 @@
 //! One study through the pipeline: morphometry, findings, criteria.
 
 use spinetriage_criteria::{evaluate, ClinicalFacts, CriteriaReport, ImagingFindings, Rules};
+use spinetriage_marrow::{analyze_marrow, MarrowReport};
 use spinetriage_measure::{analyze_volumes, StudyMorphometry};
 use spinetriage_report::StudyInput;
 use spinetriage_segment::{Anchor, SegmentError};
 use spinetriage_volume::Volume;
 use std::collections::BTreeMap;
 use std::path::Path;
-
-/// Why marrow-signal findings are unknown in this version.
-pub const SIGNAL_REASON: &str =
-    "not measured: this version does not yet measure marrow signal, so these findings are unknown";
 
 /// One analysed study.
 pub struct StudyResult {
@@ -20,6 +17,8 @@ pub struct StudyResult {
     pub volumes: Vec<Volume>,
     /// Morphometry (none without a CT or MR series, or when segmentation failed).
     pub morph: Option<StudyMorphometry>,
+    /// Marrow signal per level (aligned with the morphometry's levels).
+    pub marrow: Option<MarrowReport>,
     /// Findings for the criteria engine.
     pub findings: Option<ImagingFindings>,
     /// Criteria.
@@ -37,6 +36,7 @@ impl StudyResult {
             study_uid: &self.uid,
             volumes: &self.volumes,
             morphometry: self.morph.as_ref(),
+            marrow: self.marrow.as_ref(),
             findings: self.findings.as_ref(),
             criteria: self.criteria.as_ref(),
             clinical_source: self.clinical_source.as_deref(),
@@ -69,10 +69,11 @@ pub fn clinical_in(dir: &Path) -> Result<Option<Clinical>, spinetriage_criteria:
 /// The findings of a set of volumes (for a prior study).
 pub fn findings_of(vols: &[Volume]) -> Result<ImagingFindings, SegmentError> {
     let m = analyze_volumes(vols, None)?;
+    let marrow = m.as_ref().map(|m| analyze_marrow(vols, m));
     Ok(ImagingFindings::from_morphometry(
         m.as_ref(),
         vols.iter().map(|v| v.kind).collect(),
-        SIGNAL_REASON,
+        marrow.as_ref(),
     ))
 }
 
@@ -94,10 +95,11 @@ pub fn analyze_study(
             None
         }
     };
+    let marrow = morph.as_ref().map(|m| analyze_marrow(&volumes, m));
     let findings = ImagingFindings::from_morphometry(
         morph.as_ref(),
         volumes.iter().map(|v| v.kind).collect(),
-        SIGNAL_REASON,
+        marrow.as_ref(),
     );
     let facts = clinical.map(|c| c.0.clone()).unwrap_or_default();
     let criteria = match evaluate(rules, &findings, &facts, prior) {
@@ -111,6 +113,7 @@ pub fn analyze_study(
         uid,
         volumes,
         morph,
+        marrow,
         findings: Some(findings),
         criteria,
         errors,

@@ -302,7 +302,9 @@ fn shards_run_as_separate_processes_merge_into_the_single_run() {
 }
 
 fn docs(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/scale-out").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../docs/scale-out")
+        .join(name)
 }
 
 /// PATH with the `spinetriage` under test first, as the scripts call it by name.
@@ -324,9 +326,17 @@ fn shards_via_shell(out: &Path, n: usize, script: &dyn Fn(usize) -> Std) {
         assert!(st.success(), "shard script failed: {st}");
     }
     let o = bin().arg("merge").arg(out).output().unwrap();
-    assert_eq!(o.status.code(), Some(4), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let merged = summary(out, "batch-summary");
-    assert_eq!(rows_without_time(&merged), rows_without_time(&single_run().1));
+    assert_eq!(
+        rows_without_time(&merged),
+        rows_without_time(&single_run().1)
+    );
 }
 
 #[test]

@@ -336,19 +336,34 @@ fn analyze_writes_the_report_with_its_required_keys_and_criteria() {
         variants[0]
     );
     assert!(!variants[0]["current_study"].as_array().unwrap().is_empty());
-    // Oedema is not measured in this version: variant 6 cannot be decided, and says so.
-    assert_eq!(variants[5]["applies"], "undetermined");
-    assert!(variants[5]["deciding_facts"]
+    // The L1 fracture has band-like marrow oedema (STIR bright, T1 dark under the endplate):
+    // variant 6, symptomatic osteoporotic VCF with oedema, applies.
+    assert_eq!(l1["edema"]["present"], Value::Bool(true), "{l1:#}");
+    assert_eq!(l1["edema"]["pattern"], "band");
+    assert_eq!(l1["acuity"], "acute_or_subacute");
+    for l in levels.iter().filter(|l| l["level"] != "L1") {
+        assert_eq!(l["edema"]["present"], Value::Bool(false), "{}", l["level"]);
+    }
+    assert_eq!(
+        variants[5]["applies"],
+        Value::Bool(true),
+        "{:#}",
+        variants[5]
+    );
+    // Prior augmentation is not in the facts: variant 7 stays undetermined, and says why.
+    assert_eq!(variants[6]["applies"], "undetermined");
+    assert!(variants[6]["deciding_facts"]
         .as_array()
         .unwrap()
         .iter()
-        .any(|f| f == "edema_at_fracture"));
+        .any(|f| f == "prior_augmentation_or_surgery"));
     assert_eq!(
         st["payer_worksheets"][0]["medical_necessity"],
         "needs_documentation"
     );
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
-    assert!(md.contains("Variant 6: undetermined"));
+    assert!(md.contains("Variant 6: applies"));
+    assert!(md.contains("## Marrow signal") || md.contains("### Marrow signal"));
     assert!(md.contains("| **L1** |"), "flagged level in bold");
 }
 

@@ -3,6 +3,7 @@
 
 use crate::expr::Value;
 use serde::Serialize;
+use spinetriage_marrow::{LevelSignal, MarrowReport};
 use spinetriage_measure::{Status, StudyMorphometry};
 use spinetriage_volume::SeriesKind;
 
@@ -90,15 +91,20 @@ impl LevelFinding {
         }
     }
 
-    /// Any imaging sign of a pathological (neoplastic) fracture.
+    /// Any imaging sign of a pathological (neoplastic) fracture among those measured: marrow
+    /// replacement, posterior-element involvement, a convex posterior wall, a lytic pattern.
+    /// Epidural or paravertebral soft tissue counts when found; its absence is not assessed, and
+    /// the evidence says so (`docs/criteria.md`).
     pub fn pathological_signs(&self) -> Option<bool> {
         let s = &self.signal;
+        if s.epidural_soft_tissue == Some(true) {
+            return Some(true);
+        }
         any([
             s.marrow_replacement,
             s.posterior_element_involvement,
             s.convex_posterior_wall,
             s.lytic,
-            s.epidural_soft_tissue,
         ])
     }
 }
@@ -129,6 +135,53 @@ pub struct ImagingFindings {
     pub levels: Vec<LevelFinding>,
 }
 
+/// The rules' view of one level's marrow findings.
+fn signal_of(s: Option<&LevelSignal>) -> SignalFindings {
+    let Some(s) = s else {
+        return SignalFindings {
+            reason: Some("marrow signal not measured for this study".into()),
+            ..SignalFindings::default()
+        };
+    };
+    let unknown: Vec<&str> = [
+        ("oedema", s.edema.is_none()),
+        ("cleft", s.cleft.is_none()),
+        ("marrow replacement", s.marrow_replacement.is_none()),
+        ("posterior elements", s.posterior.present.is_none()),
+    ]
+    .iter()
+    .filter(|x| x.1)
+    .map(|x| x.0)
+    .collect();
+    SignalFindings {
+        edema: s.edema,
+        cleft: s.cleft,
+        marrow_replacement: s.marrow_replacement,
+        posterior_element_involvement: s.posterior.present,
+        convex_posterior_wall: s.convex_posterior_wall,
+        // Without CT, bone destruction is judged on MR as marrow replacement.
+        lytic: s
+            .ct_pattern
+            .map(|p| p == "lytic" || p == "mixed")
+            .or(s.marrow_replacement.map(|_| false)),
+        // Cortical destruction and epidural tissue are not measured yet.
+        cortical_destruction: None,
+        epidural_soft_tissue: None,
+        reason: (!unknown.is_empty()).then(|| {
+            format!(
+                "{} not determined: {}",
+                unknown.join(", "),
+                s.evidence
+                    .iter()
+                    .filter(|e| e.contains("no ") || e.contains("needs"))
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        }),
+    }
+}
+
 /// One named fact for the rules, with where it came from.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Fact {
@@ -152,18 +205,19 @@ pub fn in_t5_l5(level: Option<&str>) -> Option<bool> {
 }
 
 impl ImagingFindings {
-    /// Findings from a study's morphometry. The marrow-signal fields stay unknown until the
-    /// marrow stage measures them; `signal_reason` says why.
+    /// Findings from a study's morphometry and, when measured, its marrow signal (aligned with
+    /// the morphometry's levels). Without it the signal findings are unknown.
     pub fn from_morphometry(
         m: Option<&StudyMorphometry>,
         series_kinds: Vec<SeriesKind>,
-        signal_reason: &str,
+        marrow: Option<&MarrowReport>,
     ) -> ImagingFindings {
         let levels = m
             .map(|m| {
                 m.levels
                     .iter()
-                    .map(|l| {
+                    .enumerate()
+                    .map(|(i, l)| {
                         let d = &l.derived;
                         let measured = l.measurement.status == Status::Measured;
                         LevelFinding {
@@ -186,10 +240,7 @@ impl ImagingFindings {
                             .reduce(f64::min),
                             retropulsion_mm: l.measurement.retropulsion_mm,
                             retropulsion_sigma_mm: l.measurement.retropulsion_sigma_mm,
-                            signal: SignalFindings {
-                                reason: Some(signal_reason.to_string()),
-                                ..SignalFindings::default()
-                            },
+                            signal: signal_of(marrow.and_then(|r| r.levels.get(i))),
                         }
                     })
                     .collect()
@@ -374,7 +425,7 @@ impl ImagingFindings {
             (
                 "pathological_signs",
                 self.exists(
-                    "imaging sign of a pathological fracture (marrow replacement, posterior elements, convex wall, lysis, epidural tissue)",
+                    "imaging sign of a pathological fracture (marrow replacement, posterior elements, convex wall, lysis; epidural tissue not assessed)",
                     |l| l.pathological_signs(),
                 ),
             ),

@@ -158,6 +158,10 @@ pub struct LevelMeasurement {
     pub retropulsion_mm: Option<f64>,
     /// Standard uncertainty of `retropulsion_mm`.
     pub retropulsion_sigma_mm: Option<f64>,
+    /// Posterior-wall profile, mid-sagittal: for heights −60 % … +60 % of half the middle height
+    /// (13 steps, caudal first), the wall's outer surface along the posterior axis, mm from the
+    /// body's mid-depth; `None` where the wall was not found.
+    pub posterior_wall_mm: Vec<Option<f64>>,
     /// Body mask volume, mm³.
     pub volume_mm3: f64,
     /// Measured or not evaluable, and why.
@@ -185,6 +189,7 @@ impl LevelMeasurement {
             inferior_normal: None,
             retropulsion_mm: None,
             retropulsion_sigma_mm: None,
+            posterior_wall_mm: Vec::new(),
             volume_mm3: 0.0,
             status,
         }
@@ -549,7 +554,10 @@ pub fn measure_mask(
             let frac = k as f64 / 10.0;
             let h = if k >= 0 { frac * up_h } else { frac * dn_h };
             let origin = pa + v * (0.5 * depth) + u * h;
-            if let Ok(e) = ctx.surface(origin, v, 60.0) {
+            let found = ctx.surface(origin, v, 60.0).ok();
+            out.posterior_wall_mm
+                .push(found.as_ref().map(|e| e.outer_mm));
+            if let Some(e) = found {
                 // The ray starts at mid-depth, so the wall's own mid-height position is depth/2.
                 let disp = e.outer_mm - 0.5 * depth;
                 if disp > worst.0 {

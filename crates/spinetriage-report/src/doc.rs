@@ -176,12 +176,77 @@ pub fn document(studies: &[StudyInput]) -> Vec<Block> {
         if !m.labelling.is_empty() {
             out.push(Block::Para(format!("Labels: {}", m.labelling.join("; "))));
         }
-        if let Some(f) = s.findings {
-            if let Some(why) = f.levels.iter().find_map(|l| l.signal.reason.clone()) {
+        if let Some(mr) = s.marrow {
+            out.push(Block::Heading(3, "Marrow signal".into()));
+            for u in &mr.series {
                 out.push(Block::Para(format!(
-                    "Marrow signal (oedema, marrow replacement, posterior elements, cleft): {why}."
+                    "{} series {}: {}",
+                    u.role.to_uppercase(),
+                    u.series_uid,
+                    u.note
                 )));
             }
+            let head = [
+                "level",
+                "STIR ratio",
+                "T1 ratio",
+                "T1 body/disc",
+                "oedema",
+                "extent %",
+                "replacement",
+                "cleft",
+                "pedicles",
+                "CT",
+                "acuity",
+            ];
+            let yn = |b: Option<bool>| yes_no(b);
+            let rows: Vec<Vec<String>> = m
+                .levels
+                .iter()
+                .zip(&mr.levels)
+                .map(|(l, x)| {
+                    vec![
+                        l.level.clone().unwrap_or_else(|| "?".into()),
+                        f(x.stir_ratio, 2),
+                        f(x.t1_ratio, 2),
+                        f(x.t1_disc_ratio, 2),
+                        match (x.edema, x.edema_pattern) {
+                            (Some(true), Some(p)) => {
+                                format!("yes ({})", format!("{p:?}").to_lowercase())
+                            }
+                            (e, _) => yn(e),
+                        },
+                        f(x.edema_extent_pct, 0),
+                        yn(x.marrow_replacement),
+                        yn(x.cleft),
+                        x.posterior.side.unwrap_or("unknown").to_string(),
+                        x.ct_hu
+                            .map(|h| format!("{:.0} HU {}", h.median, x.ct_pattern.unwrap_or("")))
+                            .unwrap_or_else(|| "—".into()),
+                        format!("{:?}", x.acuity).to_lowercase(),
+                    ]
+                })
+                .collect();
+            let classes = mr
+                .levels
+                .iter()
+                .map(|x| {
+                    if x.edema == Some(true)
+                        || x.marrow_replacement == Some(true)
+                        || x.cleft == Some(true)
+                        || x.posterior.present == Some(true)
+                    {
+                        "flagged"
+                    } else {
+                        ""
+                    }
+                })
+                .collect();
+            out.push(Block::Table {
+                head: head.iter().map(|s| s.to_string()).collect(),
+                rows,
+                classes,
+            });
         }
         let Some(c) = s.criteria else { continue };
         out.push(Block::Heading(3, "ACR Appropriateness Criteria".into()));

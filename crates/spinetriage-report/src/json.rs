@@ -23,7 +23,11 @@ fn opt(x: Option<f64>, digits: i32) -> Value {
 
 /// One level in report form; `finding` carries the marrow-signal findings (unknown until
 /// measured, with the reason in `evidence`).
-pub fn level_json(l: &Level, finding: Option<&LevelFinding>) -> Value {
+pub fn level_json(
+    l: &Level,
+    finding: Option<&LevelFinding>,
+    marrow: Option<&spinetriage_marrow::LevelSignal>,
+) -> Value {
     let m = &l.measurement;
     let d = &l.derived;
     let h = |x: &Option<Height>| opt(x.map(|h| h.height_mm), 2);
@@ -39,10 +43,13 @@ pub fn level_json(l: &Level, finding: Option<&LevelFinding>) -> Value {
     }
     let signal = finding.map(|f| f.signal.clone()).unwrap_or_default();
     if let Some(why) = &signal.reason {
-        evidence.push(format!(
-            "edema, posterior elements, marrow replacement, cleft: {why}"
-        ));
+        evidence.push(why.clone());
     }
+    if let Some(mr) = marrow {
+        evidence.extend(mr.evidence.iter().cloned());
+    }
+    let edema_pattern = marrow.and_then(|mr| mr.edema_pattern);
+    let pe_side = marrow.and_then(|mr| mr.posterior.side);
     json!({
         "level": l.level,
         "label_confidence": round(l.label_confidence, 2),
@@ -74,8 +81,14 @@ pub fn level_json(l: &Level, finding: Option<&LevelFinding>) -> Value {
         "acr_deformity": d.acr_deformity,
         "acr_criteria": {"height_loss": d.acr_height_loss, "kyphosis": d.acr_kyphosis,
                           "scoliosis": d.acr_scoliosis, "dorsal_wall": d.acr_dorsal_wall},
-        "edema": {"present": signal.edema, "stir_ratio": null, "t1_ratio": null, "pattern": null},
-        "posterior_element_involvement": {"present": signal.posterior_element_involvement, "side": null},
+        "edema": {"present": signal.edema,
+                  "stir_ratio": opt(marrow.and_then(|mr| mr.stir_ratio), 3),
+                  "t1_ratio": opt(marrow.and_then(|mr| mr.t1_ratio), 3),
+                  "pattern": edema_pattern,
+                  "extent_pct": opt(marrow.and_then(|mr| mr.edema_extent_pct), 1)},
+        "posterior_element_involvement": {"present": signal.posterior_element_involvement, "side": pe_side},
+        "acuity": marrow.map(|mr| mr.acuity),
+        "marrow": marrow,
         "marrow_replacement": signal.marrow_replacement,
         "cleft": signal.cleft,
         "retropulsion_mm": opt(m.retropulsion_mm, 2),
@@ -101,7 +114,13 @@ pub fn study_json(s: &StudyInput) -> Value {
         .morphometry
         .iter()
         .flat_map(|m| m.levels.iter().enumerate())
-        .map(|(i, l)| level_json(l, findings.and_then(|f| f.get(i))))
+        .map(|(i, l)| {
+            level_json(
+                l,
+                findings.and_then(|f| f.get(i)),
+                s.marrow.and_then(|mr| mr.levels.get(i)),
+            )
+        })
         .collect();
     let mut not_evaluable: Vec<Value> = s
         .morphometry
@@ -122,6 +141,7 @@ pub fn study_json(s: &StudyInput) -> Value {
         "series": series,
         "shape_series_uid": s.morphometry.map(|m| m.shape_series_uid.clone()),
         "labelling": s.morphometry.map(|m| m.labelling.clone()).unwrap_or_default(),
+        "marrow_series": s.marrow.map(|mr| json!(mr.series)),
         "levels": levels,
         "acr_variants": c.map(|c| json!(c.acr_variants)).unwrap_or(json!([])),
         "acr_summary": c.map(|c| c.acr_summary.clone()),

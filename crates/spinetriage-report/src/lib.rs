@@ -27,6 +27,8 @@ pub struct StudyInput<'a> {
     pub volumes: &'a [Volume],
     /// Morphometry, when a CT or MR series could be measured.
     pub morphometry: Option<&'a StudyMorphometry>,
+    /// Marrow signal, aligned with the morphometry's levels.
+    pub marrow: Option<&'a spinetriage_marrow::MarrowReport>,
     /// Findings as the criteria engine saw them (aligned with the morphometry's levels).
     pub findings: Option<&'a ImagingFindings>,
     /// Criteria engine output.

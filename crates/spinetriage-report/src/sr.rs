@@ -194,7 +194,7 @@ const PCT: Code = Code("%", "UCUM", "percent");
 const NOT_ATTEMPTED: Code = Code("114007", "DCM", "Measurement not attempted");
 const FAILURE: Code = Code("114006", "DCM", "Measurement failure");
 
-fn level_group(l: &Level, edema_measured: bool) -> Item {
+fn level_group(l: &Level, marrow: Option<&spinetriage_marrow::LevelSignal>) -> Item {
     let m = &l.measurement;
     let d = &l.derived;
     let name = l
@@ -284,9 +284,9 @@ fn level_group(l: &Level, edema_measured: bool) -> Item {
         ),
         Item::num(
             Code("STIRR", SCHEME, "STIR marrow oedema ratio"),
-            None,
+            marrow.and_then(|mr| mr.stir_ratio),
             Code("{ratio}", "UCUM", "ratio"),
-            if edema_measured {
+            if marrow.is_some_and(|mr| mr.stir.is_some()) {
                 FAILURE
             } else {
                 NOT_ATTEMPTED
@@ -303,6 +303,17 @@ fn level_group(l: &Level, edema_measured: bool) -> Item {
                 SCHEME,
                 &format!("Genant grade {g} ({meaning})"),
             ),
+        ));
+    }
+    if let Some(e) = marrow.and_then(|mr| mr.edema) {
+        children.push(Item::code(
+            "CONTAINS",
+            Code("OEDEMA", SCHEME, "Marrow oedema"),
+            if e {
+                code_item("373066001", "SCT", "Yes")
+            } else {
+                code_item("373067005", "SCT", "No")
+            },
         ));
     }
     if let Some(def) = d.acr_deformity {
@@ -379,13 +390,13 @@ pub fn build(s: &StudyInput) -> Option<Obj> {
                 .collect(),
         )],
     );
-    let edema_measured = false;
     let measurements = Item::container(
         Some("CONTAINS"),
         Code("126010", "DCM", "Imaging Measurements"),
         m.levels
             .iter()
-            .map(|l| level_group(l, edema_measured))
+            .enumerate()
+            .map(|(i, l)| level_group(l, s.marrow.and_then(|mr| mr.levels.get(i))))
             .collect(),
     );
     let mut evaluations = Vec::new();

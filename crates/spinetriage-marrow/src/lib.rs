@@ -1,0 +1,773 @@
+//! Marrow signal per vertebral body, from every series of a study that shares the shape series'
+//! frame of reference: STIR and T1 statistics in the body interior, ratios against a local
+//! reference of unaffected bodies, oedema (flag, pattern, extent), marrow replacement, fluid or
+//! gas clefts, pedicle signal, CT attenuation and pattern, and the acuity they imply.
+//!
+//! Nothing here knows an intensity in advance: every threshold is a ratio to the same study's
+//! reference bodies, discs or CSF, or a spread measured in them. Definitions, thresholds and
+//! their sources: `docs/measurements.md` (marrow signal).
+
+#![deny(missing_docs)]
+
+pub mod roi;
+
+use nalgebra::Vector3;
+use serde::Serialize;
+use spinetriage_measure::{Level, StudyMorphometry};
+use spinetriage_volume::{LpsPoint, SeriesKind, Volume};
+
+/// Share of the interior with abnormal signal from which a body is flagged (a band of oedema
+/// 3 mm deep under one endplate of a 25 mm body is ≈ 12 %; isolated noise voxels at the
+/// thresholds below are < 1 %).
+pub const EXTENT_FLAG_PCT: f64 = 10.0;
+/// Extent from which abnormal signal is "diffuse" whatever its position.
+pub const DIFFUSE_PCT: f64 = 50.0;
+/// Smallest rise of STIR over the reference that counts as bright (a ratio of 1.5); raised to
+/// 3 reference spreads when the reference bodies are noisier.
+pub const STIR_RISE: f64 = 0.5;
+/// Smallest fall of T1 under the reference that counts as dark.
+pub const T1_FALL: f64 = 0.25;
+/// Fluid in a cleft: STIR at least this share of the level's CSF signal...
+pub const CLEFT_STIR_OF_CSF: f64 = 0.85;
+/// ...and T1 at most this share of the reference marrow.
+pub const CLEFT_T1_OF_MARROW: f64 = 0.3;
+/// Gas in a cleft on CT (vacuum phenomenon), HU.
+pub const GAS_HU: f64 = -200.0;
+/// Smallest cleft, mm³.
+pub const CLEFT_MM3: f64 = 30.0;
+/// Osteoporosis screening threshold of L1 trabecular attenuation, HU (Pickhardt et al., Ann
+/// Intern Med 2013: L1 ≤ 110 HU is 90 % sensitive for DXA osteoporosis; 100 HU is the commonly
+/// used, more specific cut-off).
+pub const L1_OSTEOPOROSIS_HU: f64 = 100.0;
+/// Bulge of the posterior wall's middle over the chord of its ends, mm, from which it is convex.
+pub const CONVEX_WALL_MM: f64 = 1.5;
+/// Width of the distance weighting of reference levels, in levels.
+pub const REFERENCE_SIGMA_LEVELS: f64 = 2.0;
+
+/// Robust statistics of a signal in a region.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Stats {
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub median: f64,
+    /// 10th percentile.
+    pub p10: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// Samples.
+    pub n: usize,
+}
+
+fn stats(v: &[f64]) -> Option<Stats> {
+    let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if s.len() < 5 {
+        return None;
+    }
+    s.sort_by(f64::total_cmp);
+    let q = |f: f64| s[((s.len() - 1) as f64 * f).round() as usize];
+    Some(Stats {
+        mean: s.iter().sum::<f64>() / s.len() as f64,
+        median: q(0.5),
+        p10: q(0.1),
+        p90: q(0.9),
+        n: s.len(),
+    })
+}
+
+impl Stats {
+    /// Spread relative to the median: the p10–p90 range as ±1.28 σ of a normal distribution.
+    fn rel_sigma(&self) -> f64 {
+        ((self.p90 - self.p10) / 2.563) / self.median.abs().max(1e-9)
+    }
+}
+
+/// How a series of the study was used.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeriesUse {
+    /// Series Instance UID.
+    pub series_uid: String,
+    /// Its kind.
+    pub kind: SeriesKind,
+    /// "stir", "t1" or "ct".
+    pub role: &'static str,
+    /// Whether it was combined with the shape series' masks.
+    pub combined: bool,
+    /// Why not, or how.
+    pub note: String,
+}
+
+/// Oedema pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pattern {
+    /// Next to one endplate.
+    Band,
+    /// Through the body.
+    Diffuse,
+    /// No oedema.
+    None,
+}
+
+/// Acuity of a level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Acuity {
+    /// Fracture with marrow oedema.
+    AcuteOrSubacute,
+    /// Deformity without oedema.
+    ChronicOrHealed,
+    /// CT alone cannot tell.
+    NotDeterminableFromCt,
+    /// Oedema without height loss (microfracture).
+    OedemaWithoutFracture,
+    /// No fracture and no oedema.
+    NotApplicable,
+    /// Not known (no fluid-sensitive series, or the level was not evaluable).
+    Unknown,
+}
+
+/// Signal in the posterior elements.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PosteriorSignal {
+    /// Left pedicle abnormal.
+    pub left: Option<bool>,
+    /// Right pedicle abnormal.
+    pub right: Option<bool>,
+    /// Any involvement.
+    pub present: Option<bool>,
+    /// "left", "right", "bilateral" or "none".
+    pub side: Option<&'static str>,
+    /// STIR ratio of the left and right pedicle regions to their references.
+    pub stir_ratio: [Option<f64>; 2],
+    /// T1 ratio of the left and right pedicle regions to their references.
+    pub t1_ratio: [Option<f64>; 2],
+}
+
+/// The marrow findings of one level.
+#[derive(Debug, Clone, Serialize)]
+pub struct LevelSignal {
+    /// Level name.
+    pub level: Option<String>,
+    /// Position in the column.
+    pub ordinal: usize,
+    /// STIR (or fat-suppressed T2) in the body interior.
+    pub stir: Option<Stats>,
+    /// T1 in the body interior.
+    pub t1: Option<Stats>,
+    /// CT attenuation in the body interior, HU.
+    pub ct_hu: Option<Stats>,
+    /// Body STIR median over the local reference.
+    pub stir_ratio: Option<f64>,
+    /// Body T1 median over the local reference.
+    pub t1_ratio: Option<f64>,
+    /// Body T1 median over the adjacent discs' T1.
+    pub t1_disc_ratio: Option<f64>,
+    /// Marrow oedema.
+    pub edema: Option<bool>,
+    /// Its pattern.
+    pub edema_pattern: Option<Pattern>,
+    /// Share of the interior with STIR-bright (and, with T1, T1-dark) signal, per cent.
+    pub edema_extent_pct: Option<f64>,
+    /// Share of the interior with T1-dark signal, per cent.
+    pub t1_dark_pct: Option<f64>,
+    /// Marrow replacement.
+    pub marrow_replacement: Option<bool>,
+    /// Posterior wall convex (bulging) over its middle.
+    pub convex_posterior_wall: Option<bool>,
+    /// The bulge, mm.
+    pub posterior_bulge_mm: Option<f64>,
+    /// Intravertebral cleft.
+    pub cleft: Option<bool>,
+    /// Fluid (MR) or gas (CT) cleft volume, mm³.
+    pub cleft_mm3: Option<f64>,
+    /// Posterior elements.
+    pub posterior: PosteriorSignal,
+    /// CT pattern: "lytic", "sclerotic", "mixed" or "none".
+    pub ct_pattern: Option<&'static str>,
+    /// L1 trabecular attenuation below the osteoporosis screening threshold.
+    pub osteoporosis_screen: Option<bool>,
+    /// Acuity.
+    pub acuity: Acuity,
+    /// Levels whose bodies made the reference, with their weights.
+    pub reference_levels: Vec<String>,
+    /// The numbers behind each finding, and why a finding is unknown.
+    pub evidence: Vec<String>,
+}
+
+/// Marrow findings of a study.
+#[derive(Debug, Clone, Serialize)]
+pub struct MarrowReport {
+    /// How each series was used.
+    pub series: Vec<SeriesUse>,
+    /// One entry per level of the morphometry, in the same order.
+    pub levels: Vec<LevelSignal>,
+}
+
+/// A signal series combined with the shape series.
+struct Channel<'a> {
+    vol: &'a Volume,
+}
+
+impl Channel<'_> {
+    fn at(&self, p: LpsPoint) -> Option<f64> {
+        self.vol.sample_lps(p).map(f64::from)
+    }
+
+    fn values(&self, pts: &[(LpsPoint, f64)]) -> Vec<f64> {
+        pts.iter()
+            .map(|(p, _)| self.at(*p).unwrap_or(f64::NAN))
+            .collect()
+    }
+}
+
+fn pick<'a>(
+    vols: &'a [Volume],
+    shape: &Volume,
+    kinds: &[SeriesKind],
+    role: &'static str,
+    uses: &mut Vec<SeriesUse>,
+) -> Option<Channel<'a>> {
+    let v = kinds.iter().find_map(|k| {
+        vols.iter()
+            .filter(|v| v.kind == *k)
+            .max_by_key(|v| v.data.len())
+    })?;
+    let same = v.series_uid == shape.series_uid
+        || (v.frame_of_reference_uid.is_some()
+            && v.frame_of_reference_uid == shape.frame_of_reference_uid);
+    uses.push(SeriesUse {
+        series_uid: v.series_uid.clone(),
+        kind: v.kind,
+        role,
+        combined: same,
+        note: if v.series_uid == shape.series_uid {
+            "the shape series itself".into()
+        } else if same {
+            "same FrameOfReferenceUID as the shape series: body regions sampled in patient coordinates".into()
+        } else {
+            "FrameOfReferenceUID differs from the shape series (or is missing): not combined".into()
+        },
+    });
+    same.then_some(Channel { vol: v })
+}
+
+/// Weighted median of (value, weight).
+fn weighted_median(mut v: Vec<(f64, f64)>) -> Option<f64> {
+    v.retain(|(x, w)| x.is_finite() && *w > 0.0);
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total: f64 = v.iter().map(|x| x.1).sum();
+    let mut acc = 0.0;
+    for (x, w) in &v {
+        acc += w;
+        if acc >= total / 2.0 {
+            return Some(*x);
+        }
+    }
+    v.last().map(|x| x.0)
+}
+
+/// Leave-one-out reference of level `i` from the unaffected levels: a distance-weighted median
+/// (Gaussian in levels), so that a smooth bias field across the column cancels in the ratio.
+fn reference(
+    i: usize,
+    ordinals: &[usize],
+    unaffected: &[bool],
+    value: &[Option<f64>],
+) -> Option<(f64, Vec<usize>)> {
+    let mut pairs = Vec::new();
+    let mut used = Vec::new();
+    for j in 0..value.len() {
+        if j == i || !unaffected[j] {
+            continue;
+        }
+        if let Some(x) = value[j] {
+            let d = ordinals[j] as f64 - ordinals[i] as f64;
+            pairs.push((x, (-0.5 * (d / REFERENCE_SIGMA_LEVELS).powi(2)).exp()));
+            used.push(j);
+        }
+    }
+    if pairs.len() < 2 {
+        return None;
+    }
+    weighted_median(pairs).map(|r| (r, used))
+}
+
+/// Bulge of the posterior wall's middle over the chord of its ends (positive: convex), mm.
+fn posterior_bulge(l: &Level) -> Option<f64> {
+    let p = &l.measurement.posterior_wall_mm;
+    let n = p.len();
+    if n < 7 {
+        return None;
+    }
+    let (a, b) = (p[0]?, p[n - 1]?);
+    let mut best: Option<f64> = None;
+    for (k, v) in p.iter().enumerate().take(n - n / 4).skip(n / 4) {
+        if let Some(v) = v {
+            let chord = a + (b - a) * k as f64 / (n - 1) as f64;
+            best = Some(best.map_or(v - chord, |x: f64| x.max(v - chord)));
+        }
+    }
+    best
+}
+
+fn frame(l: &Level) -> (Vector3<f64>, Vector3<f64>, Vector3<f64>, Vector3<f64>) {
+    let m = &l.measurement;
+    (
+        Vector3::from(m.center_lps_mm),
+        Vector3::from(m.frame.cranial),
+        Vector3::from(m.frame.posterior),
+        Vector3::from(m.frame.left),
+    )
+}
+
+/// The median of a channel over points.
+fn median_at(ch: &Channel, pts: &[LpsPoint]) -> Option<f64> {
+    let v: Vec<f64> = pts.iter().filter_map(|p| ch.at(*p)).collect();
+    stats(&v).map(|s| s.median)
+}
+
+/// Analyses the marrow of every level of `m`, with the series of `vols`.
+pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
+    let mut uses = Vec::new();
+    let Some(shape) = vols.iter().find(|v| v.series_uid == m.shape_series_uid) else {
+        return MarrowReport {
+            series: uses,
+            levels: Vec::new(),
+        };
+    };
+    let stir = pick(
+        vols,
+        shape,
+        &[SeriesKind::MrStir, SeriesKind::MrT2FatSat],
+        "stir",
+        &mut uses,
+    );
+    let t1 = pick(vols, shape, &[SeriesKind::MrT1], "t1", &mut uses);
+    let ct = pick(vols, shape, &[SeriesKind::Ct], "ct", &mut uses);
+    let seg = &m.segmentation;
+    let n = m.levels.len();
+    let ordinals: Vec<usize> = m.levels.iter().map(|l| l.ordinal).collect();
+    // Body interiors, thinned to ≈ 1 mm so that a 0.5 mm CT does not cost 8× an MR.
+    let interiors: Vec<Vec<(LpsPoint, f64)>> = m
+        .levels
+        .iter()
+        .map(|l| {
+            let Some(b) = seg.bodies.iter().find(|b| b.ordinal == l.ordinal) else {
+                return Vec::new();
+            };
+            let half = l.measurement.middle.map_or(12.0, |h| h.height_mm / 2.0);
+            let pts = roi::body_interior(
+                &b.mask,
+                &seg.view,
+                l.measurement.center_lps_mm,
+                l.measurement.frame.cranial,
+                half,
+            );
+            let keep = (1.0 / seg.view.spacing_mm.iter().product::<f64>())
+                .floor()
+                .max(1.0) as usize;
+            pts.into_iter().step_by(keep).collect()
+        })
+        .collect();
+    let voxel_mm3 = seg.view.spacing_mm.iter().product::<f64>()
+        * (1.0 / seg.view.spacing_mm.iter().product::<f64>())
+            .floor()
+            .max(1.0);
+    let sample = |ch: &Option<Channel>| -> Vec<Option<Vec<f64>>> {
+        interiors
+            .iter()
+            .map(|pts| {
+                ch.as_ref()
+                    .filter(|_| !pts.is_empty())
+                    .map(|c| c.values(pts))
+            })
+            .collect()
+    };
+    let stir_v = sample(&stir);
+    let t1_v = sample(&t1);
+    let ct_v = sample(&ct);
+    let st = |v: &Vec<Option<Vec<f64>>>| -> Vec<Option<Stats>> {
+        v.iter()
+            .map(|x| x.as_ref().and_then(|x| stats(x)))
+            .collect()
+    };
+    let (stir_s, t1_s, ct_s) = (st(&stir_v), st(&t1_v), st(&ct_v));
+    // Unaffected, from shape alone (never from signal, so the reference cannot chase the
+    // finding): measured, Genant grade 0.
+    let unaffected: Vec<bool> = m
+        .levels
+        .iter()
+        .map(|l| l.measured() && l.derived.genant_grade == Some(0))
+        .collect();
+    let med = |s: &[Option<Stats>]| -> Vec<Option<f64>> {
+        s.iter().map(|x| x.map(|x| x.median)).collect()
+    };
+    let spread = |s: &[Option<Stats>]| -> Option<f64> {
+        let mut v: Vec<f64> = s
+            .iter()
+            .zip(&unaffected)
+            .filter_map(|(x, u)| x.filter(|_| *u).map(|x| x.rel_sigma()))
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
+    };
+    let (stir_spread, t1_spread, ct_spread) = (spread(&stir_s), spread(&t1_s), spread(&ct_s));
+    // Discs: midway between consecutive bodies' facing endplates (middle height line).
+    let disc_t1: Vec<Option<f64>> = (0..n.saturating_sub(1))
+        .map(|i| {
+            let (a, b) = (&m.levels[i].measurement, &m.levels[i + 1].measurement);
+            let (ha, hb) = (a.middle?, b.middle?);
+            let c = (Vector3::from(ha.inferior_lps_mm) + Vector3::from(hb.superior_lps_mm)) / 2.0;
+            let gap =
+                (Vector3::from(ha.inferior_lps_mm) - Vector3::from(hb.superior_lps_mm)).norm();
+            let r = (gap / 3.0).clamp(1.0, 2.5);
+            median_at(t1.as_ref()?, &roi::ball(c, r, 0.7))
+        })
+        .collect();
+    let mut levels = Vec::with_capacity(n);
+    for i in 0..n {
+        let l = &m.levels[i];
+        let mut ev = Vec::new();
+        let name = |j: usize| {
+            m.levels[j]
+                .level
+                .clone()
+                .unwrap_or_else(|| format!("#{}", ordinals[j] + 1))
+        };
+        let stir_ref = reference(i, &ordinals, &unaffected, &med(&stir_s));
+        let t1_ref = reference(i, &ordinals, &unaffected, &med(&t1_s));
+        let ct_ref = reference(i, &ordinals, &unaffected, &med(&ct_s));
+        let reference_levels: Vec<String> = stir_ref
+            .as_ref()
+            .or(t1_ref.as_ref())
+            .or(ct_ref.as_ref())
+            .map(|r| r.1.iter().map(|j| name(*j)).collect())
+            .unwrap_or_default();
+        let stir_ratio = stir_s[i]
+            .zip(stir_ref.as_ref())
+            .map(|(s, r)| s.median / r.0);
+        let t1_ratio = t1_s[i].zip(t1_ref.as_ref()).map(|(s, r)| s.median / r.0);
+        let discs: Vec<f64> = [i.checked_sub(1), (i + 1 < n).then_some(i)]
+            .into_iter()
+            .flatten()
+            .filter_map(|d| disc_t1.get(d).copied().flatten())
+            .collect();
+        let t1_disc_ratio = t1_s[i]
+            .filter(|_| !discs.is_empty())
+            .map(|s| s.median / (discs.iter().sum::<f64>() / discs.len() as f64));
+        // Voxel classes against the reference.
+        let stir_hi = stir_ref
+            .as_ref()
+            .map(|r| r.0 * (1.0 + STIR_RISE.max(3.0 * stir_spread.unwrap_or(0.0))));
+        let t1_lo = t1_ref
+            .as_ref()
+            .map(|r| r.0 * (1.0 - T1_FALL.max(3.0 * t1_spread.unwrap_or(0.0)).min(0.6)));
+        let pts = &interiors[i];
+        let npts = pts.len();
+        let mut bright = vec![false; npts];
+        let mut dark = vec![false; npts];
+        if let (Some(v), Some(hi)) = (&stir_v[i], stir_hi) {
+            for (k, x) in v.iter().enumerate() {
+                bright[k] = *x > hi;
+            }
+        }
+        if let (Some(v), Some(lo)) = (&t1_v[i], t1_lo) {
+            for (k, x) in v.iter().enumerate() {
+                dark[k] = *x < lo;
+            }
+        }
+        let pct = |c: usize| 100.0 * c as f64 / npts.max(1) as f64;
+        let t1_dark_pct = t1_v[i]
+            .as_ref()
+            .filter(|_| t1_lo.is_some())
+            .map(|_| pct(dark.iter().filter(|d| **d).count()));
+        // Oedema-like voxels: STIR bright, and T1 dark where T1 is available.
+        let have_t1 = t1_v[i].is_some() && t1_lo.is_some();
+        let oedema_like: Vec<bool> = (0..npts)
+            .map(|k| bright[k] && (!have_t1 || dark[k]))
+            .collect();
+        let extent = stir_v[i]
+            .as_ref()
+            .filter(|_| stir_hi.is_some())
+            .map(|_| pct(oedema_like.iter().filter(|b| **b).count()));
+        // Convex posterior wall (a malignancy sign).
+        let bulge = posterior_bulge(l);
+        let convex = bulge.map(|b| b >= CONVEX_WALL_MM);
+        // Pedicles: regions behind the upper body at its lateral thirds.
+        let posterior = pedicles(
+            i,
+            m,
+            &ordinals,
+            &unaffected,
+            stir.as_ref(),
+            t1.as_ref(),
+            &mut ev,
+        );
+        // Fluid cleft: CSF-like STIR and T1 far below marrow, as a volume.
+        let (mut cleft, mut cleft_mm3) = (None, None);
+        if let (Some(sv), Some(st_ch)) = (&stir_v[i], stir.as_ref()) {
+            let (c, _, pp, _) = frame(l);
+            let depth = l.measurement.depth_mm.unwrap_or(30.0);
+            // The thecal sac behind the body: the brightest tenth of a line through the canal.
+            let canal: Vec<f64> = (0..12)
+                .filter_map(|k| st_ch.at(to_lps(c + pp * (depth / 2.0 + 2.0 + k as f64))))
+                .collect();
+            let csf = stats(&canal).map(|s| s.p90);
+            if let Some(csf) = csf.filter(|x| *x > 0.0) {
+                let t1_cut = t1_ref.as_ref().map(|r| r.0 * CLEFT_T1_OF_MARROW);
+                let n_fluid = (0..npts)
+                    .filter(|k| {
+                        sv[*k] >= CLEFT_STIR_OF_CSF * csf
+                            && match (t1_cut, &t1_v[i]) {
+                                (Some(cut), Some(tv)) => tv[*k] <= cut,
+                                _ => true,
+                            }
+                    })
+                    .count();
+                let vol = n_fluid as f64 * voxel_mm3;
+                cleft = Some(vol >= CLEFT_MM3);
+                cleft_mm3 = Some(vol);
+                ev.push(format!(
+                    "cleft: {vol:.0} mm³ with STIR ≥ {:.0} % of the canal's CSF signal{}",
+                    CLEFT_STIR_OF_CSF * 100.0,
+                    if t1_cut.is_some() {
+                        " and T1 ≤ 30 % of reference marrow"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+        }
+        // CT: attenuation, pattern, gas.
+        let (mut ct_pattern, mut osteo) = (None, None);
+        if let (Some(v), Some(s)) = (&ct_v[i], ct_s[i]) {
+            let gas = v.iter().filter(|x| **x < GAS_HU).count() as f64 * voxel_mm3;
+            if gas >= CLEFT_MM3 {
+                cleft = Some(true);
+                cleft_mm3 = Some(gas);
+                ev.push(format!(
+                    "gas cleft (vacuum phenomenon): {gas:.0} mm³ below {GAS_HU} HU"
+                ));
+            } else if cleft.is_none() {
+                cleft = Some(false);
+                cleft_mm3 = Some(gas);
+            }
+            if let Some((r, _)) = &ct_ref {
+                let sd = (ct_spread.unwrap_or(0.0) * r.abs()).max(25.0);
+                let low = v
+                    .iter()
+                    .filter(|x| **x > GAS_HU && **x < r - (3.0 * sd).max(75.0))
+                    .count();
+                let high = v.iter().filter(|x| **x > r + (3.0 * sd).max(150.0)).count();
+                let (lp, hp) = (pct(low), pct(high));
+                ct_pattern = Some(match (lp >= 20.0, hp >= 20.0, lp >= 10.0 && hp >= 10.0) {
+                    (_, _, true) => "mixed",
+                    (true, false, _) => "lytic",
+                    (false, true, _) => "sclerotic",
+                    _ => "none",
+                });
+                ev.push(format!(
+                    "CT: trabecular {:.0} HU (reference {r:.0} HU); {lp:.0} % of the interior lytic, {hp:.0} % sclerotic",
+                    s.median
+                ));
+            }
+            if l.level.as_deref() == Some("L1") {
+                osteo = Some(s.median < L1_OSTEOPOROSIS_HU);
+                ev.push(format!(
+                    "L1 trabecular attenuation {:.0} HU (osteoporosis screening threshold {L1_OSTEOPOROSIS_HU} HU)",
+                    s.median
+                ));
+            }
+        }
+        // Marrow replacement: T1 at or below disc, through most of the body, with a sign that
+        // favours tumour over oedema (no STIR rise, a convex wall, pedicle involvement).
+        let marrow_replacement = match (t1_disc_ratio, t1_dark_pct) {
+            (Some(r), Some(d)) => {
+                let diffuse_dark = r <= 1.0 && d >= DIFFUSE_PCT;
+                let tumour_sign = stir_ratio.is_some_and(|s| s < 1.0 + STIR_RISE)
+                    || convex == Some(true)
+                    || posterior.present == Some(true);
+                ev.push(format!(
+                    "T1 body/disc {r:.2}, {d:.0} % of the interior T1-dark; STIR ratio {}; convex wall {}; pedicles {}",
+                    stir_ratio.map_or("—".into(), |s| format!("{s:.2}")),
+                    bulge.map_or("—".into(), |b| format!("{b:+.1} mm")),
+                    posterior.side.unwrap_or("not known")
+                ));
+                Some(diffuse_dark && tumour_sign)
+            }
+            _ => {
+                ev.push(
+                    "marrow replacement: needs T1 of the body and of a disc in the shape frame"
+                        .into(),
+                );
+                None
+            }
+        };
+        let (edema, edema_pattern) = match extent {
+            None => {
+                ev.push(if stir.is_none() {
+                    "oedema: no STIR or fat-suppressed T2 combinable with the shape series"
+                        .to_string()
+                } else {
+                    "oedema: no reference (fewer than two unaffected levels) or no body interior"
+                        .to_string()
+                });
+                (None, None)
+            }
+            Some(e) if e >= EXTENT_FLAG_PCT && marrow_replacement != Some(true) => {
+                let k: Vec<f64> = (0..npts)
+                    .filter(|k| oedema_like[*k])
+                    .map(|k| pts[k].1)
+                    .collect();
+                let up = k.iter().filter(|t| **t >= 0.6).count() as f64 / k.len().max(1) as f64;
+                let dn = k.iter().filter(|t| **t <= 0.4).count() as f64 / k.len().max(1) as f64;
+                let pattern = if e < DIFFUSE_PCT && up.max(dn) >= 0.75 {
+                    Pattern::Band
+                } else {
+                    Pattern::Diffuse
+                };
+                (Some(true), Some(pattern))
+            }
+            Some(_) => (Some(false), Some(Pattern::None)),
+        };
+        if let (Some(e), Some(r)) = (extent, stir_ratio) {
+            ev.push(format!(
+                "oedema: {e:.0} % of the interior STIR-bright{}; body STIR ratio {r:.2}{} (reference: {})",
+                if have_t1 { " and T1-dark" } else { "" },
+                t1_ratio.map_or(String::new(), |t| format!(", T1 ratio {t:.2}")),
+                reference_levels.join(", ")
+            ));
+        }
+        if marrow_replacement == Some(true) && extent.is_some_and(|e| e >= EXTENT_FLAG_PCT) {
+            ev.push(
+                "STIR-bright, T1-dark signal attributed to marrow replacement, not oedema".into(),
+            );
+        }
+        let fractured = l.derived.genant_grade.map(|g| g >= 1);
+        let acuity = match (edema, fractured) {
+            (Some(true), Some(true)) => Acuity::AcuteOrSubacute,
+            (Some(true), Some(false)) => Acuity::OedemaWithoutFracture,
+            (Some(false), Some(true)) => Acuity::ChronicOrHealed,
+            (Some(false), Some(false)) => Acuity::NotApplicable,
+            (None, Some(true)) if ct.is_some() && stir.is_none() => Acuity::NotDeterminableFromCt,
+            (None, Some(false)) => Acuity::NotApplicable,
+            _ => Acuity::Unknown,
+        };
+        levels.push(LevelSignal {
+            level: l.level.clone(),
+            ordinal: l.ordinal,
+            stir: stir_s[i],
+            t1: t1_s[i],
+            ct_hu: ct_s[i],
+            stir_ratio,
+            t1_ratio,
+            t1_disc_ratio,
+            edema,
+            edema_pattern,
+            edema_extent_pct: extent,
+            t1_dark_pct,
+            marrow_replacement,
+            convex_posterior_wall: convex,
+            posterior_bulge_mm: bulge,
+            cleft,
+            cleft_mm3,
+            posterior,
+            ct_pattern,
+            osteoporosis_screen: osteo,
+            acuity,
+            reference_levels,
+            evidence: ev,
+        });
+    }
+    MarrowReport {
+        series: uses,
+        levels,
+    }
+}
+
+fn to_lps(v: Vector3<f64>) -> LpsPoint {
+    LpsPoint::new(v.x, v.y, v.z)
+}
+
+/// Pedicle regions of level `i`: behind the posterior wall, at the lateral thirds of the body,
+/// in its upper half, where pedicles join the body. Each side is compared with the same side of
+/// the unaffected levels (leave-one-out, distance-weighted).
+#[allow(clippy::too_many_arguments)]
+fn pedicles(
+    i: usize,
+    m: &StudyMorphometry,
+    ordinals: &[usize],
+    unaffected: &[bool],
+    stir: Option<&Channel>,
+    t1: Option<&Channel>,
+    ev: &mut Vec<String>,
+) -> PosteriorSignal {
+    let region = |lv: &Level, side: f64| -> Option<Vec<LpsPoint>> {
+        let (c, up, post, left) = frame(lv);
+        let depth = lv.measurement.depth_mm?;
+        let width = lv.measurement.width_mm?;
+        let h = lv.measurement.middle?.height_mm;
+        let centre = c + post * (depth / 2.0 + 6.0) + left * (side * 0.3 * width) + up * (0.15 * h);
+        Some(roi::ball(centre, 2.5, 0.8))
+    };
+    let mut out = PosteriorSignal::default();
+    if stir.is_none() && t1.is_none() {
+        ev.push("posterior elements: no MR series combinable with the shape series".into());
+        return out;
+    }
+    let mut abnormal = [None, None];
+    for (s, side) in [1.0, -1.0].iter().enumerate() {
+        let vals = |ch: Option<&Channel>| -> Vec<Option<f64>> {
+            m.levels
+                .iter()
+                .map(|lv| ch.and_then(|c| region(lv, *side).and_then(|pts| median_at(c, &pts))))
+                .collect()
+        };
+        let (sv, tv) = (vals(stir), vals(t1));
+        let sr = sv[i]
+            .zip(reference(i, ordinals, unaffected, &sv))
+            .map(|(x, r)| x / r.0);
+        let tr = tv[i]
+            .zip(reference(i, ordinals, unaffected, &tv))
+            .map(|(x, r)| x / r.0);
+        out.stir_ratio[s] = sr;
+        out.t1_ratio[s] = tr;
+        abnormal[s] = match (sr, tr) {
+            (None, None) => None,
+            _ => Some(
+                sr.is_some_and(|r| r >= 1.0 + 2.0 * STIR_RISE)
+                    || tr.is_some_and(|r| r <= 1.0 - 2.0 * T1_FALL),
+            ),
+        };
+    }
+    out.left = abnormal[0];
+    out.right = abnormal[1];
+    out.present = match abnormal {
+        [Some(a), Some(b)] => Some(a || b),
+        [Some(true), None] | [None, Some(true)] => Some(true),
+        _ => None,
+    };
+    out.side = match abnormal {
+        [Some(true), Some(true)] => Some("bilateral"),
+        [Some(true), _] => Some("left"),
+        [_, Some(true)] => Some("right"),
+        [Some(false), Some(false)] => Some("none"),
+        _ => None,
+    };
+    ev.push(format!(
+        "pedicle regions (from the body frame; posterior elements are not segmented yet): STIR ratio L {} R {}, T1 ratio L {} R {}",
+        fmt(out.stir_ratio[0]),
+        fmt(out.stir_ratio[1]),
+        fmt(out.t1_ratio[0]),
+        fmt(out.t1_ratio[1])
+    ));
+    out
+}
+
+fn fmt(x: Option<f64>) -> String {
+    x.map_or("—".into(), |v| format!("{v:.2}"))
+}
