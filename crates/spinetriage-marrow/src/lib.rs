@@ -351,13 +351,32 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
     let seg = &m.segmentation;
     let n = m.levels.len();
     let ordinals: Vec<usize> = m.levels.iter().map(|l| l.ordinal).collect();
-    // Body interiors, thinned to ≈ 1 mm so that a 0.5 mm CT does not cost 8× an MR.
-    let interiors: Vec<Vec<(LpsPoint, f64)>> = m
+    // Body interiors: the measured body model (independent of which voxels the mask took, so
+    // oedema or tumour that kept marrow out of a T1 mask, or gas out of a CT mask, is sampled);
+    // the mask's own interior, thinned to ≈ 1 mm, for a level without all three heights.
+    struct Roi {
+        pts: Vec<(LpsPoint, f64)>,
+        cleft_extra: Vec<LpsPoint>,
+        mm3: f64,
+    }
+    let rois: Vec<Roi> = m
         .levels
         .iter()
         .map(|l| {
+            if let Some(model) = roi::body_model(l, 1.0) {
+                let (core, extra): (Vec<_>, Vec<_>) = model.into_iter().partition(|p| p.core);
+                return Roi {
+                    pts: core.into_iter().map(|p| (p.p, p.t)).collect(),
+                    cleft_extra: extra.into_iter().map(|p| p.p).collect(),
+                    mm3: 1.0,
+                };
+            }
             let Some(b) = seg.bodies.iter().find(|b| b.ordinal == l.ordinal) else {
-                return Vec::new();
+                return Roi {
+                    pts: Vec::new(),
+                    cleft_extra: Vec::new(),
+                    mm3: 1.0,
+                };
             };
             let half = l.measurement.middle.map_or(12.0, |h| h.height_mm / 2.0);
             let pts = roi::body_interior(
@@ -367,16 +386,16 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
                 l.measurement.frame.cranial,
                 half,
             );
-            let keep = (1.0 / seg.view.spacing_mm.iter().product::<f64>())
-                .floor()
-                .max(1.0) as usize;
-            pts.into_iter().step_by(keep).collect()
+            let voxel = seg.view.spacing_mm.iter().product::<f64>();
+            let keep = (1.0 / voxel).floor().max(1.0) as usize;
+            Roi {
+                pts: pts.into_iter().step_by(keep).collect(),
+                cleft_extra: Vec::new(),
+                mm3: voxel * keep as f64,
+            }
         })
         .collect();
-    let voxel_mm3 = seg.view.spacing_mm.iter().product::<f64>()
-        * (1.0 / seg.view.spacing_mm.iter().product::<f64>())
-            .floor()
-            .max(1.0);
+    let interiors: Vec<&Vec<(LpsPoint, f64)>> = rois.iter().map(|r| &r.pts).collect();
     let sample = |ch: &Option<Channel>| -> Vec<Option<Vec<f64>>> {
         interiors
             .iter()
@@ -519,16 +538,60 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
             let csf = stats(&canal).map(|s| s.p90);
             if let Some(csf) = csf.filter(|x| *x > 0.0) {
                 let t1_cut = t1_ref.as_ref().map(|r| r.0 * CLEFT_T1_OF_MARROW);
-                let n_fluid = (0..npts)
-                    .filter(|k| {
-                        sv[*k] >= CLEFT_STIR_OF_CSF * csf
-                            && match (t1_cut, &t1_v[i]) {
-                                (Some(cut), Some(tv)) => tv[*k] <= cut,
-                                _ => true,
-                            }
+                let fluid = |stir_v: f64, t1_v: Option<f64>| {
+                    stir_v >= CLEFT_STIR_OF_CSF * csf
+                        && match (t1_cut, t1_v) {
+                            (Some(cut), Some(t)) => t <= cut,
+                            (Some(_), None) => false,
+                            _ => true,
+                        }
+                };
+                // A candidate is re-tested on the mean of itself and its six neighbours 1 mm
+                // away, so that noise in oedema does not add up to a cleft.
+                let smooth = |ch: &Channel, p: LpsPoint| -> Option<f64> {
+                    let q = p.0.coords;
+                    let mut acc = Vec::with_capacity(7);
+                    for d in [
+                        Vector3::zeros(),
+                        Vector3::x(),
+                        -Vector3::x(),
+                        Vector3::y(),
+                        -Vector3::y(),
+                        Vector3::z(),
+                        -Vector3::z(),
+                    ] {
+                        acc.push(ch.at(to_lps(q + d))?);
+                    }
+                    Some(acc.iter().sum::<f64>() / acc.len() as f64)
+                };
+                let own = stir_s[i].map_or(0.0, |s| s.median);
+                let is_fluid = |p: LpsPoint| -> bool {
+                    let (Some(sv), t) = (smooth(st_ch, p), t1.as_ref().and_then(|c| smooth(c, p)))
+                    else {
+                        return false;
+                    };
+                    // Brighter than a diffusely oedematous body's own marrow, too.
+                    sv >= 1.3 * own && fluid(sv, t)
+                };
+                let core = (0..npts)
+                    .filter(|k| fluid(sv[*k], t1_v[i].as_ref().map(|tv| tv[*k])))
+                    .filter(|k| is_fluid(pts[*k].0))
+                    .count();
+                // Under the anterior-posterior chord too: a cleft under the endplate can stop
+                // the middle height short of it. Discs there are neither CSF-bright on STIR
+                // nor as dark as fluid on T1.
+                let extra = rois[i]
+                    .cleft_extra
+                    .iter()
+                    .filter(|p| {
+                        st_ch
+                            .at(**p)
+                            .is_some_and(|sv| fluid(sv, t1.as_ref().and_then(|c| c.at(**p))))
+                            && is_fluid(**p)
                     })
                     .count();
-                let vol = n_fluid as f64 * voxel_mm3;
+                let n_fluid = core + extra;
+                let vol = n_fluid as f64 * rois[i].mm3;
                 cleft = Some(vol >= CLEFT_MM3);
                 cleft_mm3 = Some(vol);
                 ev.push(format!(
@@ -545,7 +608,7 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
         // CT: attenuation, pattern, gas.
         let (mut ct_pattern, mut osteo) = (None, None);
         if let (Some(v), Some(s)) = (&ct_v[i], ct_s[i]) {
-            let gas = v.iter().filter(|x| **x < GAS_HU).count() as f64 * voxel_mm3;
+            let gas = v.iter().filter(|x| **x < GAS_HU).count() as f64 * rois[i].mm3;
             if gas >= CLEFT_MM3 {
                 cleft = Some(true);
                 cleft_mm3 = Some(gas);
@@ -588,16 +651,30 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
         let marrow_replacement = match (t1_disc_ratio, t1_dark_pct) {
             (Some(r), Some(d)) => {
                 let diffuse_dark = r <= 1.0 && d >= DIFFUSE_PCT;
-                let tumour_sign = stir_ratio.is_some_and(|s| s < 1.0 + STIR_RISE)
-                    || convex == Some(true)
-                    || posterior.present == Some(true);
+                // A sign that favours tumour over oedema; unknown when none is seen but the
+                // wall or the pedicles could not be assessed.
+                let signs = [
+                    stir_ratio.map(|s| s < 1.0 + STIR_RISE),
+                    convex,
+                    posterior.present,
+                ];
+                let tumour_sign = if signs.contains(&Some(true)) {
+                    Some(true)
+                } else if signs.contains(&None) {
+                    None
+                } else {
+                    Some(false)
+                };
                 ev.push(format!(
                     "T1 body/disc {r:.2}, {d:.0} % of the interior T1-dark; STIR ratio {}; convex wall {}; pedicles {}",
                     stir_ratio.map_or("—".into(), |s| format!("{s:.2}")),
                     bulge.map_or("—".into(), |b| format!("{b:+.1} mm")),
                     posterior.side.unwrap_or("not known")
                 ));
-                Some(diffuse_dark && tumour_sign)
+                match (diffuse_dark, tumour_sign) {
+                    (false, _) => Some(false),
+                    (true, t) => t,
+                }
             }
             _ => {
                 ev.push(
@@ -616,6 +693,13 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
                     "oedema: no reference (fewer than two unaffected levels) or no body interior"
                         .to_string()
                 });
+                (None, None)
+            }
+            Some(e) if e >= EXTENT_FLAG_PCT && marrow_replacement.is_none() => {
+                ev.push(
+                    "oedema or marrow replacement: diffuse STIR-bright, T1-dark signal at or below disc T1, and the posterior wall or pedicles could not be assessed to tell them apart"
+                        .into(),
+                );
                 (None, None)
             }
             Some(e) if e >= EXTENT_FLAG_PCT && marrow_replacement != Some(true) => {
@@ -719,6 +803,27 @@ fn pedicles(
         ev.push("posterior elements: no MR series combinable with the shape series".into());
         return out;
     }
+    if m.levels[i]
+        .level
+        .as_deref()
+        .is_some_and(|n| n.starts_with('S'))
+    {
+        ev.push("posterior elements: sacral level (no pedicles as in the mobile spine)".into());
+        return out;
+    }
+    // Fluid level of the canal behind each level: a region that reaches CSF is not a pedicle.
+    let csf: Vec<Option<f64>> = m
+        .levels
+        .iter()
+        .map(|lv| {
+            let (c, _, post, _) = frame(lv);
+            let depth = lv.measurement.depth_mm?;
+            let line: Vec<f64> = (0..12)
+                .filter_map(|k| stir?.at(to_lps(c + post * (depth / 2.0 + 2.0 + k as f64))))
+                .collect();
+            stats(&line).map(|s| s.p90)
+        })
+        .collect();
     let mut abnormal = [None, None];
     for (s, side) in [1.0, -1.0].iter().enumerate() {
         let vals = |ch: Option<&Channel>| -> Vec<Option<f64>> {
@@ -727,7 +832,19 @@ fn pedicles(
                 .map(|lv| ch.and_then(|c| region(lv, *side).and_then(|pts| median_at(c, &pts))))
                 .collect()
         };
-        let (sv, tv) = (vals(stir), vals(t1));
+        let (mut sv, tv) = (vals(stir), vals(t1));
+        // Regions that landed in CSF (rotation, scoliosis, a narrow canal) are dropped, here
+        // and as references.
+        for (j, v) in sv.iter_mut().enumerate() {
+            if let (Some(x), Some(c)) = (*v, csf[j]) {
+                if x >= 0.7 * c {
+                    *v = None;
+                }
+            }
+        }
+        if stir.is_some() && sv[i].is_none() {
+            continue;
+        }
         let sr = sv[i]
             .zip(reference(i, ordinals, unaffected, &sv))
             .map(|(x, r)| x / r.0);
@@ -736,12 +853,14 @@ fn pedicles(
             .map(|(x, r)| x / r.0);
         out.stir_ratio[s] = sr;
         out.t1_ratio[s] = tr;
-        abnormal[s] = match (sr, tr) {
+        // Tumour in a pedicle is STIR-bright and T1-dark; with both series, both are required,
+        // so that a region grazing fluid or fat on one sequence is not read as involvement.
+        let bright = sr.map(|r| r >= 1.0 + 2.0 * STIR_RISE);
+        let dark = tr.map(|r| r <= 1.0 - 2.0 * T1_FALL);
+        abnormal[s] = match (bright, dark) {
             (None, None) => None,
-            _ => Some(
-                sr.is_some_and(|r| r >= 1.0 + 2.0 * STIR_RISE)
-                    || tr.is_some_and(|r| r <= 1.0 - 2.0 * T1_FALL),
-            ),
+            (Some(b), Some(d)) => Some(b && d),
+            (Some(x), None) | (None, Some(x)) => Some(x),
         };
     }
     out.left = abnormal[0];

@@ -73,3 +73,100 @@ pub fn ball(centre: Vector3<f64>, radius_mm: f64, step_mm: f64) -> Vec<LpsPoint>
     }
     out
 }
+
+/// A point of the body model: where it is, its relative height (0 caudal … 1 cranial), and
+/// whether it lies in the core (inside the measured endplates) or only under the chord of the
+/// anterior and posterior heights (where a cleft may have stopped the middle height short).
+#[derive(Debug, Clone, Copy)]
+pub struct ModelPoint {
+    /// Position, LPS mm.
+    pub p: LpsPoint,
+    /// Relative height in the body.
+    pub t: f64,
+    /// Inside the measured endplates (not only under the anterior–posterior chord).
+    pub core: bool,
+}
+
+fn interp(pts: &[(f64, f64); 3], v: f64) -> f64 {
+    let (a, m, p) = (pts[0], pts[1], pts[2]);
+    if v <= a.0 {
+        a.1
+    } else if v <= m.0 {
+        a.1 + (m.1 - a.1) * (v - a.0) / (m.0 - a.0).max(1e-6)
+    } else if v <= p.0 {
+        m.1 + (p.1 - m.1) * (v - m.0) / (p.0 - m.0).max(1e-6)
+    } else {
+        p.1
+    }
+}
+
+/// The body as measured: an elliptic section (depth × width) between endplate surfaces through
+/// the anterior, middle and posterior height lines, [`ERODE_MM`] inside every surface, sampled
+/// every `step_mm`. It does not depend on the mask, so marrow whose signal kept it out of the
+/// mask (oedema or tumour on T1, gas on CT) is still sampled. `None` for a level without all
+/// three heights.
+pub fn body_model(l: &spinetriage_measure::Level, step_mm: f64) -> Option<Vec<ModelPoint>> {
+    let m = &l.measurement;
+    let (a, mid, p) = (m.anterior?, m.middle?, m.posterior?);
+    let (depth, width) = (m.depth_mm?, m.width_mm?);
+    let c = Vector3::from(m.center_lps_mm);
+    let (u, v, w) = (
+        Vector3::from(m.frame.cranial),
+        Vector3::from(m.frame.posterior),
+        Vector3::from(m.frame.left),
+    );
+    let local = |x: [f64; 3]| {
+        let d = Vector3::from(x) - c;
+        (d.dot(&v), d.dot(&u))
+    };
+    let sup = [a, mid, p].map(|h| local(h.superior_lps_mm));
+    let inf = [a, mid, p].map(|h| local(h.inferior_lps_mm));
+    let (va, vp) = ((sup[0].0 + inf[0].0) / 2.0, (sup[2].0 + inf[2].0) / 2.0);
+    let vmid = (va + vp) / 2.0;
+    let (ra, rw) = (depth / 2.0 - ERODE_MM, width / 2.0 - ERODE_MM);
+    if ra <= 1.0 || rw <= 1.0 {
+        return None;
+    }
+    let chord = |s: &[(f64, f64); 3], x: f64| {
+        let (a, p) = (s[0], s[2]);
+        let span = if (p.0 - a.0).abs() < 1e-6 {
+            1e-6
+        } else {
+            p.0 - a.0
+        };
+        a.1 + (p.1 - a.1) * (x - a.0) / span
+    };
+    let hmax = sup.iter().map(|x| x.1).fold(f64::MIN, f64::max);
+    let hmin = inf.iter().map(|x| x.1).fold(f64::MAX, f64::min);
+    let mut out = Vec::new();
+    let n = |r: f64| (r / step_mm).ceil() as i32;
+    for i in -n(ra)..=n(ra) {
+        let x = vmid + i as f64 * step_mm;
+        for j in -n(rw)..=n(rw) {
+            let y = j as f64 * step_mm;
+            if ((x - vmid) / ra).powi(2) + (y / rw).powi(2) > 1.0 {
+                continue;
+            }
+            let (top, bot) = (interp(&sup, x) - ERODE_MM, interp(&inf, x) + ERODE_MM);
+            let (ctop, cbot) = (
+                chord(&sup, x).max(interp(&sup, x)) - ERODE_MM,
+                chord(&inf, x).min(interp(&inf, x)) + ERODE_MM,
+            );
+            for k in -n(-hmin).min(200)..=n(hmax).min(200) {
+                let h = k as f64 * step_mm;
+                if h < cbot || h > ctop {
+                    continue;
+                }
+                let core = h >= bot && h <= top;
+                let t = ((h - bot) / (top - bot).max(1.0)).clamp(0.0, 1.0);
+                let q = c + v * x + w * y + u * h;
+                out.push(ModelPoint {
+                    p: LpsPoint::new(q.x, q.y, q.z),
+                    t,
+                    core,
+                });
+            }
+        }
+    }
+    Some(out)
+}
