@@ -13,6 +13,7 @@ use spinetriage_volume::{assemble, read_nifti, GeometryProblem, LpsPoint, Volume
 mod accuracy;
 mod analyze;
 mod batch;
+mod marrow_bench;
 
 fn analyze_cmd(
     paths: &[PathBuf],
@@ -179,6 +180,22 @@ enum Command {
         max_memory_mb: Option<u64>,
         #[command(flatten)]
         limits: LimitArgs,
+    },
+    /// Marrow findings (oedema, replacement, posterior elements, cleft) against phantom truth,
+    /// with bias fields up to ±20 % and SNR 10–30: sensitivity and specificity per finding.
+    BenchMarrow {
+        /// Cases (default: every built-in case).
+        #[arg(long, value_delimiter = ',')]
+        cases: Option<Vec<String>>,
+        /// Passes over the cases, each with new noise and bias.
+        #[arg(long, default_value_t = 1)]
+        repeats: usize,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print each run's settings.
+        #[arg(short, long)]
+        verbose: bool,
     },
     /// Merges shard summaries in OUT (or the given files) into `OUT/batch-summary.{csv,json}`.
     Merge {
@@ -390,6 +407,16 @@ fn run(cli: Cli) -> Result<u8> {
             };
             let failed = batch::run(&roots, &opts, quiet)?;
             Ok(if failed { exit::PARTIAL } else { exit::OK })
+        }
+        Command::BenchMarrow {
+            cases,
+            repeats,
+            seed,
+            verbose,
+        } => {
+            let s = marrow_bench::bench(cases, repeats, seed, verbose)?;
+            println!("{}", serde_json::to_string_pretty(&s)?);
+            Ok(exit::OK)
         }
         Command::Merge { out, files } => {
             let failed = batch::merge_cmd(&out, &files)?;

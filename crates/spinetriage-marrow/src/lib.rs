@@ -855,12 +855,15 @@ fn pedicles(
         out.t1_ratio[s] = tr;
         // Tumour in a pedicle is STIR-bright and T1-dark; with both series, both are required,
         // so that a region grazing fluid or fat on one sequence is not read as involvement.
+        // A pedicle is a few millimetres across: the region takes in its cortex and
+        // surroundings, so alone each sequence needs a strong change (STIR ×2, T1 ×0.5) and
+        // together a moderate one (STIR ×2, T1 below ×0.75).
         let bright = sr.map(|r| r >= 1.0 + 2.0 * STIR_RISE);
-        let dark = tr.map(|r| r <= 1.0 - 2.0 * T1_FALL);
-        abnormal[s] = match (bright, dark) {
+        abnormal[s] = match (bright, tr) {
             (None, None) => None,
-            (Some(b), Some(d)) => Some(b && d),
-            (Some(x), None) | (None, Some(x)) => Some(x),
+            (Some(b), Some(t)) => Some(b && t <= 1.0 - T1_FALL),
+            (Some(b), None) => Some(b),
+            (None, Some(t)) => Some(t <= 1.0 - 2.0 * T1_FALL),
         };
     }
     out.left = abnormal[0];

@@ -1,0 +1,142 @@
+//! Marrow findings on phantoms against their truth, with a ±20 % bias field and Rician noise at
+//! SNR 10 (the harsh end of the marrow issue's range): oedema with its pattern, oedema without
+//! height loss, a cleft, sclerotic marrow replacement, and no flag on a normal spine.
+
+use spinetriage_dicom::{discover, DiscoverOptions, Limits};
+use spinetriage_marrow::{analyze_marrow, Acuity, LevelSignal, MarrowReport, Pattern};
+use spinetriage_measure::{analyze_volumes, StudyMorphometry};
+use spinetriage_phantom::Truth;
+use spinetriage_volume::assemble;
+
+fn run(case: &str, seed: u64) -> (Truth, StudyMorphometry, MarrowReport) {
+    let mut cfg = spinetriage_phantom::case(case, seed).expect("case");
+    cfg.mr.snr = 10.0;
+    cfg.mr.bias_pct = 20.0;
+    let tmp = tempfile::tempdir().unwrap();
+    let truth = spinetriage_phantom::generate(&cfg, tmp.path()).expect("generate");
+    let inv = discover(&[tmp.path().to_path_buf()], &DiscoverOptions::default());
+    let vols: Vec<_> = inv.studies[0]
+        .series
+        .iter()
+        .flat_map(|s| assemble(s, &Limits::default()).expect("assemble"))
+        .collect();
+    let m = analyze_volumes(&vols, None).unwrap().expect("shape series");
+    let r = analyze_marrow(&vols, &m);
+    (truth, m, r)
+}
+
+/// The finding at the body nearest the truth level's centre (labels are tested elsewhere).
+fn at<'a>(truth: &Truth, m: &StudyMorphometry, r: &'a MarrowReport, name: &str) -> &'a LevelSignal {
+    let t = truth
+        .levels
+        .iter()
+        .find(|l| l.name == name)
+        .unwrap()
+        .centre_lps_mm;
+    let i = (0..m.levels.len())
+        .min_by(|a, b| {
+            let d = |k: usize| {
+                let c = m.levels[k].measurement.center_lps_mm;
+                (0..3).map(|j| (c[j] - t[j]).powi(2)).sum::<f64>()
+            };
+            d(*a).total_cmp(&d(*b))
+        })
+        .unwrap();
+    &r.levels[i]
+}
+
+fn others_clean(truth: &Truth, m: &StudyMorphometry, r: &MarrowReport, except: &str) {
+    for t in truth.levels.iter().filter(|l| l.name != except) {
+        let s = at(truth, m, r, &t.name);
+        assert_ne!(
+            s.edema,
+            Some(true),
+            "{} flagged oedema: {:?}",
+            t.name,
+            s.evidence
+        );
+        assert_ne!(
+            s.cleft,
+            Some(true),
+            "{} flagged a cleft: {:?}",
+            t.name,
+            s.evidence
+        );
+        assert_ne!(
+            s.marrow_replacement,
+            Some(true),
+            "{}: {:?}",
+            t.name,
+            s.evidence
+        );
+        assert_ne!(
+            s.posterior.present,
+            Some(true),
+            "{}: {:?}",
+            t.name,
+            s.evidence
+        );
+    }
+}
+
+#[test]
+fn acute_wedge_has_band_oedema_at_the_fracture_only() {
+    let (truth, m, r) = run("acute-wedge-l1", 4);
+    let l1 = at(&truth, &m, &r, "L1");
+    assert_eq!(l1.edema, Some(true), "{:?}", l1.evidence);
+    assert_eq!(l1.edema_pattern, Some(Pattern::Band));
+    assert!(l1.edema_extent_pct.unwrap() > 15.0);
+    assert_eq!(l1.acuity, Acuity::AcuteOrSubacute);
+    assert_eq!(l1.marrow_replacement, Some(false));
+    others_clean(&truth, &m, &r, "L1");
+    // The bias field cancels in the local reference: normal bodies stay within 10 %.
+    for t in truth
+        .levels
+        .iter()
+        .filter(|l| l.name != "L1" && l.name != "S1")
+    {
+        let s = at(&truth, &m, &r, &t.name);
+        let ratio = s.stir_ratio.unwrap();
+        assert!((0.9..1.1).contains(&ratio), "{} STIR ratio {ratio}", t.name);
+    }
+}
+
+#[test]
+fn diffuse_oedema_without_collapse_is_a_microfracture_finding() {
+    let (truth, m, r) = run("oedema-no-collapse-l3", 5);
+    let l3 = at(&truth, &m, &r, "L3");
+    assert_eq!(l3.edema, Some(true), "{:?}", l3.evidence);
+    assert_eq!(l3.edema_pattern, Some(Pattern::Diffuse));
+    assert_eq!(l3.acuity, Acuity::OedemaWithoutFracture);
+    assert!(l3.stir_ratio.unwrap() > 3.0, "{:?}", l3.stir_ratio);
+    others_clean(&truth, &m, &r, "L3");
+}
+
+#[test]
+fn kummell_cleft_is_found() {
+    let (truth, m, r) = run("kummell-cleft-t12", 6);
+    let t12 = at(&truth, &m, &r, "T12");
+    assert_eq!(t12.cleft, Some(true), "{:?}", t12.evidence);
+    assert!(t12.cleft_mm3.unwrap() >= 30.0);
+    others_clean(&truth, &m, &r, "T12");
+}
+
+#[test]
+fn sclerotic_marrow_is_replacement_not_oedema() {
+    let (truth, m, r) = run("sclerotic-l3", 7);
+    let l3 = at(&truth, &m, &r, "L3");
+    assert_eq!(l3.marrow_replacement, Some(true), "{:?}", l3.evidence);
+    assert_ne!(l3.edema, Some(true));
+    assert!(l3.t1_disc_ratio.unwrap() <= 1.0);
+    assert_eq!(l3.ct_pattern, Some("sclerotic"));
+    others_clean(&truth, &m, &r, "L3");
+}
+
+#[test]
+fn pedicle_involvement_is_found_on_its_side() {
+    let (truth, m, r) = run("posterior-right-t11", 8);
+    let t11 = at(&truth, &m, &r, "T11");
+    assert_eq!(t11.posterior.present, Some(true), "{:?}", t11.evidence);
+    assert_eq!(t11.posterior.side, Some("right"));
+    others_clean(&truth, &m, &r, "T11");
+}
