@@ -323,7 +323,7 @@ pub fn run_batch(
         }
     });
     rows.extend(done.into_inner().unwrap_or_else(|e| e.into_inner()));
-    rows.sort_by(|a, b| a.study_uid.cmp(&b.study_uid));
+    summary::sort_rows(&mut rows);
     let summary = Summary {
         summary_version: SUMMARY_VERSION.into(),
         shard: opts.shard.map(|s| [s.index, s.count]),

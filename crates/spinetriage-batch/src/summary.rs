@@ -9,7 +9,16 @@ use crate::study::StudyResult;
 use crate::BatchError;
 
 /// Version of the summary format.
-pub const SUMMARY_VERSION: &str = "1.0.0";
+pub const SUMMARY_VERSION: &str = "1.1.0";
+
+/// Worklist priority of a study that could not be analysed at all: after every analysed one,
+/// but listed (and "not evaluable", never "no fracture").
+pub const FAILED_PRIORITY: u8 = 9;
+
+/// Worklist order: priority, then study UID.
+pub fn sort_rows(rows: &mut [SummaryRow]) {
+    rows.sort_by(|a, b| (a.triage_priority, &a.study_uid).cmp(&(b.triage_priority, &b.study_uid)));
+}
 
 /// One study's line in the batch summary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,6 +27,12 @@ pub struct SummaryRow {
     pub study_dir: String,
     /// Study Instance UID.
     pub study_uid: String,
+    /// Triage priority, 1 = most urgent (9 when the study could not be analysed at all).
+    pub triage_priority: u8,
+    /// Triage category.
+    pub triage_category: String,
+    /// The reasons of the category: "level finding value", separated by "; ".
+    pub triage_reasons: String,
     /// "ok" (analysed), "partial" (analysed, but something could not be read: see `reason`),
     /// "failed" (could not be analysed: see `reason`).
     pub status: String,
@@ -87,9 +102,34 @@ impl SummaryRow {
             (true, false) => "partial",
             (false, _) => "failed",
         };
+        let triage = c.map(|c| &c.triage);
         SummaryRow {
             study_dir: study_dir.to_string(),
             study_uid: r.uid.clone(),
+            triage_priority: triage.map_or(FAILED_PRIORITY, |t| t.priority),
+            triage_category: triage.map_or("not_evaluable".into(), |t| {
+                serde_json::to_value(t.category)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            }),
+            triage_reasons: triage
+                .map(|t| {
+                    t.reasons
+                        .iter()
+                        .filter(|x| x.category == t.category)
+                        .map(|x| {
+                            format!(
+                                "{} {} {}",
+                                x.level.as_deref().unwrap_or("study"),
+                                x.finding,
+                                x.value
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
+                .unwrap_or_default(),
             status: status.into(),
             reason: if let Some(e) = r.errors.first() {
                 e.clone()
@@ -154,6 +194,9 @@ impl SummaryRow {
         SummaryRow {
             study_dir: study_dir.into(),
             study_uid: uid.into(),
+            triage_priority: FAILED_PRIORITY,
+            triage_category: "not_evaluable".into(),
+            triage_reasons: reason.clone(),
             status: "failed".into(),
             reason,
             series,
@@ -185,7 +228,7 @@ pub struct Summary {
     pub studies_discovered: usize,
     /// Files that could not be read (path and reason), not tied to any study.
     pub unreadable_files: Vec<String>,
-    /// One row per study of this run (or shard), sorted by study UID.
+    /// One row per study of this run (or shard), in worklist order: priority, then study UID.
     pub rows: Vec<SummaryRow>,
 }
 
@@ -200,13 +243,16 @@ fn csv_field(s: &str) -> String {
 /// The rows as CSV, with a header line.
 pub fn to_csv(rows: &[SummaryRow]) -> String {
     let mut out = String::from(
-        "study_dir,study_uid,status,reason,series,shape_kind,levels,measured,not_evaluable,fractured_levels,max_height_loss_pct,max_genant_grade,acr_deformity_levels,acr_variants,acr_undetermined,regence_107,bcbsma_484,seconds\n",
+        "study_dir,study_uid,triage_priority,triage_category,triage_reasons,status,reason,series,shape_kind,levels,measured,not_evaluable,fractured_levels,max_height_loss_pct,max_genant_grade,acr_deformity_levels,acr_variants,acr_undetermined,regence_107,bcbsma_484,seconds\n",
     );
     let o = |x: Option<f64>| x.map(|v| v.to_string()).unwrap_or_default();
     for r in rows {
         let cells = [
             csv_field(&r.study_dir),
             csv_field(&r.study_uid),
+            r.triage_priority.to_string(),
+            csv_field(&r.triage_category),
+            csv_field(&r.triage_reasons),
             csv_field(&r.status),
             csv_field(&r.reason),
             r.series.to_string(),
@@ -311,6 +357,7 @@ pub fn merge(files: &[PathBuf]) -> Result<Summary, BatchError> {
         .collect();
     unreadable.sort();
     unreadable.dedup();
+    sort_rows(&mut rows);
     Ok(Summary {
         summary_version: SUMMARY_VERSION.into(),
         shard: None,

@@ -115,6 +115,10 @@ pub fn print(results: &[StudyResult]) {
             );
         }
         if let Some(c) = &r.criteria {
+            println!(
+                "  triage: {} (priority {})",
+                c.triage.label, c.triage.priority
+            );
             println!("  ACR variants: {}", c.acr_summary);
             for p in &c.payers {
                 println!(

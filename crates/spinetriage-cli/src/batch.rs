@@ -169,3 +169,54 @@ pub fn merge_cmd(out: &Path, files: &[PathBuf]) -> Result<bool> {
     );
     Ok(failed > 0 || unreadable > 0)
 }
+
+/// Prints the batch's studies in worklist order (priority, then UID), as a table or JSON.
+pub fn worklist(out: &Path, json: bool) -> Result<()> {
+    let path = out.join("batch-summary.json");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading {} (run `spinetriage batch` first, or `spinetriage merge` after shards)",
+            path.display()
+        )
+    })?;
+    let mut s: spinetriage_batch::Summary =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    summary::sort_rows(&mut s.rows);
+    if json {
+        #[derive(serde::Serialize)]
+        struct Item<'a> {
+            priority: u8,
+            category: &'a str,
+            study_dir: &'a str,
+            study_uid: &'a str,
+            reasons: &'a str,
+            report: String,
+        }
+        let items: Vec<Item> = s
+            .rows
+            .iter()
+            .map(|r| Item {
+                priority: r.triage_priority,
+                category: &r.triage_category,
+                study_dir: &r.study_dir,
+                study_uid: &r.study_uid,
+                reasons: &r.triage_reasons,
+                report: out
+                    .join(&r.study_dir)
+                    .join("report.html")
+                    .display()
+                    .to_string(),
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&items)?);
+        return Ok(());
+    }
+    println!("{:>3}  {:<40} {:<24} reasons", "P", "category", "study");
+    for r in &s.rows {
+        println!(
+            "{:>3}  {:<40} {:<24} {}",
+            r.triage_priority, r.triage_category, r.study_dir, r.triage_reasons
+        );
+    }
+    Ok(())
+}

@@ -197,6 +197,14 @@ enum Command {
         #[arg(short, long)]
         verbose: bool,
     },
+    /// The batch's studies as a worklist, most urgent first (from OUT/batch-summary.json).
+    Worklist {
+        /// Output root of a batch.
+        out: PathBuf,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Merges shard summaries in OUT (or the given files) into `OUT/batch-summary.{csv,json}`.
     Merge {
         /// Output root of the shards.
@@ -416,6 +424,10 @@ fn run(cli: Cli) -> Result<u8> {
         } => {
             let s = marrow_bench::bench(cases, repeats, seed, verbose)?;
             println!("{}", serde_json::to_string_pretty(&s)?);
+            Ok(exit::OK)
+        }
+        Command::Worklist { out, json } => {
+            batch::worklist(&out, json)?;
             Ok(exit::OK)
         }
         Command::Merge { out, files } => {

@@ -6,6 +6,7 @@ use crate::findings::{Fact, ImagingFindings};
 use crate::prior::{compare, PriorComparison};
 use crate::rules::{compile, CodeRule, ItemRule, RuleError, Rules};
 use crate::sins::{sins, SinsLevel};
+use crate::triage::{triage, Triage};
 use serde::{Serialize, Serializer};
 use spinetriage_volume::SeriesKind;
 use std::collections::BTreeMap;
@@ -152,6 +153,8 @@ pub struct CriteriaReport {
     pub red_flags: Option<Vec<RedFlagResult>>,
     /// Comparison with a prior study.
     pub prior: Option<PriorComparison>,
+    /// Triage category, priority and reasons.
+    pub triage: Triage,
 }
 
 /// Why the engine could not run.
@@ -559,6 +562,12 @@ pub fn evaluate(
         });
     }
     Ok(CriteriaReport {
+        triage: triage(
+            findings,
+            clinical,
+            !findings.levels.is_empty(),
+            "no vertebral level was found or measured",
+        ),
         sins: sins(findings, clinical),
         red_flags: clinical.red_flags.as_ref().map(|v| {
             v.iter()

@@ -16,12 +16,14 @@ pub mod findings;
 pub mod prior;
 pub mod rules;
 pub mod sins;
+pub mod triage;
 
 pub use engine::{evaluate, CriteriaReport, ItemResult, PayerResult, VariantResult};
 pub use expr::{Tri, Value};
 pub use facts::{ClinicalFacts, FactsError};
 pub use findings::{ImagingFindings, LevelFinding, SignalFindings};
 pub use rules::{RuleError, Rules};
+pub use triage::{Category, Triage};
 
 #[cfg(test)]
 pub(crate) fn findings_grade(loss_pct: f64) -> u8 {

@@ -148,9 +148,16 @@ fn unaffected(levels: &[(Option<String>, LevelMeasurement)], j: usize) -> Option
         .filter_map(|k| h(&levels[k].1).map(|x| x.2))
         .collect();
     around.sort_by(f64::total_cmp);
-    let crushed = around
-        .get(around.len() / 2)
-        .is_some_and(|med| p < 0.85 * med);
+    // A true median (the mean of the middle two for an even count): at the end of the column
+    // the window holds two neighbours, and taking the larger one excluded normal end levels,
+    // since heights grow caudally by ≈ 6 % a level.
+    let n = around.len();
+    let median = match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(around[n / 2]),
+        _ => Some((around[n / 2 - 1] + around[n / 2]) / 2.0),
+    };
+    let crushed = median.is_some_and(|med| p < 0.85 * med);
     (a.min(mid) >= 0.85 * p && !crushed && m.status == Status::Measured).then_some(p)
 }
 

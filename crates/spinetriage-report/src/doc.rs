@@ -87,6 +87,43 @@ pub fn document(studies: &[StudyInput]) -> Vec<Block> {
     ];
     for (n, s) in studies.iter().enumerate() {
         out.push(Block::Heading(2, format!("Study {}", s.study_uid)));
+        if let Some(c) = s.criteria {
+            let t = &c.triage;
+            out.push(Block::Heading(
+                3,
+                format!("Triage: {} (priority {})", t.label, t.priority),
+            ));
+            out.push(Block::Table {
+                head: ["level", "finding", "value", "rule", "supports"]
+                    .iter()
+                    .map(|h| h.to_string())
+                    .collect(),
+                rows: t
+                    .reasons
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.level.clone().unwrap_or_else(|| "—".into()),
+                            r.finding.clone(),
+                            r.value.clone(),
+                            r.rule.clone(),
+                            r.category.label().into(),
+                        ]
+                    })
+                    .collect(),
+                classes: t
+                    .reasons
+                    .iter()
+                    .map(|r| {
+                        if r.category == t.category {
+                            "flagged"
+                        } else {
+                            ""
+                        }
+                    })
+                    .collect(),
+            });
+        }
         out.push(Block::Table {
             head: vec!["series".into(), "kind".into(), "description".into()],
             rows: s

@@ -138,6 +138,7 @@ pub fn study_json(s: &StudyInput) -> Value {
     let c = s.criteria;
     json!({
         "study_uid": s.study_uid,
+        "triage": c.map(|c| json!(c.triage)),
         "series": series,
         "shape_series_uid": s.morphometry.map(|m| m.shape_series_uid.clone()),
         "labelling": s.morphometry.map(|m| m.labelling.clone()).unwrap_or_default(),

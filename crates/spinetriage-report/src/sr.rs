@@ -403,6 +403,24 @@ pub fn build(s: &StudyInput) -> Option<Obj> {
     if let Some(c) = s.criteria {
         evaluations.push(Item::text(
             "CONTAINS",
+            Code("TRIAGE", SCHEME, "Triage category"),
+            &format!("{} (priority {})", c.triage.label, c.triage.priority),
+        ));
+        for r in &c.triage.reasons {
+            evaluations.push(Item::text(
+                "CONTAINS",
+                Code("TRIAGER", SCHEME, "Triage reason"),
+                &format!(
+                    "{}: {} = {} ({})",
+                    r.level.as_deref().unwrap_or("study"),
+                    r.finding,
+                    r.value,
+                    r.rule
+                ),
+            ));
+        }
+        evaluations.push(Item::text(
+            "CONTAINS",
             Code("ACRVAR", SCHEME, "ACR Appropriateness Criteria variants"),
             &c.acr_summary,
         ));

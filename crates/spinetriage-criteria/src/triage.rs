@@ -1,0 +1,373 @@
+//! The study's triage category, priority and reasons, for worklist ordering. Rules and the seed
+//! text each follows: `docs/triage.md`.
+
+use crate::facts::{ClinicalFacts, RedFlag};
+use crate::findings::{ImagingFindings, LevelFinding};
+use serde::Serialize;
+
+/// Retropulsion, mm, from which a study is urgent: the posterior wall displaced into the canal by
+/// at least this, beyond 2 σ of its own uncertainty. 4 mm is 25 % of a 16 mm lumbar canal (the
+/// canal's own diameter is not measured yet).
+pub const URGENT_RETROPULSION_MM: f64 = 4.0;
+
+/// Triage categories, most urgent first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    /// Retropulsion into the canal, epidural soft tissue, or cord/cauda equina compression.
+    Urgent,
+    /// Marrow replacement, posterior-element involvement, a convex posterior wall, lysis.
+    SuspectedPathologicalFracture,
+    /// Oedema or a cleft at a fractured level.
+    AcuteFractureAugmentationCandidate,
+    /// A fracture whose acuity cannot be told (CT alone, or no fluid-sensitive series).
+    FractureAcuityUndetermined,
+    /// Oedema at a level without height loss (microfracture).
+    OedemaWithoutHeightLoss,
+    /// Part of the study could not be evaluated, and nothing above was found.
+    NotEvaluable,
+    /// Deformity without oedema.
+    ChronicOrHealedFracture,
+    /// Every level measured, no fracture, no oedema.
+    NoFractureDetected,
+}
+
+impl Category {
+    /// Priority, 1 = most urgent.
+    pub fn priority(self) -> u8 {
+        self as u8 + 1
+    }
+
+    /// Human label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Category::Urgent => "Urgent",
+            Category::SuspectedPathologicalFracture => "Suspected pathological fracture",
+            Category::AcuteFractureAugmentationCandidate => {
+                "Acute fracture, augmentation candidate"
+            }
+            Category::FractureAcuityUndetermined => "Fracture, acuity undetermined",
+            Category::OedemaWithoutHeightLoss => "Oedema without height loss",
+            Category::NotEvaluable => "Not evaluable",
+            Category::ChronicOrHealedFracture => "Chronic or healed fracture",
+            Category::NoFractureDetected => "No fracture detected",
+        }
+    }
+}
+
+/// One reason: level, finding, value, rule.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reason {
+    /// Level, when the reason is a level's.
+    pub level: Option<String>,
+    /// The finding.
+    pub finding: String,
+    /// Its value.
+    pub value: String,
+    /// The rule it met, with its source.
+    pub rule: String,
+    /// The category this reason supports.
+    pub category: Category,
+}
+
+/// The triage record of a study.
+#[derive(Debug, Clone, Serialize)]
+pub struct Triage {
+    /// Category.
+    pub category: Category,
+    /// Its label.
+    pub label: &'static str,
+    /// Priority, 1 = most urgent.
+    pub priority: u8,
+    /// Every reason found, most urgent first; the first ones decided the category.
+    pub reasons: Vec<Reason>,
+}
+
+fn reason(
+    l: &LevelFinding,
+    finding: &str,
+    value: String,
+    rule: &str,
+    category: Category,
+) -> Reason {
+    Reason {
+        level: Some(l.name()),
+        finding: finding.into(),
+        value,
+        rule: rule.into(),
+        category,
+    }
+}
+
+fn pct(x: Option<f64>) -> String {
+    x.map_or("—".into(), |v| format!("{v:.0} %"))
+}
+
+/// Triage of one study. `analysed` is false when no series could be measured at all.
+pub fn triage(
+    f: &ImagingFindings,
+    clinical: &ClinicalFacts,
+    analysed: bool,
+    why_not: &str,
+) -> Triage {
+    use Category::*;
+    let mut r: Vec<Reason> = Vec::new();
+    if !analysed || f.levels.is_empty() {
+        r.push(Reason {
+            level: None,
+            finding: "study".into(),
+            value: why_not.into(),
+            rule: "no vertebral level could be measured".into(),
+            category: NotEvaluable,
+        });
+    }
+    for l in &f.levels {
+        let fractured = l.fractured() == Some(true);
+        let s = &l.signal;
+        if l.retropulsion_mm.is_some_and(|v| {
+            v - 2.0 * l.retropulsion_sigma_mm.unwrap_or(0.0) >= URGENT_RETROPULSION_MM
+        }) {
+            r.push(reason(
+                l,
+                "retropulsion",
+                format!(
+                    "{:.1} ± {:.1} mm",
+                    l.retropulsion_mm.unwrap_or(0.0),
+                    l.retropulsion_sigma_mm.unwrap_or(0.0)
+                ),
+                "posterior wall ≥ 4 mm into the canal (≈ 25 % of a 16 mm canal): practice parameter relative contraindication C.2; seed 003 surgical consultation",
+                Urgent,
+            ));
+        }
+        if s.epidural_soft_tissue == Some(true) {
+            r.push(reason(
+                l,
+                "epidural soft tissue",
+                "present".into(),
+                "practice parameter relative contraindication C.3",
+                Urgent,
+            ));
+        }
+        for (flag, name) in [
+            (s.marrow_replacement, "marrow replacement"),
+            (
+                s.posterior_element_involvement,
+                "posterior-element involvement",
+            ),
+            (s.convex_posterior_wall, "convex posterior wall"),
+            (s.lytic, "lytic pattern"),
+        ] {
+            if flag == Some(true) {
+                r.push(reason(
+                    l,
+                    name,
+                    "present".into(),
+                    "sign of a pathological fracture: seed 003 variants 2, 4 and 9 (biopsy, oncology)",
+                    SuspectedPathologicalFracture,
+                ));
+            }
+        }
+        if fractured {
+            let value = format!(
+                "height loss {}, Genant {}",
+                pct(l.height_loss_pct),
+                l.genant_grade.unwrap_or(0)
+            );
+            match (s.edema, s.cleft) {
+                (Some(true), _) | (_, Some(true)) => r.push(reason(
+                    l,
+                    if s.edema == Some(true) { "fracture with marrow oedema" } else { "fracture with a cleft" },
+                    value.clone(),
+                    "seed 003 variant 6: symptomatic osteoporotic VCF with bone marrow oedema or intravertebral cleft",
+                    AcuteFractureAugmentationCandidate,
+                )),
+                (Some(false), _) => r.push(reason(
+                    l,
+                    "fracture without oedema",
+                    value.clone(),
+                    "deformity without oedema: chronic or healed (seed 003 variant 5/8 context)",
+                    ChronicOrHealedFracture,
+                )),
+                (None, _) => r.push(reason(
+                    l,
+                    "fracture, oedema not assessable",
+                    value.clone(),
+                    "acuity not determinable without a fluid-sensitive series (CT alone cannot tell)",
+                    FractureAcuityUndetermined,
+                )),
+            }
+        } else if l.deformity == Some(true) && s.edema == Some(false) {
+            r.push(reason(
+                l,
+                "deformity without oedema",
+                format!("ACR deformity; loss {}", pct(l.height_loss_pct)),
+                "ACR deformity definition (seed 003 variants 5, 8) without oedema",
+                ChronicOrHealedFracture,
+            ));
+        }
+        if l.fractured() == Some(false) && s.edema == Some(true) {
+            r.push(reason(
+                l,
+                "oedema without height loss",
+                pct(l.height_loss_pct),
+                "practice parameter indication A.3: microfracture documented by advanced imaging",
+                OedemaWithoutHeightLoss,
+            ));
+        }
+        if !l.evaluable || l.genant_grade.is_none() {
+            r.push(reason(
+                l,
+                "level not evaluable",
+                "not measured".into(),
+                "a level that could not be measured may hide a fracture",
+                NotEvaluable,
+            ));
+        }
+    }
+    // Clinical red flags of cord or cauda equina compression make a study with a fracture urgent.
+    if let Some(flags) = &clinical.red_flags {
+        for fl in flags {
+            if matches!(
+                fl,
+                RedFlag::CaudaEquinaSyndrome | RedFlag::SevereNeurologicCompromise
+            ) && f.levels.iter().any(|l| l.fractured() == Some(true))
+            {
+                r.push(Reason {
+                    level: None,
+                    finding: format!("{fl:?}"),
+                    value: "clinical red flag".into(),
+                    rule: "ACR Appendix 1: epidural spinal cord compression".into(),
+                    category: Urgent,
+                });
+            }
+        }
+    }
+    r.sort_by_key(|x| x.category);
+    let category = r.first().map_or(NoFractureDetected, |x| x.category);
+    if r.is_empty() {
+        r.push(Reason {
+            level: None,
+            finding: "all levels".into(),
+            value: format!(
+                "{} levels measured, none with height loss ≥ 20 %, no oedema",
+                f.levels.len()
+            ),
+            rule: "no level meets a fracture, oedema or deformity rule".into(),
+            category,
+        });
+    }
+    Triage {
+        category,
+        label: category.label(),
+        priority: category.priority(),
+        reasons: r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::findings::SignalFindings;
+    use spinetriage_volume::SeriesKind;
+
+    fn level(name: &str, loss: Option<f64>, edema: Option<bool>) -> LevelFinding {
+        LevelFinding {
+            level: Some(name.into()),
+            evaluable: loss.is_some(),
+            height_loss_pct: loss,
+            genant_grade: loss.map(spinetriage_measure::genant_grade),
+            deformity: loss.map(|l| l >= 20.0),
+            kyphotic: Some(false),
+            min_height_mm: loss.map(|l| 25.0 * (1.0 - l / 100.0)),
+            retropulsion_mm: Some(0.5),
+            retropulsion_sigma_mm: Some(0.2),
+            signal: SignalFindings {
+                edema,
+                cleft: Some(false),
+                marrow_replacement: Some(false),
+                posterior_element_involvement: Some(false),
+                convex_posterior_wall: Some(false),
+                lytic: Some(false),
+                ..SignalFindings::default()
+            },
+        }
+    }
+
+    fn run(levels: Vec<LevelFinding>) -> Triage {
+        let f = ImagingFindings {
+            series_kinds: vec![SeriesKind::MrT1],
+            levels,
+        };
+        triage(&f, &ClinicalFacts::default(), true, "")
+    }
+
+    #[test]
+    fn every_category_is_reachable() {
+        let normal = || level("L2", Some(2.0), Some(false));
+        let mut burst = level("L1", Some(35.0), Some(true));
+        burst.retropulsion_mm = Some(6.0);
+        let mut tumour = level("L4", Some(10.0), Some(false));
+        tumour.signal.marrow_replacement = Some(true);
+        let cases = [
+            (vec![normal(), burst], Category::Urgent),
+            (
+                vec![normal(), tumour],
+                Category::SuspectedPathologicalFracture,
+            ),
+            (
+                vec![normal(), level("L1", Some(30.0), Some(true))],
+                Category::AcuteFractureAugmentationCandidate,
+            ),
+            (
+                vec![normal(), level("L1", Some(30.0), None)],
+                Category::FractureAcuityUndetermined,
+            ),
+            (
+                vec![normal(), level("L3", Some(3.0), Some(true))],
+                Category::OedemaWithoutHeightLoss,
+            ),
+            (
+                vec![normal(), level("L3", None, None)],
+                Category::NotEvaluable,
+            ),
+            (
+                vec![normal(), level("L2", Some(35.0), Some(false))],
+                Category::ChronicOrHealedFracture,
+            ),
+            (vec![normal(), normal()], Category::NoFractureDetected),
+            (vec![], Category::NotEvaluable),
+        ];
+        for (levels, want) in cases {
+            let t = run(levels);
+            assert_eq!(t.category, want, "{:#?}", t.reasons);
+            assert_eq!(t.priority, want.priority());
+            assert!(!t.reasons.is_empty());
+            assert_eq!(t.reasons[0].category, want);
+        }
+    }
+
+    #[test]
+    fn fractures_oedema_and_unknowns_never_read_as_no_fracture() {
+        let losses = [None, Some(0.0), Some(19.9), Some(20.0), Some(45.0)];
+        let oedema = [None, Some(false), Some(true)];
+        for a in losses {
+            for b in losses {
+                for ea in oedema {
+                    for eb in oedema {
+                        let t = run(vec![level("L1", a, ea), level("L2", b, eb)]);
+                        let fracture = [a, b].iter().any(|l| l.is_some_and(|l| l >= 20.0));
+                        let any_oedema = [ea, eb].contains(&Some(true));
+                        let unevaluable = a.is_none() || b.is_none();
+                        if fracture || any_oedema || unevaluable {
+                            assert_ne!(
+                                t.category,
+                                Category::NoFractureDetected,
+                                "{a:?}/{ea:?} {b:?}/{eb:?}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
