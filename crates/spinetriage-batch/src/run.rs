@@ -41,6 +41,8 @@ pub struct BatchOptions {
     pub anchor: Option<Anchor>,
     /// Also write segmentation label maps.
     pub masks: bool,
+    /// Copy the patient's name, ID and birth date into the reports (off by default).
+    pub include_phi: bool,
 }
 
 /// Told about the batch as it runs (a progress bar, log lines, nothing).
@@ -195,6 +197,13 @@ fn process(
         None,
         rules,
     );
+    if opts.include_phi {
+        r.patient = st
+            .series
+            .iter()
+            .flat_map(|s| s.instances.first())
+            .find_map(|h| spinetriage_dicom::read_patient(&h.path, &opts.limits).ok());
+    }
     // A series that could not be read does not stop the others, but it is reported.
     r.errors
         .extend(errors.into_iter().map(|e| format!("series not read: {e}")));

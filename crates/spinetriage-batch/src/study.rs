@@ -27,6 +27,8 @@ pub struct StudyResult {
     pub errors: Vec<String>,
     /// Where the clinical facts came from.
     pub clinical_source: Option<String>,
+    /// Patient identity, only when asked for (`--include-phi`).
+    pub patient: Option<spinetriage_dicom::Patient>,
 }
 
 impl StudyResult {
@@ -42,6 +44,7 @@ impl StudyResult {
             clinical_source: self.clinical_source.as_deref(),
             errors: &self.errors,
             has_image: true,
+            patient: self.patient.as_ref(),
         }
     }
 
@@ -118,6 +121,7 @@ pub fn analyze_study(
         criteria,
         errors,
         clinical_source: clinical.map(|c| c.1.clone()),
+        patient: None,
     }
 }
 

@@ -38,12 +38,17 @@ pub fn run(
     clinical: Option<&Clinical>,
     prior: Option<&ImagingFindings>,
     masks: bool,
+    patients: &std::collections::BTreeMap<String, spinetriage_dicom::Patient>,
 ) -> Result<Vec<StudyResult>> {
     let rules = Rules::embedded()?;
     let t0 = std::time::Instant::now();
     let results: Vec<StudyResult> = by_study(vols)
         .into_iter()
-        .map(|(uid, vols)| analyze_study(uid, vols, anchor, clinical, prior, &rules))
+        .map(|(uid, vols)| {
+            let mut r = analyze_study(uid, vols, anchor, clinical, prior, &rules);
+            r.patient = patients.get(&r.uid).cloned();
+            r
+        })
         .collect();
     let t1 = std::time::Instant::now();
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;

@@ -21,7 +21,7 @@ fn analyze_cmd(
     anchor: Option<&str>,
     clinical: Option<&Path>,
     prior: Option<&Path>,
-    masks: bool,
+    (masks, include_phi): (bool, bool),
     limits: &Limits,
 ) -> Result<u8> {
     let anchor = anchor
@@ -42,13 +42,26 @@ fn analyze_cmd(
         }
         None => None,
     };
-    let (vols, errors, _) = load_all(paths, limits);
+    let (vols, errors, inv) = load_all(paths, limits);
     for e in &errors {
         eprintln!("error: {e}");
     }
     if vols.is_empty() {
         return Ok(exit::NO_INPUT);
     }
+    // Patient identity is read only on request, from each study's first instance.
+    let patients: std::collections::BTreeMap<String, spinetriage_dicom::Patient> = if include_phi {
+        inv.studies
+            .iter()
+            .filter_map(|st| {
+                let h = st.series.iter().flat_map(|s| s.instances.first()).next()?;
+                let p = spinetriage_dicom::read_patient(&h.path, limits).ok()?;
+                Some((st.uid.clone(), p))
+            })
+            .collect()
+    } else {
+        Default::default()
+    };
     let results = analyze::run(
         vols,
         out,
@@ -56,6 +69,7 @@ fn analyze_cmd(
         clinical.as_ref(),
         prior.as_ref(),
         masks,
+        &patients,
     )?;
     analyze::print(&results);
     println!("wrote {}", out.join("report.html").display());
@@ -65,6 +79,20 @@ fn analyze_cmd(
     } else {
         exit::PARTIAL
     })
+}
+
+/// The phantom suite of a benchmark.
+#[derive(clap::Args)]
+struct SuiteArgs {
+    /// Cases (default: every built-in case).
+    #[arg(long, value_delimiter = ',')]
+    cases: Option<Vec<String>>,
+    /// Passes over the cases, each with new random settings.
+    #[arg(long, default_value_t = 1)]
+    repeats: usize,
+    /// Seed of the settings.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 fn default_jobs() -> usize {
@@ -144,6 +172,10 @@ enum Command {
         /// Also write the body masks as a NIfTI label map (`segmentation.nii.gz`).
         #[arg(long)]
         seg: bool,
+        /// Copy the patient's name, ID and birth date into the reports (off by default: no PHI
+        /// in any output).
+        #[arg(long)]
+        include_phi: bool,
         #[command(flatten)]
         limits: LimitArgs,
     },
@@ -178,21 +210,17 @@ enum Command {
         /// Memory budget, MB (default: twice the largest study's volumes).
         #[arg(long)]
         max_memory_mb: Option<u64>,
+        /// Copy the patient's name, ID and birth date into the reports (off by default).
+        #[arg(long)]
+        include_phi: bool,
         #[command(flatten)]
         limits: LimitArgs,
     },
     /// Marrow findings (oedema, replacement, posterior elements, cleft) against phantom truth,
     /// with bias fields up to ±20 % and SNR 10–30: sensitivity and specificity per finding.
     BenchMarrow {
-        /// Cases (default: every built-in case).
-        #[arg(long, value_delimiter = ',')]
-        cases: Option<Vec<String>>,
-        /// Passes over the cases, each with new noise and bias.
-        #[arg(long, default_value_t = 1)]
-        repeats: usize,
-        /// Seed.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
+        #[command(flatten)]
+        suite: SuiteArgs,
         /// Print each run's settings.
         #[arg(short, long)]
         verbose: bool,
@@ -215,15 +243,8 @@ enum Command {
     /// Morphometry accuracy against phantom ground truth (varied noise, resolution, curvature,
     /// rotation): height MAE, height-loss MAE, Genant agreement, label accuracy.
     BenchAccuracy {
-        /// Cases (default: the standard suite).
-        #[arg(long, value_delimiter = ',')]
-        cases: Option<Vec<String>>,
-        /// Passes over the cases, each with new random settings.
-        #[arg(long, default_value_t = 1)]
-        repeats: usize,
-        /// Seed of the settings.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
+        #[command(flatten)]
+        suite: SuiteArgs,
         /// Run only the variant with this index (0-based), to reproduce one run.
         #[arg(long)]
         only: Option<usize>,
@@ -380,6 +401,7 @@ fn run(cli: Cli) -> Result<u8> {
             clinical,
             prior,
             seg,
+            include_phi,
             limits,
         } => analyze_cmd(
             &paths,
@@ -387,7 +409,7 @@ fn run(cli: Cli) -> Result<u8> {
             anchor.as_deref(),
             clinical.as_deref(),
             prior.as_deref(),
-            seg,
+            (seg, include_phi),
             &limits.limits(),
         ),
         Command::Batch {
@@ -400,6 +422,7 @@ fn run(cli: Cli) -> Result<u8> {
             quiet,
             seg,
             max_memory_mb,
+            include_phi,
             limits,
         } => {
             let opts = spinetriage_batch::BatchOptions {
@@ -412,17 +435,13 @@ fn run(cli: Cli) -> Result<u8> {
                 memory_budget: max_memory_mb.map(|m| m << 20),
                 anchor: None,
                 masks: seg,
+                include_phi,
             };
             let failed = batch::run(&roots, &opts, quiet)?;
             Ok(if failed { exit::PARTIAL } else { exit::OK })
         }
-        Command::BenchMarrow {
-            cases,
-            repeats,
-            seed,
-            verbose,
-        } => {
-            let s = marrow_bench::bench(cases, repeats, seed, verbose)?;
+        Command::BenchMarrow { suite, verbose } => {
+            let s = marrow_bench::bench(suite.cases, suite.repeats, suite.seed, verbose)?;
             println!("{}", serde_json::to_string_pretty(&s)?);
             Ok(exit::OK)
         }
@@ -435,14 +454,19 @@ fn run(cli: Cli) -> Result<u8> {
             Ok(if failed { exit::PARTIAL } else { exit::OK })
         }
         Command::BenchAccuracy {
-            cases,
-            repeats,
-            seed,
+            suite,
             only,
             json,
             verbose,
         } => {
-            let s = accuracy::bench(cases, repeats, seed, only, json.as_deref(), verbose)?;
+            let s = accuracy::bench(
+                suite.cases,
+                suite.repeats,
+                suite.seed,
+                only,
+                json.as_deref(),
+                verbose,
+            )?;
             println!("{}", serde_json::to_string_pretty(&s)?);
             Ok(exit::OK)
         }
@@ -922,7 +946,15 @@ fn demo(keep: Option<PathBuf>) -> Result<u8> {
         println!();
     }
     println!("\n5. analyze: vertebrae found, labelled and measured from the images alone");
-    let results = analyze::run(vols, &out.join("analysis"), None, None, None, true)?;
+    let results = analyze::run(
+        vols,
+        &out.join("analysis"),
+        None,
+        None,
+        None,
+        true,
+        &Default::default(),
+    )?;
     analyze::print(&results);
     println!(
         "\nMarrow signal, criteria and the full report are not built yet; see the open issues."

@@ -81,6 +81,18 @@ fn root() -> &'static Path {
     .path()
 }
 
+/// `spinetriage batch ROOT -o OUT` with extra arguments.
+fn batch(out: &Path, extra: &[&str]) -> std::process::Output {
+    bin()
+        .arg("batch")
+        .arg(root())
+        .arg("-o")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
 fn summary(out: &Path, stem: &str) -> Value {
     serde_json::from_slice(&std::fs::read(out.join(format!("{stem}.json"))).unwrap()).unwrap()
 }
@@ -104,14 +116,7 @@ fn single_run() -> &'static (PathBuf, Value) {
     let r = RUN.get_or_init(|| {
         let tmp = tempfile::tempdir().unwrap();
         let out = tmp.path().join("out");
-        let o = bin()
-            .arg("batch")
-            .arg(root())
-            .arg("-o")
-            .arg(&out)
-            .args(["--jobs", "2"])
-            .output()
-            .unwrap();
+        let o = batch(&out, &["--jobs", "2"]);
         // A failed study is reported in the exit code (4), and does not stop the others.
         assert_eq!(
             o.status.code(),
@@ -222,14 +227,7 @@ fn a_killed_run_resumes_without_redoing_or_leaving_half_files() {
                 .unwrap_or_else(|e| panic!("{} is half-written: {e}", f.display()));
         }
     }
-    let o = bin()
-        .arg("batch")
-        .arg(root())
-        .arg("-o")
-        .arg(&out)
-        .args(["--jobs", "2"])
-        .output()
-        .unwrap();
+    let o = batch(&out, &["--jobs", "2"]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     let skipped: usize = stderr
         .split("studies, ")
@@ -252,14 +250,7 @@ fn a_killed_run_resumes_without_redoing_or_leaving_half_files() {
         .collect();
     assert!(stale.is_empty(), "temporary files left behind: {stale:?}");
     // --force reprocesses everything.
-    let o = bin()
-        .arg("batch")
-        .arg(root())
-        .arg("-o")
-        .arg(&out)
-        .args(["--force"])
-        .output()
-        .unwrap();
+    let o = batch(&out, &["--force"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("0 already complete"));
 }
 
@@ -400,4 +391,90 @@ print(json.dumps({"command": c["command"] + c["args"]}))
             .stderr(Stdio::null());
         c
     });
+}
+
+#[test]
+fn a_hostile_study_uid_cannot_place_outputs_and_phi_is_opt_in() {
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    use dicom_dictionary_std::tags;
+    let tmp = tempfile::tempdir().unwrap();
+    let export = tmp.path().join("inside/export");
+    let ok = bin()
+        .arg("phantom")
+        .arg(&export)
+        .args([
+            "--case",
+            "normal",
+            "--seed",
+            "40",
+            "--no-ct",
+            "--mr-pixel-mm",
+            "2.5",
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    // Every file claims a StudyInstanceUID that is a path out of any folder.
+    let evil = "../../../escaped/../../x";
+    for f in walk(&export)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "dcm"))
+    {
+        let mut obj = dicom_object::open_file(&f).unwrap();
+        obj.put(DataElement::new(
+            tags::STUDY_INSTANCE_UID,
+            VR::UI,
+            PrimitiveValue::from(evil),
+        ));
+        obj.write_to_file(&f).unwrap();
+    }
+    let out = tmp.path().join("inside/out");
+    let o = bin()
+        .arg("batch")
+        .arg(&export)
+        .arg("-o")
+        .arg(&out)
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    assert!(matches!(o.status.code(), Some(0) | Some(4)), "{o:?}");
+    // Outputs only under OUT, in a hashed folder; nothing next to or above it.
+    let dirs: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    assert!(dirs[0].starts_with("study-") && !dirs[0].contains(".."));
+    assert!(!tmp.path().join("escaped").exists() && !tmp.path().join("x").exists());
+    let report = std::fs::read_to_string(out.join(&dirs[0]).join("report.json")).unwrap();
+    assert!(!report.contains("PHANTOM^") && !report.contains("\"patient\""));
+    // --include-phi copies the identity into the report and the SR.
+    let out2 = tmp.path().join("inside/out-phi");
+    let o = bin()
+        .arg("batch")
+        .arg(&export)
+        .arg("-o")
+        .arg(&out2)
+        .args(["--quiet", "--include-phi"])
+        .output()
+        .unwrap();
+    assert!(matches!(o.status.code(), Some(0) | Some(4)));
+    let dir = out2.join(&dirs[0]);
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
+    let p = &report["studies"][0]["patient"];
+    assert_eq!(p["name"], "PHANTOM^NORMAL", "{p}");
+    assert_eq!(p["birth_date"], "19480101");
+    let sr = dicom_object::open_file(dir.join("report-sr.dcm")).unwrap();
+    assert_eq!(
+        sr.element(tags::PATIENT_NAME)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .trim(),
+        "PHANTOM^NORMAL"
+    );
 }

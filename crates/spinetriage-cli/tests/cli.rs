@@ -48,17 +48,22 @@ fn peers_required() -> bool {
 }
 
 fn have(cmd: &str, arg: &str) -> bool {
+    have_args(cmd, &[arg], cmd)
+}
+
+/// Whether `cmd args` succeeds; when not, skips (or fails in CI) naming `what`.
+fn have_args(cmd: &str, args: &[&str], what: &str) -> bool {
     let ok = Std::new(cmd)
-        .arg(arg)
+        .args(args)
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !ok {
         assert!(
             !peers_required(),
-            "{cmd} is required in CI (installed by .ci/run)"
+            "{what} is required in CI (installed by .ci/run)"
         );
-        eprintln!("skipping the {cmd} check: not installed");
+        eprintln!("skipping the {what} check: not installed");
     }
     ok
 }
@@ -375,17 +380,11 @@ fn report_json_validates_against_the_published_schema() {
     let checker = "import json,sys,jsonschema\n\
         s=json.load(open(sys.argv[1])); jsonschema.Draft202012Validator.check_schema(s)\n\
         jsonschema.Draft202012Validator(s).validate(json.load(open(sys.argv[2])))\nprint('valid')";
-    let ok = Std::new("python3")
-        .args(["-c", "import jsonschema"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        assert!(
-            !peers_required(),
-            "python3 jsonschema is required in CI (.ci/run)"
-        );
-        eprintln!("skipping: python3 jsonschema not installed");
+    if !have_args(
+        "python3",
+        &["-c", "import jsonschema"],
+        "python3 jsonschema",
+    ) {
         return;
     }
     let o = Std::new("python3")

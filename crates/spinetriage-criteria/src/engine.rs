@@ -600,29 +600,7 @@ mod tests {
     use crate::findings::{LevelFinding, SignalFindings};
 
     fn level(name: &str, loss: f64, edema: Option<bool>) -> LevelFinding {
-        let grade = crate::findings_grade(loss);
-        LevelFinding {
-            level: Some(name.into()),
-            evaluable: true,
-            height_loss_pct: Some(loss),
-            genant_grade: Some(grade),
-            deformity: Some(loss >= 20.0),
-            kyphotic: Some(false),
-            min_height_mm: Some(25.0 * (1.0 - loss / 100.0)),
-            retropulsion_mm: Some(0.4),
-            retropulsion_sigma_mm: Some(0.3),
-            signal: SignalFindings {
-                edema,
-                cleft: Some(false),
-                marrow_replacement: Some(false),
-                posterior_element_involvement: Some(false),
-                convex_posterior_wall: Some(false),
-                lytic: Some(false),
-                cortical_destruction: Some(false),
-                epidural_soft_tissue: Some(false),
-                reason: None,
-            },
-        }
+        crate::findings::test_level(name, Some(loss), edema)
     }
 
     fn study(levels: Vec<LevelFinding>) -> ImagingFindings {

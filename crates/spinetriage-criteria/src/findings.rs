@@ -252,21 +252,22 @@ impl ImagingFindings {
         }
     }
 
+    /// The levels where `f` holds, and those where it is unknown.
+    fn scan(&self, f: &impl Fn(&LevelFinding) -> Option<bool>) -> (Vec<String>, Vec<String>) {
+        let names = |want: Option<bool>| -> Vec<String> {
+            self.levels
+                .iter()
+                .filter(|l| f(l) == want)
+                .map(|l| l.name())
+                .collect()
+        };
+        (names(Some(true)), names(None))
+    }
+
     /// A per-level predicate summarised over the study: true if some level has it, false if
     /// every level is known not to, unknown otherwise; with the levels that decided it.
     fn exists(&self, what: &str, f: impl Fn(&LevelFinding) -> Option<bool>) -> Fact {
-        let yes: Vec<String> = self
-            .levels
-            .iter()
-            .filter(|l| f(l) == Some(true))
-            .map(|l| l.name())
-            .collect();
-        let unknown: Vec<String> = self
-            .levels
-            .iter()
-            .filter(|l| f(l).is_none())
-            .map(|l| l.name())
-            .collect();
+        let (yes, unknown) = self.scan(&f);
         let (value, evidence) = if !yes.is_empty() {
             (Value::Bool(true), format!("{what}: {}", yes.join(", ")))
         } else if self.levels.is_empty() {
@@ -291,13 +292,8 @@ impl ImagingFindings {
 
     /// A count of levels, known only when every level that could add to it is known.
     fn count(&self, what: &str, f: impl Fn(&LevelFinding) -> Option<bool>) -> Fact {
-        let yes: Vec<String> = self
-            .levels
-            .iter()
-            .filter(|l| f(l) == Some(true))
-            .map(|l| l.name())
-            .collect();
-        let unknown = self.levels.iter().filter(|l| f(l).is_none()).count();
+        let (yes, unknown) = self.scan(&f);
+        let unknown = unknown.len();
         let (value, evidence) = if unknown == 0 && !self.levels.is_empty() {
             (
                 Value::Number(yes.len() as f64),
@@ -452,6 +448,34 @@ impl ImagingFindings {
                 }),
             ),
         ]
+    }
+}
+
+/// A level for unit tests: measured, `loss_pct` height loss, every signal finding known and
+/// absent except `edema`.
+#[cfg(test)]
+pub(crate) fn test_level(name: &str, loss_pct: Option<f64>, edema: Option<bool>) -> LevelFinding {
+    LevelFinding {
+        level: Some(name.into()),
+        evaluable: loss_pct.is_some(),
+        height_loss_pct: loss_pct,
+        genant_grade: loss_pct.map(spinetriage_measure::genant_grade),
+        deformity: loss_pct.map(|l| l >= 20.0),
+        kyphotic: Some(false),
+        min_height_mm: loss_pct.map(|l| 25.0 * (1.0 - l / 100.0)),
+        retropulsion_mm: Some(0.4),
+        retropulsion_sigma_mm: Some(0.3),
+        signal: SignalFindings {
+            edema,
+            cleft: Some(false),
+            marrow_replacement: Some(false),
+            posterior_element_involvement: Some(false),
+            convex_posterior_wall: Some(false),
+            lytic: Some(false),
+            cortical_destruction: Some(false),
+            epidural_soft_tissue: Some(false),
+            reason: None,
+        },
     }
 }
 

@@ -24,8 +24,3 @@ pub use facts::{ClinicalFacts, FactsError};
 pub use findings::{ImagingFindings, LevelFinding, SignalFindings};
 pub use rules::{RuleError, Rules};
 pub use triage::{Category, Triage};
-
-#[cfg(test)]
-pub(crate) fn findings_grade(loss_pct: f64) -> u8 {
-    spinetriage_measure::genant_grade(loss_pct)
-}

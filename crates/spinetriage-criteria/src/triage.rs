@@ -267,30 +267,13 @@ pub fn triage(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::findings::SignalFindings;
     use spinetriage_volume::SeriesKind;
 
     fn level(name: &str, loss: Option<f64>, edema: Option<bool>) -> LevelFinding {
-        LevelFinding {
-            level: Some(name.into()),
-            evaluable: loss.is_some(),
-            height_loss_pct: loss,
-            genant_grade: loss.map(spinetriage_measure::genant_grade),
-            deformity: loss.map(|l| l >= 20.0),
-            kyphotic: Some(false),
-            min_height_mm: loss.map(|l| 25.0 * (1.0 - l / 100.0)),
-            retropulsion_mm: Some(0.5),
-            retropulsion_sigma_mm: Some(0.2),
-            signal: SignalFindings {
-                edema,
-                cleft: Some(false),
-                marrow_replacement: Some(false),
-                posterior_element_involvement: Some(false),
-                convex_posterior_wall: Some(false),
-                lytic: Some(false),
-                ..SignalFindings::default()
-            },
-        }
+        let mut l = crate::findings::test_level(name, loss, edema);
+        l.retropulsion_mm = Some(0.5);
+        l.retropulsion_sigma_mm = Some(0.2);
+        l
     }
 
     fn run(levels: Vec<LevelFinding>) -> Triage {

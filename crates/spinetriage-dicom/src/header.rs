@@ -397,3 +397,30 @@ impl InstanceHeader {
             .expect("frames_geometry always has at least one entry")
     }
 }
+
+/// Patient identity of a study: read only on request (`--include-phi`), never by discovery, so
+/// that logs and default outputs cannot hold it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Patient {
+    /// Patient's Name (0010,0010).
+    pub name: Option<String>,
+    /// Patient ID (0010,0020).
+    pub id: Option<String>,
+    /// Patient's Birth Date (0010,0030), YYYYMMDD.
+    pub birth_date: Option<String>,
+}
+
+/// Reads the patient identity of one file (headers only).
+pub fn read_patient(path: &Path, limits: &Limits) -> Result<Patient, DicomError> {
+    let Some(obj) = open_object(path, limits, true)? else {
+        return Err(DicomError::Parse {
+            path: path.to_path_buf(),
+            reason: "not a DICOM file".into(),
+        });
+    };
+    Ok(Patient {
+        name: text(&obj, tags::PATIENT_NAME),
+        id: text(&obj, tags::PATIENT_ID),
+        birth_date: text(&obj, tags::PATIENT_BIRTH_DATE),
+    })
+}

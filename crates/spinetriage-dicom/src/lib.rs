@@ -30,8 +30,8 @@ pub use classify::{classify, plane_of, Classification, Plane, SeriesKind};
 pub use discover::{discover, DiscoverOptions, Inventory, Series, Study};
 pub use error::DicomError;
 pub use header::{
-    header_from_object, read_header, read_header_bytes, FrameGeometry, InstanceHeader, MrParams,
-    Rescale,
+    header_from_object, read_header, read_header_bytes, read_patient, FrameGeometry,
+    InstanceHeader, MrParams, Patient, Rescale,
 };
 pub use limits::Limits;
 pub use object::{open_object, open_object_bytes, sniff, sniff_file, RawSyntax, Sniff};

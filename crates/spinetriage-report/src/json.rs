@@ -136,7 +136,7 @@ pub fn study_json(s: &StudyInput) -> Value {
             .unwrap_or_else(|| "no CT or MR series to measure".into())}));
     }
     let c = s.criteria;
-    json!({
+    let mut doc = json!({
         "study_uid": s.study_uid,
         "triage": c.map(|c| json!(c.triage)),
         "series": series,
@@ -155,7 +155,12 @@ pub fn study_json(s: &StudyInput) -> Value {
         "clinical_facts_source": s.clinical_source,
         "not_evaluable": not_evaluable,
         "errors": s.errors,
-    })
+    });
+    // Only on request (`--include-phi`): absent, not null, by default.
+    if let (Some(p), Some(o)) = (s.patient, doc.as_object_mut()) {
+        o.insert("patient".into(), json!(p));
+    }
+    doc
 }
 
 /// The whole report.

@@ -39,6 +39,8 @@ pub struct StudyInput<'a> {
     pub errors: &'a [String],
     /// Whether the report should show a sagittal image of this study.
     pub has_image: bool,
+    /// Patient identity, only with `--include-phi`; `None` keeps every output free of it.
+    pub patient: Option<&'a spinetriage_dicom::Patient>,
 }
 
 /// Why the report could not be written.

@@ -228,71 +228,70 @@ fn level_group(l: &Level, marrow: Option<&spinetriage_marrow::LevelSignal>) -> I
             Code("363698007", "SCT", "Finding Site"),
             code_item(&name, SCHEME, &format!("{name} vertebra")),
         ),
-        Item::num(
+    ];
+    // The morphometry of the level, in report order: concept, value, unit.
+    let numbers: [(Code, Option<f64>, Code); 9] = [
+        (
             Code("HA", SCHEME, "Anterior vertebral body height"),
             h(&m.anterior),
             MM,
-            miss,
         ),
-        Item::num(
+        (
             Code("HM", SCHEME, "Middle vertebral body height"),
             h(&m.middle),
             MM,
-            miss,
         ),
-        Item::num(
+        (
             Code("HP", SCHEME, "Posterior vertebral body height"),
             h(&m.posterior),
             MM,
-            miss,
         ),
-        Item::num(
+        (
             Code("HEXP", SCHEME, "Expected vertebral body height"),
             d.expected_height_mm,
             MM,
-            miss,
         ),
-        Item::num(
+        (
             Code("HLOSS", SCHEME, "Vertebral body height loss"),
             d.height_loss_pct,
             PCT,
-            miss,
         ),
-        Item::num(
+        (
             Code("KYPH", SCHEME, "Anterior wedge (kyphosis) ratio"),
             d.kyphosis_pct,
             PCT,
-            miss,
         ),
-        Item::num(
+        (
             Code("DORSAL", SCHEME, "Dorsal wall height reduction"),
             d.dorsal_wall_loss_pct,
             PCT,
-            miss,
         ),
-        Item::num(
+        (
             Code("SCOL", SCHEME, "Lateral wedge (scoliosis) ratio"),
             d.scoliosis_pct,
             PCT,
-            miss,
         ),
-        Item::num(
+        (
             Code("RETRO", SCHEME, "Posterior wall retropulsion"),
             m.retropulsion_mm,
             MM,
-            miss,
-        ),
-        Item::num(
-            Code("STIRR", SCHEME, "STIR marrow oedema ratio"),
-            marrow.and_then(|mr| mr.stir_ratio),
-            Code("{ratio}", "UCUM", "ratio"),
-            if marrow.is_some_and(|mr| mr.stir.is_some()) {
-                FAILURE
-            } else {
-                NOT_ATTEMPTED
-            },
         ),
     ];
+    children.extend(
+        numbers
+            .into_iter()
+            .map(|(c, v, u)| Item::num(c, v, u, miss)),
+    );
+    children.extend([Item::num(
+        Code("STIRR", SCHEME, "STIR marrow oedema ratio"),
+        marrow.and_then(|mr| mr.stir_ratio),
+        Code("{ratio}", "UCUM", "ratio"),
+        if marrow.is_some_and(|mr| mr.stir.is_some()) {
+            FAILURE
+        } else {
+            NOT_ATTEMPTED
+        },
+    )]);
     if let Some(g) = d.genant_grade {
         let meaning = ["normal", "mild", "moderate", "severe"][usize::from(g.min(3))];
         children.push(Item::code(
@@ -515,11 +514,25 @@ pub fn build(s: &StudyInput) -> Option<Obj> {
             "spinetriage measurement report",
         ),
         seq(tags::REFERENCED_PERFORMED_PROCEDURE_STEP_SEQUENCE, vec![]),
-        // Patient identity is not copied into outputs by default (no PHI); the Type 2
-        // attributes are present and empty.
-        text(tags::PATIENT_NAME, VR::PN, ""),
-        text(tags::PATIENT_ID, VR::LO, ""),
-        text(tags::PATIENT_BIRTH_DATE, VR::DA, ""),
+        // Patient identity only with `--include-phi`; otherwise the Type 2 attributes are
+        // present and empty (no PHI in default outputs).
+        text(
+            tags::PATIENT_NAME,
+            VR::PN,
+            s.patient.and_then(|p| p.name.clone()).unwrap_or_default(),
+        ),
+        text(
+            tags::PATIENT_ID,
+            VR::LO,
+            s.patient.and_then(|p| p.id.clone()).unwrap_or_default(),
+        ),
+        text(
+            tags::PATIENT_BIRTH_DATE,
+            VR::DA,
+            s.patient
+                .and_then(|p| p.birth_date.clone())
+                .unwrap_or_default(),
+        ),
         text(tags::PATIENT_SEX, VR::CS, ""),
         text(tags::STUDY_INSTANCE_UID, VR::UI, s.study_uid),
         text(tags::SERIES_INSTANCE_UID, VR::UI, new_uid()),

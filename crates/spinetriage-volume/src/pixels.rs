@@ -232,6 +232,49 @@ fn check_j2k_size(frag: &[u8], rows: u32, cols: u32) -> Result<(), String> {
     }
 }
 
+/// Checks the frame header (SOF0–SOF15, or SOF55 for JPEG-LS) of a JPEG fragment against
+/// Rows × Columns: the decoders size their output from the stream's own header (fuzz find: a
+/// JPEG-LS header claiming 6.5 GB). Fragments that do not start with SOI are not checked.
+fn check_jpeg_size(frag: &[u8], rows: u32, cols: u32) -> Result<(), String> {
+    if frag.len() < 4 || frag[0..2] != [0xFF, 0xD8] {
+        return Ok(());
+    }
+    let mut i = 2;
+    while i + 4 <= frag.len() {
+        if frag[i] != 0xFF {
+            return Err(format!("JPEG marker expected at byte {i}"));
+        }
+        let m = frag[i + 1];
+        if m == 0xFF {
+            i += 1;
+            continue;
+        }
+        let len = usize::from(u16::from_be_bytes([frag[i + 2], frag[i + 3]]));
+        let sof = matches!(m, 0xC0..=0xCF) && !matches!(m, 0xC4 | 0xC8 | 0xCC) || m == 0xF7;
+        if sof {
+            let b = frag
+                .get(i + 4..i + 10)
+                .ok_or("JPEG frame header truncated")?;
+            let (h, w) = (
+                u32::from(u16::from_be_bytes([b[1], b[2]])),
+                u32::from(u16::from_be_bytes([b[3], b[4]])),
+            );
+            if (w, h) != (cols, rows) || b[5] == 0 || b[5] > 4 {
+                return Err(format!(
+                    "JPEG frame is {w}×{h} with {} components, the header says {cols}×{rows}",
+                    b[5]
+                ));
+            }
+            return Ok(());
+        }
+        if m == 0xDA || len < 2 {
+            return Err("JPEG scan before any frame header".into());
+        }
+        i += 2 + len;
+    }
+    Err("JPEG frame header not found".into())
+}
+
 /// Decodes one RLE Lossless frame (PS3.5 Annex G) of grey samples `bps` bytes wide into
 /// little-endian sample bytes. Segment 0 holds the most significant byte of every sample.
 fn rle_decode_frame(frag: &[u8], bps: usize, n: usize, out: &mut [u8]) -> Result<(), String> {
@@ -490,6 +533,10 @@ pub fn pixels_from_object(
                 // Rows × Columns (fuzz find: index past the end). Check the SIZ marker first.
                 for frag in seq.fragments() {
                     check_j2k_size(frag, header.rows, header.columns).map_err(|e| decode(&e))?;
+                }
+            } else {
+                for frag in seq.fragments() {
+                    check_jpeg_size(frag, header.rows, header.columns).map_err(|e| decode(&e))?;
                 }
             }
             // Decoders may panic on hostile input; contain it to this file.
