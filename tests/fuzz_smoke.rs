@@ -161,17 +161,9 @@ fn smoke(target: &str, harness: &dyn Fn(&[u8], &Path)) {
 }
 
 #[test]
-fn fuzz_smoke_header() {
+fn fuzz_smoke_every_target() {
     smoke("header", &|d, _| spinetriage_fuzzing::header(d));
-}
-
-#[test]
-fn fuzz_smoke_assemble() {
     smoke("assemble", &|d, _| spinetriage_fuzzing::assemble_plan(d));
-}
-
-#[test]
-fn fuzz_smoke_analyze_files() {
     smoke("analyze_files", &|d, s| {
         spinetriage_fuzzing::analyze_files(d, s)
     });
