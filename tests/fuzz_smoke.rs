@@ -160,8 +160,30 @@ fn smoke(target: &str, harness: &dyn Fn(&[u8], &Path)) {
     assert!(runs > 0);
 }
 
+/// `SPINETRIAGE_FUZZ_REPLAY=DIR`: every file of DIR (for example libFuzzer's artifacts) through
+/// the header harness, with the same checks, instead of the mutation run.
+fn replay(dir: &Path) {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let input = std::fs::read(e.path()).unwrap();
+        LARGEST.store(0, Ordering::Relaxed);
+        let ok = std::panic::catch_unwind(|| spinetriage_fuzzing::header(&input)).is_ok();
+        let largest = LARGEST.load(Ordering::Relaxed);
+        assert!(
+            ok && largest < 256 << 20,
+            "{}: ok {ok}, largest allocation {largest}",
+            e.path().display()
+        );
+        n += 1;
+    }
+    eprintln!("replayed {n} inputs from {}", dir.display());
+}
+
 #[test]
 fn fuzz_smoke_every_target() {
+    if let Ok(dir) = std::env::var("SPINETRIAGE_FUZZ_REPLAY") {
+        return replay(Path::new(&dir));
+    }
     smoke("header", &|d, _| spinetriage_fuzzing::header(d));
     smoke("assemble", &|d, _| spinetriage_fuzzing::assemble_plan(d));
     smoke("analyze_files", &|d, s| {
