@@ -1,5 +1,6 @@
 //! Fuzz smoke run on stable Rust, inside `cargo test` so that CI fuzzes on every run (≤ 2 min):
-//! each cargo-fuzz target's harness (`spinetriage-fuzzing`) is fed its corpus, mutated by a
+//! each cargo-fuzz target's harness (`spinetriage-fuzzing`) is fed its seeds (and the grown corpus
+//! when present), mutated by a
 //! seeded PRNG (byte flips, truncation, insertion, splicing), for `SPINETRIAGE_FUZZ_SECS`
 //! seconds per target (default 20), one target after another (the allocation counter is
 //! process-wide). No input may panic out of a harness or allocate 256 MB at
@@ -55,7 +56,13 @@ impl Rng {
 
 fn corpus(target: &str) -> Vec<Vec<u8>> {
     let mut files: Vec<PathBuf> = Vec::new();
-    for dir in [format!("fuzz/corpus/{target}"), "fuzz/regressions".into()] {
+    // The committed seeds and regressions; the grown corpus too when present (it is not
+    // committed, so a fresh clone fuzzes from the seeds).
+    for dir in [
+        format!("fuzz/seeds/{target}"),
+        format!("fuzz/corpus/{target}"),
+        "fuzz/regressions".into(),
+    ] {
         if let Ok(rd) = std::fs::read_dir(workspace_root().join(dir)) {
             files.extend(rd.flatten().map(|e| e.path()).filter(|p| p.is_file()));
         }

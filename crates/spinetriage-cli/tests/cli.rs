@@ -571,3 +571,55 @@ print(json.dumps([-ras[0], -ras[1], ras[2]]))
         );
     }
 }
+
+#[test]
+fn prior_study_comparison_finds_the_new_fracture() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The same spine before (normal) and after (acute L1 wedge).
+    for case in ["normal", "acute-wedge-l1"] {
+        bin()
+            .arg("phantom")
+            .arg(tmp.path())
+            .args(["--case", case, "--seed", "3"])
+            .assert()
+            .success();
+    }
+    let out = tmp.path().join("out");
+    let a = bin()
+        .arg("analyze")
+        .arg(tmp.path().join("acute-wedge-l1"))
+        .arg("--prior")
+        .arg(tmp.path().join("normal"))
+        .arg("-o")
+        .arg(&out)
+        .assert();
+    assert!(matches!(a.get_output().status.code(), Some(0) | Some(4)));
+    let doc: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let prior = &doc["studies"][0]["prior_comparison"];
+    let l1 = prior["levels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["level"] == "L1")
+        .expect("L1 compared");
+    assert_eq!(l1["new_fracture"], true, "{l1:#}");
+    assert!(l1["change_mm"].as_f64().unwrap() < -4.0, "{l1:#}");
+    // Unchanged levels are neither new nor progressing.
+    let l3 = prior["levels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["level"] == "L3")
+        .unwrap();
+    assert_eq!(l3["new_fracture"], false);
+    assert!(l3["change_mm"].as_f64().unwrap().abs() < 1.5, "{l3:#}");
+    // The practice parameter's "rapidly progressive fracture" indication sees the new fracture
+    // through the new_fracture fact; the report says which study was compared.
+    let facts = &doc["studies"][0]["facts"];
+    assert_eq!(
+        facts["new_fracture"]["value"], true,
+        "{:#}",
+        facts["new_fracture"]
+    );
+}
