@@ -83,3 +83,31 @@ pub fn shared_seed(prefix: &str) -> Option<String> {
         }
     }
 }
+
+/// A global allocator for test binaries that records the largest single request, so that a test
+/// can assert that no input makes the code allocate beyond a bound. Declare it in the test with
+/// `#[global_allocator] static A: spinetriage_tests::CountingAlloc = spinetriage_tests::CountingAlloc;`
+/// and read [`LARGEST_ALLOC`].
+pub struct CountingAlloc;
+
+/// The largest single allocation seen by [`CountingAlloc`] since it was last reset.
+pub static LARGEST_ALLOC: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator; only records the largest single request.
+unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
+        LARGEST_ALLOC.fetch_max(l.size(), std::sync::atomic::Ordering::Relaxed);
+        unsafe { std::alloc::System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
+        unsafe { std::alloc::System.dealloc(p, l) }
+    }
+    unsafe fn alloc_zeroed(&self, l: std::alloc::Layout) -> *mut u8 {
+        LARGEST_ALLOC.fetch_max(l.size(), std::sync::atomic::Ordering::Relaxed);
+        unsafe { std::alloc::System.alloc_zeroed(l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: std::alloc::Layout, new: usize) -> *mut u8 {
+        LARGEST_ALLOC.fetch_max(new, std::sync::atomic::Ordering::Relaxed);
+        unsafe { std::alloc::System.realloc(p, l, new) }
+    }
+}

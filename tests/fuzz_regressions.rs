@@ -2,37 +2,15 @@
 //! one), and no allocation above
 //! 256 MB at any moment (a counting allocator wraps the system one in this test binary).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use spinetriage_dicom::{open_object_bytes, read_header_bytes, Limits};
 use spinetriage_tests::workspace_root;
 use spinetriage_volume::pixels_from_object;
 
-struct Counting;
-static LARGEST: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator; only records the largest single request.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LARGEST.fetch_max(l.size(), Ordering::Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        LARGEST.fetch_max(l.size(), Ordering::Relaxed);
-        unsafe { System.alloc_zeroed(l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        LARGEST.fetch_max(new, Ordering::Relaxed);
-        unsafe { System.realloc(p, l, new) }
-    }
-}
-
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: spinetriage_tests::CountingAlloc = spinetriage_tests::CountingAlloc;
+use spinetriage_tests::LARGEST_ALLOC as LARGEST;
 
 /// One test, so that the contained panics of the first part cannot trip the strict panic hook of
 /// the second (tests in one binary run on parallel threads and share the hook and the counter).

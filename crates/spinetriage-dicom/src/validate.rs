@@ -441,14 +441,12 @@ fn binary_unit(vr: &[u8; 2]) -> Option<u32> {
     }
 }
 
-/// The standard dictionary's VR of a tag, when it has exactly one.
+/// The VR the parser gives a tag in implicit VR: the standard dictionary's, with the ambiguous
+/// ones relaxed as the parser relaxes them (US or SS → US; OB or OW, Pixel Data → OW).
 fn dictionary_vr(tag: (u16, u16)) -> Option<[u8; 2]> {
-    use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
+    use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
     let e = dicom_dictionary_std::StandardDataDictionary.by_tag(dicom_core::Tag(tag.0, tag.1))?;
-    match e.vr() {
-        VirtualVr::Exact(vr) => Some(vr.to_bytes()),
-        _ => None,
-    }
+    Some(e.vr().relaxed().to_bytes())
 }
 
 fn vr_ok(vr: &[u8; 2]) -> bool {
