@@ -886,6 +886,7 @@ fn phantom(a: PhantomArgs) -> Result<u8> {
 
 fn demo(keep: Option<PathBuf>) -> Result<u8> {
     let tmp;
+    let kept = keep.is_some();
     let out = match keep {
         Some(p) => p,
         None => {
@@ -957,7 +958,13 @@ fn demo(keep: Option<PathBuf>) -> Result<u8> {
     )?;
     analyze::print(&results);
     println!(
-        "\nMarrow signal, criteria and the full report are not built yet; see the open issues."
+        "\nReport (JSON, Markdown, HTML with the sagittal image, DICOM SR, CSV, NIfTI masks) in {}{}",
+        out.join("analysis").display(),
+        if kept {
+            ""
+        } else {
+            " (a temporary folder, removed on exit: use --keep DIR to keep it)"
+        }
     );
     Ok(if errors.is_empty() {
         exit::OK
