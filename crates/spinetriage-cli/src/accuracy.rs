@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use serde::Serialize;
 use spinetriage_dicom::Limits;
-use spinetriage_measure::analyze_volumes;
+use spinetriage_measure::{analyze_volumes, canal::CanalExtent};
 use spinetriage_phantom::{PhantomConfig, SeriesSet, CASES};
 use spinetriage_volume::LpsPoint;
 use std::path::Path;
@@ -32,6 +32,12 @@ pub struct LevelResult {
     loss_error_pct: Option<f64>,
     genant_truth: u8,
     genant_found: Option<u8>,
+    /// Measured minus true retropulsion, mm.
+    retropulsion_error_mm: Option<f64>,
+    /// Measured minus true canal diameter (bony canal or thecal sac, as measured), mm.
+    canal_ap_error_mm: Option<f64>,
+    /// Measured minus true canal compromise, percentage points.
+    canal_compromise_error_pct: Option<f64>,
     status: String,
 }
 
@@ -50,6 +56,10 @@ pub struct Summary {
     genant_agreement_pct: f64,
     label_accuracy_pct: f64,
     cases_all_labels_correct_pct: f64,
+    retropulsion_mae_mm: f64,
+    retropulsion_max_error_mm: f64,
+    canal_ap_mae_mm: f64,
+    canal_compromise_mae_pct: f64,
 }
 
 /// Splitmix64: variants are reproducible for a seed without a dependency.
@@ -194,6 +204,9 @@ pub fn run_one(cfg: &PhantomConfig, dir: &Path, verbose: bool) -> Result<(Vec<Le
                 loss_error_pct: None,
                 genant_truth: t.genant_grade,
                 genant_found: None,
+                retropulsion_error_mm: None,
+                canal_ap_error_mm: None,
+                canal_compromise_error_pct: None,
                 status: "not found".into(),
             });
             continue;
@@ -217,6 +230,23 @@ pub fn run_one(cfg: &PhantomConfig, dir: &Path, verbose: bool) -> Result<(Vec<Le
             loss_error_pct: l.derived.height_loss_pct.map(|x| x - t.height_loss_pct),
             genant_truth: t.genant_grade,
             genant_found: l.derived.genant_grade,
+            retropulsion_error_mm: m.retropulsion_mm.map(|r| r - t.retropulsion_mm),
+            canal_ap_error_mm: m
+                .canal
+                .as_ref()
+                .map(|c| c.ap_mm - sac_or_canal(c.extent, t)),
+            canal_compromise_error_pct: match (l.derived.canal_compromise_pct, &m.canal) {
+                (Some(p), Some(c)) => {
+                    // Every level's sac is the same share of its canal, so the sac-based
+                    // compromise is the bony one over that share.
+                    let share = t.thecal_sac_ap_mm / t.canal_ap_mm;
+                    Some(match c.extent {
+                        CanalExtent::BonyCanal => p - t.canal_compromise_pct,
+                        CanalExtent::ThecalSac => p - t.canal_compromise_pct / share,
+                    })
+                }
+                _ => None,
+            },
             status: match &m.status {
                 spinetriage_measure::Status::Measured => "measured".into(),
                 spinetriage_measure::Status::NotEvaluable(w) => w.clone(),
@@ -224,6 +254,13 @@ pub fn run_one(cfg: &PhantomConfig, dir: &Path, verbose: bool) -> Result<(Vec<Le
         });
     }
     Ok((out, all_labels))
+}
+
+fn sac_or_canal(extent: CanalExtent, t: &spinetriage_phantom::LevelTruth) -> f64 {
+    match extent {
+        CanalExtent::BonyCanal => t.canal_ap_mm,
+        CanalExtent::ThecalSac => t.thecal_sac_ap_mm,
+    }
 }
 
 /// One run: its settings, and its levels with whether every label was right (or the error).
@@ -238,6 +275,7 @@ pub fn summarise(runs: &[Run]) -> Summary {
     let mut herr = Vec::new();
     let mut measured = Vec::new();
     let mut lerr = Vec::new();
+    let (mut rerr, mut cerr, mut perr) = (Vec::new(), Vec::new(), Vec::new());
     let (mut g_ok, mut g_n, mut lab_ok, mut cases_ok) = (0, 0, 0, 0);
     for (_, r) in runs {
         let Ok((levels, all)) = r else { continue };
@@ -260,6 +298,9 @@ pub fn summarise(runs: &[Run]) -> Summary {
             if let Some(e) = l.loss_error_pct {
                 lerr.push(e.abs());
             }
+            rerr.extend(l.retropulsion_error_mm.map(f64::abs));
+            cerr.extend(l.canal_ap_error_mm.map(f64::abs));
+            perr.extend(l.canal_compromise_error_pct.map(f64::abs));
             g_n += 1;
             if l.genant_found == Some(l.genant_truth) {
                 g_ok += 1;
@@ -284,6 +325,10 @@ pub fn summarise(runs: &[Run]) -> Summary {
     herr.sort_by(f64::total_cmp);
     s.height_p95_mm = herr.get(herr.len() * 95 / 100).copied().unwrap_or(f64::NAN);
     s.loss_mae_pct = mean(&lerr);
+    s.retropulsion_mae_mm = mean(&rerr);
+    s.retropulsion_max_error_mm = rerr.iter().copied().fold(0.0, f64::max);
+    s.canal_ap_mae_mm = mean(&cerr);
+    s.canal_compromise_mae_pct = mean(&perr);
     s.genant_agreement_pct = 100.0 * g_ok as f64 / g_n.max(1) as f64;
     s.label_accuracy_pct = 100.0 * lab_ok as f64 / s.levels_truth.max(1) as f64;
     s.cases_all_labels_correct_pct = 100.0 * cases_ok as f64 / runs.len().max(1) as f64;

@@ -113,6 +113,13 @@ pub struct Derived {
     pub acr_dorsal_wall: Criterion,
     /// Any ACR criterion met (kyphosis only when beyond the physiologic range).
     pub acr_deformity: Option<bool>,
+    /// The canal diameter this level should have: the mean of the nearest neighbours' (up to two
+    /// levels away on each side) whose posterior wall is not displaced, mm.
+    pub canal_reference_mm: Option<f64>,
+    /// Canal compromise: the posterior wall's displacement as a share of `canal_reference_mm`, %.
+    pub canal_compromise_pct: Option<f64>,
+    /// Standard uncertainty of `canal_compromise_pct`.
+    pub canal_compromise_sigma_pct: Option<f64>,
 }
 
 /// Genant grade from the height loss (Genant et al., J Bone Miner Res 1993).
@@ -177,6 +184,53 @@ fn sagittal_angle(n1: [f64; 3], n2: [f64; 3], left: [f64; 3]) -> f64 {
     ];
     let s = cross[0] * left[0] + cross[1] * left[1] + cross[2] * left[2];
     s.atan2(dot).to_degrees()
+}
+
+/// A neighbour's wall counts as undisplaced below this, mm (twice a normal wall's reading).
+const UNDISPLACED_WALL_MM: f64 = 2.0;
+
+/// Reference canal diameter, compromise % and its σ at level `i`.
+fn canal_compromise(
+    levels: &[(Option<String>, LevelMeasurement)],
+    i: usize,
+) -> (Option<f64>, Option<f64>, Option<f64>) {
+    let own = &levels[i].1;
+    let Some(extent) = own.canal.as_ref().map(|c| c.extent).or_else(|| {
+        levels
+            .iter()
+            .find_map(|l| l.1.canal.as_ref().map(|c| c.extent))
+    }) else {
+        return (None, None, None);
+    };
+    let usable = |j: usize| {
+        let m = &levels[j].1;
+        let c = m.canal.as_ref()?;
+        (c.extent == extent && m.retropulsion_mm.is_some_and(|r| r < UNDISPLACED_WALL_MM))
+            .then_some((c.ap_mm, c.sigma_mm))
+    };
+    let above = (0..i).rev().take(2).find_map(usable);
+    let below = (i + 1..levels.len()).take(2).find_map(usable);
+    let refs: Vec<(f64, f64)> = above.into_iter().chain(below).collect();
+    if refs.is_empty() {
+        return (None, None, None);
+    }
+    let k = refs.len() as f64;
+    let reference = refs.iter().map(|r| r.0).sum::<f64>() / k;
+    let ref_sigma = (refs.iter().map(|r| r.1 * r.1).sum::<f64>()).sqrt() / k;
+    match (own.retropulsion_mm, own.retropulsion_sigma_mm) {
+        (Some(r), s) => {
+            let pct = 100.0 * r / reference;
+            let s = s.unwrap_or(0.0);
+            let sigma = pct * ((s / r.max(1e-9)).powi(2) + (ref_sigma / reference).powi(2)).sqrt();
+            let sigma = if r > 1e-9 {
+                sigma
+            } else {
+                100.0 * s / reference
+            };
+            (Some(reference), Some(pct), Some(sigma))
+        }
+        _ => (Some(reference), None, None),
+    }
 }
 
 /// Derives every level's quantities; `levels` are cranial first, with their labels.
@@ -301,7 +355,11 @@ pub fn derive(levels: &[(Option<String>, LevelMeasurement)]) -> Vec<Derived> {
             } else {
                 None
             };
+            let (canal_ref, compromise, compromise_sigma) = canal_compromise(levels, i);
             Derived {
+                canal_reference_mm: canal_ref,
+                canal_compromise_pct: compromise,
+                canal_compromise_sigma_pct: compromise_sigma,
                 expected_height_mm: expected,
                 expected_from: from.to_string(),
                 height_loss_pct: loss,

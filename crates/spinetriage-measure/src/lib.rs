@@ -6,13 +6,14 @@
 //! lateral heights, the posterior-wall profile, each with an uncertainty. [`derive`] then adds the
 //! quantities that need the neighbours: expected height, height loss, Genant grade, wedge
 //! (kyphosis), dorsal-wall and lateral-wedge (scoliosis) percentages, the ACR deformity criteria,
-//! angles and the level-specific normal ranges. Definitions and sources: `docs/measurements.md`.
+//! angles, the level-specific normal ranges and canal compromise ([`canal`] measures the canal). Definitions and sources: `docs/measurements.md`.
 //!
 //! Heights are found on intensity profiles with a sub-voxel edge model ([`edge::fit_edge`]); the
 //! mask only says where to look. [`MaskSampler`] lets the same code run on a binary mask (for
 //! comparing a segmentation with expert masks).
 #![deny(missing_docs)]
 
+pub mod canal;
 pub mod derive;
 pub mod edge;
 mod morph;
@@ -20,7 +21,7 @@ pub mod study;
 
 pub use derive::{derive, genant_grade, Criterion, Derived, Morphology, NormalRange};
 pub use morph::{
-    column_axis, measure_bodies, measure_body, measure_mask, Frame, Height, LevelMeasurement,
-    MaskSampler, Sampler, SignalLevels, Status,
+    column_axis, measure_bodies, measure_body, measure_mask, wall_displacement, Frame, Height,
+    LevelMeasurement, MaskSampler, Sampler, SignalLevels, Status,
 };
 pub use study::{analyze_volumes, shape_volume, Level, StudyMorphometry};

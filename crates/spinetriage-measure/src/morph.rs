@@ -153,15 +153,19 @@ pub struct LevelMeasurement {
     pub superior_normal: Option<[f64; 3]>,
     /// Inferior endplate normal (LPS), pointing caudally.
     pub inferior_normal: Option<[f64; 3]>,
-    /// Largest displacement of the posterior wall into the canal beyond its mid-height position,
-    /// along the vertebra's posterior axis, mm.
+    /// Largest displacement of the posterior wall into the canal beyond the line of its intact
+    /// part (see [`wall_displacement`]), along the vertebra's posterior axis, mm.
     pub retropulsion_mm: Option<f64>,
     /// Standard uncertainty of `retropulsion_mm`.
     pub retropulsion_sigma_mm: Option<f64>,
-    /// Posterior-wall profile, mid-sagittal: for heights −60 % … +60 % of half the middle height
-    /// (13 steps, caudal first), the wall's outer surface along the posterior axis, mm from the
+    /// Posterior-wall profile, mid-sagittal: for heights −80 % … +80 % of half the middle height
+    /// (17 steps, caudal first), the wall's outer surface along the posterior axis, mm from the
     /// body's mid-depth; `None` where the wall was not found.
     pub posterior_wall_mm: Vec<Option<f64>>,
+    /// The same profile's wall points, LPS mm.
+    pub posterior_wall_lps_mm: Vec<Option<[f64; 3]>>,
+    /// The spinal canal behind the body, when an image shows it.
+    pub canal: Option<crate::canal::Canal>,
     /// Body mask volume, mm³.
     pub volume_mm3: f64,
     /// Measured or not evaluable, and why.
@@ -190,6 +194,8 @@ impl LevelMeasurement {
             retropulsion_mm: None,
             retropulsion_sigma_mm: None,
             posterior_wall_mm: Vec::new(),
+            posterior_wall_lps_mm: Vec::new(),
+            canal: None,
             volume_mm3: 0.0,
             status,
         }
@@ -241,7 +247,7 @@ impl Ctx<'_> {
             }
             let mean = vals.iter().sum::<f64>() / 9.0;
             if ts.len() < 10 {
-                spread.extend(vals.iter().map(|v| v - mean));
+                spread.push(vals.map(|v| v - mean));
             }
             ts.push(x);
             fs.push(mean);
@@ -258,8 +264,16 @@ impl Ctx<'_> {
         let mut head: Vec<f64> = fs[..10].to_vec();
         head.sort_by(f64::total_cmp);
         let marrow = head[head.len() / 2];
-        // Noise of the mean profile: the single-ray spread across the bundle, over √9.
-        let mut dev: Vec<f64> = spread.iter().map(|v| v.abs()).collect();
+        // Noise of the mean profile: the single-ray spread across the bundle, over √9. Each
+        // ray's own offset is removed first: a bundle straddling the edge of an oedema band
+        // differs ray to ray by structure, not noise.
+        let mut dev: Vec<f64> = Vec::new();
+        for r in 0..9 {
+            let mut own: Vec<f64> = spread.iter().map(|d: &[f64; 9]| d[r]).collect();
+            own.sort_by(f64::total_cmp);
+            let offset = own[own.len() / 2];
+            dev.extend(spread.iter().map(|d| (d[r] - offset).abs()));
+        }
         dev.sort_by(f64::total_cmp);
         let noise = 1.4826 * dev[dev.len() / 2] / 3.0;
         let cortex = self.cortex.unwrap_or(0.0);
@@ -274,33 +288,63 @@ impl Ctx<'_> {
                 .position(|t| !(self.inside)(&(origin + dir * *t)))?;
             (k > 0).then_some(k)
         };
-        let cross = fs
+        let side = (cortex - marrow).signum();
+        // A ray that starts on the edge of an oedema band has not left the body before it has
+        // met its marrow level.
+        let settled = fs
             .iter()
-            .position(|v| {
-                (v - marrow).abs() >= depart
-                    && self
-                        .body_marrow
-                        .is_none_or(|mb| (v - mb).abs() > (marrow - mb).abs())
-            })
-            .or_else(mask_exit)
-            .ok_or_else(|| {
-                if (ts.len() as f64) * step < max_mm {
-                    "outside the field of view".to_string()
-                } else {
-                    "body boundary not found along the ray".to_string()
-                }
-            })?;
+            .position(|v| (v - marrow).abs() < 0.5 * depart)
+            .unwrap_or(0);
+        let cortex_way = fs.iter().skip(settled).position(|v| {
+            (v - marrow).abs() >= depart
+                && self
+                    .body_marrow
+                    .is_none_or(|mb| (v - mb).abs() > (marrow - mb).abs())
+        });
+        let cortex_way = cortex_way.map(|k| k + settled);
+        // A wall seen obliquely (a retropulsed fragment's back) keeps too little of its cortex
+        // contrast to count, but what lies behind it (canal fat and fluid on CT, fat on T1) is a
+        // sustained departure the other way: 1 mm of it (a thin layer of anterior epidural fat
+        // is no thicker) ends the body too.
+        let run = (1.0 / step) as usize;
+        let other = (0.15 * (cortex - marrow).abs()).max(6.0 * noise);
+        let away = |v: f64| {
+            (marrow - v) * side >= other
+                && self
+                    .body_marrow
+                    .is_none_or(|mb| (v - mb).abs() > (marrow - mb).abs())
+        };
+        let other_way =
+            (0..fs.len().saturating_sub(run)).find(|&k| fs[k..k + run].iter().all(|&v| away(v)));
+        let cross = match (cortex_way, other_way) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+        .or_else(mask_exit)
+        .ok_or_else(|| {
+            if (ts.len() as f64) * step < max_mm {
+                "outside the field of view".to_string()
+            } else {
+                "body boundary not found along the ray".to_string()
+            }
+        })?;
         let mut t_x = ts[cross];
         // A band of changed marrow under an endplate (oedema, dark on T1; sclerosis, bright on
         // CT) departs from the marrow level too, millimetres before the cortex, and on T1 it can
         // be as dark as a blurred cortex. The cortex is still a narrow extreme standing out from
         // both sides (the band before it, the disc after it); a band is flat. When the departure
         // went the cortex's way, the boundary is at the first such extreme within 10 mm.
-        let side = (cortex - marrow).signum();
         if (fs[cross] - marrow) * side > 0.0 {
             let w = (2.0 / step) as usize;
             let prominence = (5.0 * noise).max(0.08 * (cortex - marrow).abs());
-            let last = (cross + (10.0 / step) as usize).min(fs.len().saturating_sub(w + 1));
+            // Once the profile swings past the marrow level the other way (epidural fat on T1,
+            // canal fluid on CT), the body is behind: its cortex came before.
+            let swing = (cross..fs.len())
+                .find(|&k| (marrow - fs[k]) * side >= 4.0 * noise)
+                .unwrap_or(fs.len());
+            let last = (cross + (10.0 / step) as usize)
+                .min(fs.len().saturating_sub(w + 1))
+                .min(swing);
             let g = |k: usize| fs[k] * side;
             for (k, t_k) in ts.iter().enumerate().take(last).skip(cross) {
                 let lo = k.saturating_sub(w);
@@ -317,11 +361,38 @@ impl Ctx<'_> {
                 }
             }
         }
-        // Fit from a few mm inside to a few mm outside; beyond that lies the next structure.
+        // Fit from a few mm inside to a few mm outside; beyond that lies the next structure. A
+        // thin outside layer (anterior epidural fat on T1, as bright as marrow) is followed by
+        // something cortex-like again (the canal's fluid): the three-level model ends with that
+        // layer.
+        let mut end = t_x + 4.5;
+        let mut min_end = t_x + 2.5;
+        if other_way != Some(cross) {
+            let prominence = (5.0 * noise).max(0.08 * (cortex - marrow).abs());
+            let g = |k: usize| fs[k] * side;
+            let k0 = ts.iter().position(|&t| t >= t_x).unwrap_or(ts.len());
+            let kx = (k0..fs.len().min(k0 + (2.0 / step) as usize + 1))
+                .max_by(|&a, &b| g(a).total_cmp(&g(b)));
+            if let Some(kx) = kx {
+                let mut kmin = kx;
+                for k in kx..fs.len() {
+                    if ts[k] > end {
+                        break;
+                    }
+                    if g(k) < g(kmin) {
+                        kmin = k;
+                    } else if g(k) - g(kmin) >= prominence && g(kx) - g(kmin) >= prominence {
+                        end = ts[kmin] + step;
+                        min_end = min_end.min(end);
+                        break;
+                    }
+                }
+            }
+        }
         let keep: Vec<usize> = (0..ts.len())
-            .filter(|&k| ts[k] >= t_x - 5.0 && ts[k] <= t_x + 4.5)
+            .filter(|&k| ts[k] >= t_x - 5.0 && ts[k] <= end)
             .collect();
-        if keep.last().map(|&k| ts[k]).unwrap_or(0.0) < t_x + 2.5 {
+        if keep.last().map(|&k| ts[k]).unwrap_or(0.0) < min_end {
             return Err(if (ts.len() as f64) * step < max_mm {
                 "outside the field of view".to_string()
             } else {
@@ -331,15 +402,24 @@ impl Ctx<'_> {
         let ts: Vec<f64> = keep.iter().map(|&k| ts[k]).collect();
         let fs: Vec<f64> = keep.iter().map(|&k| fs[k]).collect();
         // The outer surface lies at most ~2.5 mm beyond the inner crossing (cortex plus blur).
-        let guess = t_x + 0.75;
+        // Or, when the body ended in tissue of the other side, just before that tissue.
+        let guess = if other_way == Some(cross) {
+            t_x - 0.25
+        } else {
+            t_x + 0.75
+        };
         fit_edge(&ts, &fs, guess, 1.75, self.img.psf_mm(&dir), self.cortex)
             .ok_or_else(|| "no edge in the profile".to_string())
     }
 
     /// Height along `u` through `p`.
     fn height(&self, p: Point3<f64>, u: Vector3<f64>) -> Result<Height, String> {
-        let up = self.surface(p, u, 40.0)?;
-        let down = self.surface(p, -u, 40.0)?;
+        let up = self
+            .surface(p, u, 40.0)
+            .map_err(named("superior endplate"))?;
+        let down = self
+            .surface(p, -u, 40.0)
+            .map_err(named("inferior endplate"))?;
         Ok(Height {
             height_mm: up.outer_mm + down.outer_mm,
             sigma_mm: (up.sigma_mm.powi(2) + down.sigma_mm.powi(2)).sqrt(),
@@ -347,6 +427,11 @@ impl Ctx<'_> {
             inferior_lps_mm: v3((p - u * down.outer_mm).coords),
         })
     }
+}
+
+/// Prefixes an error with what was being measured, so that "not evaluable" says where.
+fn named(what: &'static str) -> impl Fn(String) -> String {
+    move |e| format!("{what}: {e}")
 }
 
 /// Mean and eigen-decomposed scatter matrix of points.
@@ -479,10 +564,22 @@ pub fn measure_mask(
         // side (psoas, pedicle) would otherwise put the "mid-sagittal" plane off the midline.
         let mut c = c;
         for _ in 0..2 {
-            let ant = ctx.surface(c, -v, 60.0)?.outer_mm;
-            let post = ctx.surface(c, v, 60.0)?.outer_mm;
-            let lft = ctx.surface(c, w, 60.0)?.outer_mm;
-            let rgt = ctx.surface(c, -w, 60.0)?.outer_mm;
+            let ant = ctx
+                .surface(c, -v, 60.0)
+                .map_err(named("anterior wall"))?
+                .outer_mm;
+            let post = ctx
+                .surface(c, v, 60.0)
+                .map_err(named("posterior wall"))?
+                .outer_mm;
+            let lft = ctx
+                .surface(c, w, 60.0)
+                .map_err(named("left wall"))?
+                .outer_mm;
+            let rgt = ctx
+                .surface(c, -w, 60.0)
+                .map_err(named("right wall"))?
+                .outer_mm;
             let half_d = 0.5 * (ant + post);
             let half_w = 0.5 * (lft + rgt);
             let mid = c + v * (post - ant) / 2.0 + w * (lft - rgt) / 2.0;
@@ -522,51 +619,54 @@ pub fn measure_mask(
             }
         }
         // Mid-height point on the central axis, then the depth at mid-height (mid-sagittal).
-        let up = ctx.surface(c, u, 40.0)?.outer_mm;
-        let dn = ctx.surface(c, -u, 40.0)?.outer_mm;
+        let up = ctx
+            .surface(c, u, 40.0)
+            .map_err(named("superior endplate"))?
+            .outer_mm;
+        let dn = ctx
+            .surface(c, -u, 40.0)
+            .map_err(named("inferior endplate"))?
+            .outer_mm;
         let m0 = c + u * (up - dn) / 2.0;
-        let ant = ctx.surface(m0, -v, 60.0)?;
-        let post = ctx.surface(m0, v, 60.0)?;
+        let ant = ctx.surface(m0, -v, 60.0).map_err(named("anterior wall"))?;
+        let post = ctx.surface(m0, v, 60.0).map_err(named("posterior wall"))?;
         let depth = ant.outer_mm + post.outer_mm;
         let pa = m0 - v * ant.outer_mm;
         out.depth_mm = Some(depth);
         let at = |f: f64| ctx.height(pa + v * (f * depth), u);
-        out.anterior = Some(at(0.1)?);
-        out.middle = Some(at(0.5)?);
-        out.posterior = Some(at(0.9)?);
+        out.anterior = Some(at(0.1).map_err(named("anterior height"))?);
+        out.middle = Some(at(0.5).map_err(named("middle height"))?);
+        out.posterior = Some(at(0.9).map_err(named("posterior height"))?);
         // Width at mid-height, mid-depth; lateral heights 10 % in from each margin (coronal).
         let pm = pa + v * (0.5 * depth);
-        let lft = ctx.surface(pm, w, 60.0)?;
-        let rgt = ctx.surface(pm, -w, 60.0)?;
+        let lft = ctx.surface(pm, w, 60.0).map_err(named("left wall"))?;
+        let rgt = ctx.surface(pm, -w, 60.0).map_err(named("right wall"))?;
         let width = lft.outer_mm + rgt.outer_mm;
         out.width_mm = Some(width);
         let pl = pm + w * (lft.outer_mm - 0.1 * width);
         let pr = pm - w * (rgt.outer_mm - 0.1 * width);
-        out.left = Some(ctx.height(pl, u)?);
-        out.right = Some(ctx.height(pr, u)?);
-        // Posterior wall profile, mid-sagittal: displacement beyond the mid-height position.
-        let (up_h, dn_h) = (
-            out.middle.map(|h| h.height_mm / 2.0).unwrap_or(10.0),
-            out.middle.map(|h| h.height_mm / 2.0).unwrap_or(10.0),
-        );
-        let mut worst = (0.0f64, post.sigma_mm);
-        for k in -6..=6 {
-            let frac = k as f64 / 10.0;
-            let h = if k >= 0 { frac * up_h } else { frac * dn_h };
+        out.left = Some(ctx.height(pl, u).map_err(named("left height"))?);
+        out.right = Some(ctx.height(pr, u).map_err(named("right height"))?);
+        // Posterior wall profile, mid-sagittal, from near the inferior to near the superior
+        // endplate (the ray bundle is ±1 mm across, so 80 % keeps it off the endplates).
+        let half_h = out.middle.map(|h| h.height_mm / 2.0).unwrap_or(10.0);
+        let mut wall: Vec<(f64, f64, f64)> = Vec::new();
+        for k in -PROFILE_STEPS..=PROFILE_STEPS {
+            let h = f64::from(k) / f64::from(PROFILE_STEPS) * PROFILE_REACH * half_h;
             let origin = pa + v * (0.5 * depth) + u * h;
             let found = ctx.surface(origin, v, 60.0).ok();
             out.posterior_wall_mm
                 .push(found.as_ref().map(|e| e.outer_mm));
+            out.posterior_wall_lps_mm
+                .push(found.as_ref().map(|e| v3((origin + v * e.outer_mm).coords)));
             if let Some(e) = found {
-                // The ray starts at mid-depth, so the wall's own mid-height position is depth/2.
-                let disp = e.outer_mm - 0.5 * depth;
-                if disp > worst.0 {
-                    worst = (disp, (e.sigma_mm.powi(2) + post.sigma_mm.powi(2)).sqrt());
-                }
+                wall.push((h, e.outer_mm, e.sigma_mm));
             }
         }
-        out.retropulsion_mm = Some(worst.0);
-        out.retropulsion_sigma_mm = Some(worst.1);
+        if let Some((r, sigma)) = wall_displacement(&wall) {
+            out.retropulsion_mm = Some(r);
+            out.retropulsion_sigma_mm = Some(sigma);
+        }
         Ok(())
     })();
     out.frame = Frame {
@@ -578,6 +678,124 @@ pub fn measure_mask(
         out.status = Status::NotEvaluable(reason);
     }
     out
+}
+
+/// Posterior-wall profile: rays on each side of mid-height.
+const PROFILE_STEPS: i32 = 8;
+/// Reach of the profile, as a fraction of half the middle height.
+const PROFILE_REACH: f64 = 0.8;
+
+/// Largest displacement of a wall profile `(height, wall position, σ)` beyond its own straight
+/// part, and its uncertainty, mm.
+///
+/// The baseline is the line the undisplaced wall would follow: a line through two profile points
+/// at least 40 % of the profile apart with every point on or behind it, give or take the edge
+/// noise (a lower supporting line, so a fragment bulging back cannot pull it along), the one
+/// leaving the smallest largest displacement. A straight wall reads its noise; a postero-superior
+/// fragment reads its displacement beyond the line of the intact wall below it, whatever the
+/// wall's tilt. Among points displaced about as far, the best-located one is reported (an
+/// obliquely crossed fragment edge is poorly located).
+pub fn wall_displacement(wall: &[(f64, f64, f64)]) -> Option<(f64, f64)> {
+    let n = wall.len();
+    if n < 5 {
+        return None;
+    }
+    let rms_sigma = (wall.iter().map(|w| w.2 * w.2).sum::<f64>() / n as f64).sqrt();
+    // Edge positions are fitted on a 0.05 mm grid: ±0.1 mm scatter is not signal.
+    let tol = (2.0 * rms_sigma).max(0.15);
+    let span_min = 0.4 * (wall[n - 1].0 - wall[0].0);
+    // A fragment spans several rays; one ray alone running on into the canal (through a gap in
+    // a blurred cortex) is not a displacement: each point counts only as far as a neighbour
+    // agrees.
+    let worst_of = |line: &dyn Fn(f64) -> f64| {
+        let r: Vec<f64> = wall.iter().map(|&(h, d, _)| d - line(h)).collect();
+        (0..n)
+            .map(|k| {
+                let before = if k > 0 { r[k - 1] } else { f64::NEG_INFINITY };
+                let after = r.get(k + 1).copied().unwrap_or(f64::NEG_INFINITY);
+                (r[k].min(before.max(after)), wall[k].2)
+            })
+            .max_by(|a, b| (a.0 - a.1).total_cmp(&(b.0 - b.1)))
+    };
+    let mut best: Option<(f64, f64)> = None;
+    for i in 0..n {
+        for j in i + 1..n {
+            let (hi, di, si) = wall[i];
+            let (hj, dj, sj) = wall[j];
+            if hj - hi < span_min {
+                continue;
+            }
+            let line = |h: f64| di + (dj - di) * (h - hi) / (hj - hi);
+            if wall.iter().any(|&(h, d, _)| d < line(h) - tol) {
+                continue;
+            }
+            if let Some((worst, sw)) = worst_of(&line) {
+                if best.is_none_or(|b| worst < b.0) {
+                    best = Some((worst, (sw * sw + 0.5 * (si * si + sj * sj)).sqrt()));
+                }
+            }
+        }
+    }
+    // A wall curved towards the body everywhere (a concave, scalloped wall) has no supporting
+    // line: the line of the corners then, the clinical definition.
+    let best = best.or_else(|| {
+        let ((h0, d0, s0), (h1, d1, s1)) = (wall[0], wall[n - 1]);
+        worst_of(&|h: f64| d0 + (d1 - d0) * (h - h0) / (h1 - h0))
+            .map(|(w, s)| (w, (s * s + 0.5 * (s0 * s0 + s1 * s1)).sqrt()))
+    })?;
+    Some((best.0.max(0.0), best.1))
+}
+
+#[cfg(test)]
+mod wall_tests {
+    use super::wall_displacement;
+
+    fn profile(f: impl Fn(f64) -> f64) -> Vec<(f64, f64, f64)> {
+        (-8..=8)
+            .map(|k| {
+                let h = f64::from(k);
+                // ±0.05 mm alternating scatter, like the edge fit's grid.
+                let jitter = if k % 2 == 0 { 0.05 } else { -0.05 };
+                (h, 16.0 + f(h) + jitter, 0.03)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_straight_tilted_wall_reads_its_noise() {
+        let (r, _) = wall_displacement(&profile(|h| 0.1 * h)).unwrap();
+        assert!(r < 0.15, "{r}");
+    }
+
+    #[test]
+    fn a_postero_superior_fragment_reads_its_displacement() {
+        let bump = |h: f64| {
+            if h > 2.0 {
+                5.0 * (std::f64::consts::PI * (h - 2.0) / 12.0).sin().powi(2)
+            } else {
+                0.0
+            }
+        };
+        let (r, s) = wall_displacement(&profile(bump)).unwrap();
+        // The top ray is supported by its neighbour only as far as that neighbour goes.
+        let truth = bump(7.0);
+        assert!((r - truth).abs() < 0.3, "{r} vs {truth}");
+        assert!(s < 0.1);
+    }
+
+    #[test]
+    fn one_ray_running_into_the_canal_is_not_a_displacement() {
+        let mut p = profile(|_| 0.0);
+        p[13].1 += 16.0;
+        let (r, _) = wall_displacement(&p).unwrap();
+        assert!(r < 0.2, "{r}");
+    }
+
+    #[test]
+    fn a_concave_wall_reads_no_displacement() {
+        let (r, _) = wall_displacement(&profile(|h| 0.02 * h * h)).unwrap();
+        assert!(r < 0.15, "{r}");
+    }
 }
 
 /// Measures every body of `seg` on `img`, in parallel.

@@ -2,6 +2,7 @@
 
 use crate::derive::{derive, Derived};
 use crate::morph::{measure_bodies, LevelMeasurement, Status};
+use rayon::prelude::*;
 use serde::Serialize;
 use spinetriage_segment::{segment_volume, Anchor, SegmentError, Segmentation};
 use spinetriage_volume::{SeriesKind, Volume};
@@ -70,7 +71,23 @@ pub fn analyze_volumes(
         return Ok(None);
     };
     let seg = segment_volume(vol, anchor)?;
-    let measured = measure_bodies(vol, &seg);
+    let mut measured = measure_bodies(vol, &seg);
+    if let Some(cv) = crate::canal::canal_volume(vols, vol) {
+        // The body's cortical level is known on the shape series only; a CT canal series is the
+        // shape series whenever there is one.
+        measured.par_iter_mut().zip(&seg.bodies).for_each(|(m, b)| {
+            let wall = m
+                .posterior_wall_lps_mm
+                .get(m.posterior_wall_lps_mm.len() / 2)
+                .copied()
+                .flatten();
+            let cortex =
+                (cv.series_uid == vol.series_uid).then_some(f64::from(b.marrow.cortex_level));
+            if let Some(w) = wall {
+                m.canal = crate::canal::measure_canal(cv, w, m.frame.posterior, cortex);
+            }
+        });
+    }
     // Found and missed levels together, in column order: a missed level keeps its place (and its
     // name) and is reported as not evaluable.
     let mut rows: Vec<(usize, Option<String>, f64, LevelMeasurement)> = seg

@@ -261,7 +261,7 @@ pub struct Vertebra {
     pub thoracic: bool,
     /// Cord present in the canal at this level (conus medullaris at L1).
     pub cord: CordExtent,
-    canal_ap: f64,
+    pub(crate) canal_ap: f64,
     canal_w: f64,
     ped_w: f64,
     lamina_t: f64,

@@ -70,6 +70,13 @@ pub struct LevelTruth {
     pub retropulsion_mm: f64,
     /// Convex bulge of the posterior wall, mm.
     pub convex_posterior_mm: f64,
+    /// Bony canal antero-posterior diameter behind the body at mid-height, mm.
+    pub canal_ap_mm: f64,
+    /// The thecal sac's (CSF column's) antero-posterior diameter there, mm.
+    pub thecal_sac_ap_mm: f64,
+    /// Retropulsion as a share of the mean bony canal diameter of the nearest levels above and
+    /// below whose walls are not displaced, %.
+    pub canal_compromise_pct: f64,
     /// The spec the level was built from.
     pub spec: LevelSpec,
 }
@@ -127,12 +134,27 @@ fn posterior_wall_at(vb: &Vertebra, u: f64) -> f64 {
 
 /// Computes the truth of every level (S2 and S3 are fused sacral segments and are left out).
 pub fn truth(spine: &Spine) -> Vec<LevelTruth> {
-    spine
+    let mut out: Vec<LevelTruth> = spine
         .vertebrae
         .iter()
         .filter(|v| !matches!(v.name, "S2" | "S3"))
         .map(level_truth)
-        .collect()
+        .collect();
+    for i in 0..out.len() {
+        let intact = |j: &usize| out[*j].retropulsion_mm == 0.0;
+        let above = (0..i).rev().find(intact);
+        let below = (i + 1..out.len()).find(intact);
+        let refs: Vec<f64> = above
+            .into_iter()
+            .chain(below)
+            .map(|j| out[j].canal_ap_mm)
+            .collect();
+        if !refs.is_empty() {
+            let reference = refs.iter().sum::<f64>() / refs.len() as f64;
+            out[i].canal_compromise_pct = 100.0 * out[i].retropulsion_mm / reference;
+        }
+    }
+    out
 }
 
 fn level_truth(vb: &Vertebra) -> LevelTruth {
@@ -173,6 +195,10 @@ fn level_truth(vb: &Vertebra) -> LevelTruth {
         cleft: vb.spec.cleft,
         retropulsion_mm: vb.spec.retropulsion_mm,
         convex_posterior_mm: vb.spec.convex_posterior_mm,
+        canal_ap_mm: vb.canal_ap,
+        // The CSF ellipse is 80 % of the canal's (see `Vertebra::classify`).
+        thecal_sac_ap_mm: 0.8 * vb.canal_ap,
+        canal_compromise_pct: 0.0,
         spec: vb.spec,
     }
 }

@@ -93,6 +93,13 @@ pub fn level_json(
         "cleft": signal.cleft,
         "retropulsion_mm": opt(m.retropulsion_mm, 2),
         "retropulsion_sigma_mm": opt(m.retropulsion_sigma_mm, 2),
+        "canal": {"ap_mm": opt(m.canal.as_ref().map(|c| c.ap_mm), 2),
+                  "ap_sigma_mm": opt(m.canal.as_ref().map(|c| c.sigma_mm), 2),
+                  "extent": m.canal.as_ref().map(|c| c.extent),
+                  "series_uid": m.canal.as_ref().map(|c| &c.series_uid),
+                  "reference_mm": opt(d.canal_reference_mm, 2),
+                  "compromise_pct": opt(d.canal_compromise_pct, 1),
+                  "compromise_sigma_pct": opt(d.canal_compromise_sigma_pct, 1)},
         "frame": m.frame,
         "evidence": evidence,
     })
