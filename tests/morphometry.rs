@@ -108,6 +108,82 @@ fn mr_t1_phantom_bodies_have_sub_millimetre_centroids_and_heights() {
     assert!(mae < 0.8, "T1 height MAE {mae:.2} mm");
 }
 
+/// The burst phantom's retropulsion, canal and canal compromise against its truth, on CT (bony
+/// canal) and on MR T1 + STIR (thecal sac), with the normal levels' walls reading near zero.
+#[test]
+fn burst_retropulsion_and_canal_compromise_match_the_truth_on_ct_and_mr() {
+    for ct in [true, false] {
+        let mut cfg = spinetriage_phantom::case("burst-retropulsion-l1", 5).expect("case");
+        cfg.series = if ct {
+            spinetriage_phantom::SeriesSet::ct_only()
+        } else {
+            spinetriage_phantom::SeriesSet::mr(true, true, false)
+        };
+        let dir = tempfile::tempdir().expect("tmp");
+        let truth = spinetriage_phantom::generate(&cfg, dir.path()).expect("generate");
+        let inv = discover(&[dir.path().join(&cfg.name)], &DiscoverOptions::default());
+        let vols: Vec<_> = inv.studies[0]
+            .series
+            .iter()
+            .flat_map(|s| assemble(s, &Limits::default()).expect("assemble"))
+            .collect();
+        let morph = analyze_volumes(&vols, None)
+            .expect("segment")
+            .expect("shape");
+        let what = if ct { "CT" } else { "MR" };
+        let mut canals = 0;
+        for t in truth.levels.iter().filter(|t| !t.name.starts_with('S')) {
+            let tc = LpsPoint::new(t.centre_lps_mm[0], t.centre_lps_mm[1], t.centre_lps_mm[2]);
+            let Some(l) = morph.levels.iter().find(|l| {
+                let c = l.measurement.center_lps_mm;
+                tc.distance_mm(&LpsPoint::new(c[0], c[1], c[2])) < 8.0
+            }) else {
+                continue;
+            };
+            let m = &l.measurement;
+            let r = m.retropulsion_mm.unwrap_or(f64::NAN);
+            assert!(
+                (r - t.retropulsion_mm).abs() < 1.0,
+                "{what} {}: retropulsion {r:.2} mm, truth {}",
+                t.name,
+                t.retropulsion_mm
+            );
+            let want_ap = if ct {
+                t.canal_ap_mm
+            } else {
+                t.thecal_sac_ap_mm
+            };
+            if let Some(c) = &m.canal {
+                canals += 1;
+                assert!(
+                    (c.ap_mm - want_ap).abs() < 1.0,
+                    "{what} {}: canal {:.2} mm, truth {want_ap}",
+                    t.name,
+                    c.ap_mm
+                );
+            }
+            if t.retropulsion_mm > 0.0 {
+                let share = if ct {
+                    1.0
+                } else {
+                    t.thecal_sac_ap_mm / t.canal_ap_mm
+                };
+                let want = t.canal_compromise_pct / share;
+                let got = l
+                    .derived
+                    .canal_compromise_pct
+                    .expect("compromise at the burst");
+                assert!(
+                    (got - want).abs() < 6.0,
+                    "{what} {}: compromise {got:.1} %, truth {want:.1} %",
+                    t.name
+                );
+            }
+        }
+        assert!(canals >= 6, "{what}: canal measured at {canals} levels");
+    }
+}
+
 /// The expert's label `l` as a mask on the canonical grid.
 fn expert_mask(mv: &ndarray::ArrayView3<f32>, l: usize) -> Option<BodyMask> {
     let (mut lo, mut hi) = ([usize::MAX; 3], [0usize; 3]);

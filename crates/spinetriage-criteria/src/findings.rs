@@ -60,6 +60,12 @@ pub struct LevelFinding {
     pub retropulsion_mm: Option<f64>,
     /// Its uncertainty (1 σ), mm.
     pub retropulsion_sigma_mm: Option<f64>,
+    /// Canal compromise: the displacement as a share of the neighbouring levels' canal, %.
+    pub canal_compromise_pct: Option<f64>,
+    /// Its uncertainty (1 σ), percentage points.
+    pub canal_compromise_sigma_pct: Option<f64>,
+    /// What the canal diameter spans (bony canal on CT, thecal sac on fluid-sensitive MR).
+    pub canal_extent: Option<spinetriage_measure::canal::CanalExtent>,
     /// Marrow signal.
     pub signal: SignalFindings,
 }
@@ -240,6 +246,9 @@ impl ImagingFindings {
                             .reduce(f64::min),
                             retropulsion_mm: l.measurement.retropulsion_mm,
                             retropulsion_sigma_mm: l.measurement.retropulsion_sigma_mm,
+                            canal_compromise_pct: d.canal_compromise_pct,
+                            canal_compromise_sigma_pct: d.canal_compromise_sigma_pct,
+                            canal_extent: l.measurement.canal.as_ref().map(|c| c.extent),
                             signal: signal_of(marrow.and_then(|r| r.levels.get(i))),
                         }
                     })
@@ -465,6 +474,9 @@ pub(crate) fn test_level(name: &str, loss_pct: Option<f64>, edema: Option<bool>)
         min_height_mm: loss_pct.map(|l| 25.0 * (1.0 - l / 100.0)),
         retropulsion_mm: Some(0.4),
         retropulsion_sigma_mm: Some(0.3),
+        canal_compromise_pct: Some(2.5),
+        canal_compromise_sigma_pct: Some(2.0),
+        canal_extent: Some(spinetriage_measure::canal::CanalExtent::BonyCanal),
         signal: SignalFindings {
             edema,
             cleft: Some(false),
@@ -494,6 +506,9 @@ mod tests {
             min_height_mm: Some(20.0),
             retropulsion_mm: Some(0.5),
             retropulsion_sigma_mm: Some(0.3),
+            canal_compromise_pct: None,
+            canal_compromise_sigma_pct: None,
+            canal_extent: None,
             signal: SignalFindings::default(),
         }
     }

@@ -5,10 +5,25 @@ use crate::facts::{ClinicalFacts, RedFlag};
 use crate::findings::{ImagingFindings, LevelFinding};
 use serde::Serialize;
 
-/// Retropulsion, mm, from which a study is urgent: the posterior wall displaced into the canal by
-/// at least this, beyond 2 σ of its own uncertainty. 4 mm is 25 % of a 16 mm lumbar canal (the
-/// canal's own diameter is not measured yet).
+/// Canal compromise, per cent of the neighbouring levels' canal diameter, from which a study is
+/// urgent, beyond 2 σ of its own uncertainty. Hashimoto et al. (Spine 1988) found neurological
+/// injury likely above 35 % at T11–T12, 45 % at L1 and 55 % at L2 and below; a triage tool
+/// surfaces the study before those, so 25 % (`docs/triage.md`).
+pub const URGENT_CANAL_COMPROMISE_PCT: f64 = 25.0;
+
+/// Retropulsion, mm, from which a study is urgent when no series shows the canal (T1 or T2
+/// without CT, STIR or T2 fat-sat): 4 mm is 25 % of a 16 mm lumbar canal.
 pub const URGENT_RETROPULSION_MM: f64 = 4.0;
+
+/// Hashimoto et al.'s canal compromise above which neurological injury was likely, per cent.
+pub fn hashimoto_threshold_pct(level: Option<&str>) -> Option<f64> {
+    match level? {
+        "T11" | "T12" => Some(35.0),
+        "L1" => Some(45.0),
+        "L2" | "L3" | "L4" | "L5" => Some(55.0),
+        _ => None,
+    }
+}
 
 /// Triage categories, most urgent first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -124,7 +139,35 @@ pub fn triage(
     for l in &f.levels {
         let fractured = l.fractured() == Some(true);
         let s = &l.signal;
-        if l.retropulsion_mm.is_some_and(|v| {
+        if let Some(pct) = l.canal_compromise_pct {
+            let sigma = l.canal_compromise_sigma_pct.unwrap_or(0.0);
+            if pct - 2.0 * sigma >= URGENT_CANAL_COMPROMISE_PCT {
+                let of = match l.canal_extent {
+                    Some(spinetriage_measure::canal::CanalExtent::ThecalSac) => "thecal sac",
+                    _ => "bony canal",
+                };
+                let neuro = hashimoto_threshold_pct(l.level.as_deref())
+                    .map(|t| {
+                        format!(
+                            "; {} Hashimoto's {t:.0} % neurological-risk level for this level",
+                            if pct >= t { "at or above" } else { "below" }
+                        )
+                    })
+                    .unwrap_or_default();
+                r.push(reason(
+                    l,
+                    "canal compromise",
+                    format!(
+                        "{pct:.0} ± {sigma:.0} % of the neighbouring {of} ({:.1} mm retropulsion)",
+                        l.retropulsion_mm.unwrap_or(0.0)
+                    ),
+                    &format!(
+                        "canal compromise ≥ {URGENT_CANAL_COMPROMISE_PCT:.0} %{neuro}: practice parameter relative contraindication C.2; seed 003 surgical consultation"
+                    ),
+                    Urgent,
+                ));
+            }
+        } else if l.retropulsion_mm.is_some_and(|v| {
             v - 2.0 * l.retropulsion_sigma_mm.unwrap_or(0.0) >= URGENT_RETROPULSION_MM
         }) {
             r.push(reason(
@@ -135,7 +178,7 @@ pub fn triage(
                     l.retropulsion_mm.unwrap_or(0.0),
                     l.retropulsion_sigma_mm.unwrap_or(0.0)
                 ),
-                "posterior wall ≥ 4 mm into the canal (≈ 25 % of a 16 mm canal): practice parameter relative contraindication C.2; seed 003 surgical consultation",
+                "posterior wall ≥ 4 mm into the canal (≈ 25 % of a 16 mm canal; no series shows the canal itself): practice parameter relative contraindication C.2; seed 003 surgical consultation",
                 Urgent,
             ));
         }
@@ -289,6 +332,8 @@ mod tests {
         let normal = || level("L2", Some(2.0), Some(false));
         let mut burst = level("L1", Some(35.0), Some(true));
         burst.retropulsion_mm = Some(6.0);
+        burst.canal_compromise_pct = Some(37.0);
+        burst.canal_compromise_sigma_pct = Some(1.0);
         let mut tumour = level("L4", Some(10.0), Some(false));
         tumour.signal.marrow_replacement = Some(true);
         let cases = [
@@ -352,5 +397,37 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn canal_compromise_decides_when_measured_and_millimetres_only_without_it() {
+        let normal = || level("L2", Some(2.0), Some(false));
+        // 5 mm into a wide canal: 20 %, below the threshold, so not urgent on millimetres.
+        let mut wide = level("L1", Some(30.0), Some(false));
+        wide.retropulsion_mm = Some(5.0);
+        wide.canal_compromise_pct = Some(20.0);
+        wide.canal_compromise_sigma_pct = Some(1.0);
+        assert_ne!(run(vec![normal(), wide.clone()]).category, Category::Urgent);
+        // Same wall, canal 2 σ-uncertain about the threshold: not urgent either.
+        wide.canal_compromise_pct = Some(27.0);
+        wide.canal_compromise_sigma_pct = Some(2.0);
+        assert_ne!(run(vec![normal(), wide.clone()]).category, Category::Urgent);
+        // Clearly above: urgent, and the reason carries the value and Hashimoto's L1 level.
+        wide.canal_compromise_pct = Some(48.0);
+        let t = run(vec![normal(), wide.clone()]);
+        assert_eq!(t.category, Category::Urgent);
+        assert_eq!(t.reasons[0].finding, "canal compromise");
+        assert!(
+            t.reasons[0].value.starts_with("48 ± 2 %"),
+            "{}",
+            t.reasons[0].value
+        );
+        assert!(t.reasons[0].rule.contains("at or above Hashimoto's 45 %"));
+        // No canal series: the millimetre rule stands in.
+        wide.canal_compromise_pct = None;
+        wide.canal_compromise_sigma_pct = None;
+        let t = run(vec![normal(), wide]);
+        assert_eq!(t.category, Category::Urgent);
+        assert_eq!(t.reasons[0].finding, "retropulsion");
     }
 }

@@ -746,6 +746,14 @@ pub fn wall_displacement(wall: &[(f64, f64, f64)]) -> Option<(f64, f64)> {
     Some((best.0.max(0.0), best.1))
 }
 
+/// Measures every body of `seg` on `img`, in parallel.
+pub fn measure_bodies(img: &dyn Sampler, seg: &Segmentation) -> Vec<LevelMeasurement> {
+    seg.bodies
+        .par_iter()
+        .map(|b| measure_body(img, seg, b))
+        .collect()
+}
+
 #[cfg(test)]
 mod wall_tests {
     use super::wall_displacement;
@@ -796,12 +804,4 @@ mod wall_tests {
         let (r, _) = wall_displacement(&profile(|h| 0.02 * h * h)).unwrap();
         assert!(r < 0.15, "{r}");
     }
-}
-
-/// Measures every body of `seg` on `img`, in parallel.
-pub fn measure_bodies(img: &dyn Sampler, seg: &Segmentation) -> Vec<LevelMeasurement> {
-    seg.bodies
-        .par_iter()
-        .map(|b| measure_body(img, seg, b))
-        .collect()
 }

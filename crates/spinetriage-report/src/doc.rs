@@ -166,6 +166,7 @@ pub fn document(studies: &[StudyInput]) -> Vec<Block> {
             "dorsal wall %",
             "scoliosis %",
             "retropulsion mm",
+            "canal compromise %",
             "ACR deformity",
         ];
         let mut rows = Vec::new();
@@ -195,6 +196,7 @@ pub fn document(studies: &[StudyInput]) -> Vec<Block> {
                 f(d.dorsal_wall_loss_pct, 0),
                 f(d.scoliosis_pct, 0),
                 f(me.retropulsion_mm, 1),
+                f(d.canal_compromise_pct, 0),
                 yes_no(d.acr_deformity),
             ]);
             classes.push(if !l.measured() {

@@ -80,7 +80,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
 /// The per-level table as CSV.
 pub fn levels_csv(studies: &[StudyInput]) -> String {
     let mut s = String::from(
-        "study_uid,level,status,center_x_mm,center_y_mm,center_z_mm,anterior_mm,middle_mm,posterior_mm,left_mm,right_mm,expected_height_mm,height_loss_pct,genant_grade,morphology,kyphosis_pct,dorsal_wall_loss_pct,scoliosis_pct,wedge_angle_deg,retropulsion_mm,acr_deformity\n",
+        "study_uid,level,status,center_x_mm,center_y_mm,center_z_mm,anterior_mm,middle_mm,posterior_mm,left_mm,right_mm,expected_height_mm,height_loss_pct,genant_grade,morphology,kyphosis_pct,dorsal_wall_loss_pct,scoliosis_pct,wedge_angle_deg,retropulsion_mm,canal_ap_mm,canal_extent,canal_compromise_pct,acr_deformity\n",
     );
     let f = |x: Option<f64>| x.map(|v| format!("{v:.2}")).unwrap_or_default();
     for st in studies {
@@ -114,6 +114,16 @@ pub fn levels_csv(studies: &[StudyInput]) -> String {
                 f(d.scoliosis_pct),
                 f(d.wedge_angle_deg),
                 f(me.retropulsion_mm),
+                f(me.canal.as_ref().map(|c| c.ap_mm)),
+                me.canal
+                    .as_ref()
+                    .map(|c| match c.extent {
+                        spinetriage_measure::canal::CanalExtent::BonyCanal => "bony_canal",
+                        spinetriage_measure::canal::CanalExtent::ThecalSac => "thecal_sac",
+                    })
+                    .unwrap_or_default()
+                    .to_string(),
+                f(d.canal_compromise_pct),
                 d.acr_deformity.map(|b| b.to_string()).unwrap_or_default(),
             ];
             s += &cells.join(",");

@@ -230,7 +230,7 @@ fn level_group(l: &Level, marrow: Option<&spinetriage_marrow::LevelSignal>) -> I
         ),
     ];
     // The morphometry of the level, in report order: concept, value, unit.
-    let numbers: [(Code, Option<f64>, Code); 9] = [
+    let numbers: [(Code, Option<f64>, Code); 11] = [
         (
             Code("HA", SCHEME, "Anterior vertebral body height"),
             h(&m.anterior),
@@ -275,6 +275,16 @@ fn level_group(l: &Level, marrow: Option<&spinetriage_marrow::LevelSignal>) -> I
             Code("RETRO", SCHEME, "Posterior wall retropulsion"),
             m.retropulsion_mm,
             MM,
+        ),
+        (
+            Code("CANALAP", SCHEME, "Spinal canal antero-posterior diameter"),
+            m.canal.as_ref().map(|c| c.ap_mm),
+            MM,
+        ),
+        (
+            Code("CANALCMP", SCHEME, "Spinal canal compromise"),
+            d.canal_compromise_pct,
+            PCT,
         ),
     ];
     children.extend(
