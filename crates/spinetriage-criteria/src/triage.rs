@@ -158,7 +158,7 @@ pub fn triage(
                     l,
                     "canal compromise",
                     format!(
-                        "{pct:.0} ± {sigma:.0} % of the neighbouring {of} ({:.1} mm retropulsion)",
+                        "{pct:.1} ± {sigma:.1} % of the neighbouring {of} ({:.1} mm retropulsion)",
                         l.retropulsion_mm.unwrap_or(0.0)
                     ),
                     &format!(
@@ -418,7 +418,7 @@ mod tests {
         assert_eq!(t.category, Category::Urgent);
         assert_eq!(t.reasons[0].finding, "canal compromise");
         assert!(
-            t.reasons[0].value.starts_with("48 ± 2 %"),
+            t.reasons[0].value.starts_with("48.0 ± 2.0 %"),
             "{}",
             t.reasons[0].value
         );

@@ -296,20 +296,29 @@ fn reference(
     weighted_median(pairs).map(|r| (r, used))
 }
 
-/// Bulge of the posterior wall's middle over the chord of its ends (positive: convex), mm.
+/// Bulge of the posterior wall's middle over the chord of its ends (positive: convex), mm. Each
+/// end is the median of its three outermost rays, and a middle ray counts only as far as one of
+/// its neighbours agrees: one ray running on through a gap in the wall is not a bulge.
 fn posterior_bulge(l: &Level) -> Option<f64> {
     let p = &l.measurement.posterior_wall_mm;
     let n = p.len();
-    if n < 7 {
+    if n < 9 {
         return None;
     }
-    let (a, b) = (p[0]?, p[n - 1]?);
+    let end = |ks: [usize; 3]| -> Option<(f64, f64)> {
+        let mut v = [p[ks[0]]?, p[ks[1]]?, p[ks[2]]?];
+        v.sort_by(f64::total_cmp);
+        Some((ks[1] as f64, v[1]))
+    };
+    let (a, b) = (end([0, 1, 2])?, end([n - 3, n - 2, n - 1])?);
     let mut best: Option<f64> = None;
-    for (k, v) in p.iter().enumerate().take(n - n / 4).skip(n / 4) {
-        if let Some(v) = v {
-            let chord = a + (b - a) * k as f64 / (n - 1) as f64;
-            best = Some(best.map_or(v - chord, |x: f64| x.max(v - chord)));
-        }
+    for k in n / 4..n - n / 4 {
+        let (Some(v), Some(lo), Some(hi)) = (p[k], p[k - 1], p[k + 1]) else {
+            continue;
+        };
+        let v = v.min(lo.max(hi));
+        let chord = a.1 + (b.1 - a.1) * (k as f64 - a.0) / (b.0 - a.0);
+        best = Some(best.map_or(v - chord, |x: f64| x.max(v - chord)));
     }
     best
 }
@@ -515,7 +524,15 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
             .map(|_| pct(oedema_like.iter().filter(|b| **b).count()));
         // Convex posterior wall (a malignancy sign).
         let bulge = posterior_bulge(l);
-        let convex = bulge.map(|b| b >= CONVEX_WALL_MM);
+        // The sacrum's posterior wall follows the sacral curve, convex by anatomy: the sign is a
+        // vertebral body's.
+        let sacral = l.level.as_deref().is_some_and(|n| n.starts_with('S'));
+        let convex = bulge.map(|b| !sacral && b >= CONVEX_WALL_MM);
+        if sacral && bulge.is_some() {
+            ev.push(
+                "convex posterior wall: not applicable at the sacrum (curved by anatomy)".into(),
+            );
+        }
         // Pedicles: regions behind the upper body at its lateral thirds.
         let posterior = pedicles(
             i,
