@@ -184,6 +184,53 @@ fn burst_retropulsion_and_canal_compromise_match_the_truth_on_ct_and_mr() {
     }
 }
 
+/// Ventral epidural tumour at T12 on CT + MR: the thecal sac (STIR) and the tissue in front of
+/// it against the truth, flagged at T12 only.
+#[test]
+fn epidural_tissue_and_sac_compression_are_found_at_the_tumour_level_only() {
+    let cfg = spinetriage_phantom::case("epidural-tumour-t12", 4).expect("case");
+    let dir = tempfile::tempdir().expect("tmp");
+    let truth = spinetriage_phantom::generate(&cfg, dir.path()).expect("generate");
+    let inv = discover(&[dir.path().join(&cfg.name)], &DiscoverOptions::default());
+    let vols: Vec<_> = inv.studies[0]
+        .series
+        .iter()
+        .flat_map(|s| assemble(s, &Limits::default()).expect("assemble"))
+        .collect();
+    let morph = analyze_volumes(&vols, None)
+        .expect("segment")
+        .expect("shape");
+    let mut checked = 0;
+    for t in truth.levels.iter().filter(|t| !t.name.starts_with('S')) {
+        let tc = LpsPoint::new(t.centre_lps_mm[0], t.centre_lps_mm[1], t.centre_lps_mm[2]);
+        let Some(l) = morph.levels.iter().find(|l| {
+            let c = l.measurement.center_lps_mm;
+            tc.distance_mm(&LpsPoint::new(c[0], c[1], c[2])) < 12.0
+        }) else {
+            continue;
+        };
+        checked += 1;
+        let sac = l.measurement.thecal_sac.as_ref().expect("sac measured");
+        assert!(
+            (sac.ap_mm - t.thecal_sac_ap_mm).abs() < 1.0,
+            "{}: sac {:.2} mm, truth {:.2}",
+            t.name,
+            sac.ap_mm,
+            t.thecal_sac_ap_mm
+        );
+        let tumour = t.epidural_mm > 0.0;
+        assert_eq!(
+            l.derived.epidural_soft_tissue,
+            Some(tumour),
+            "{}: epidural tissue {:?} mm",
+            t.name,
+            l.derived.epidural_thickness_mm
+        );
+        assert_eq!(l.derived.thecal_sac_compressed, Some(tumour), "{}", t.name);
+    }
+    assert!(checked >= 7, "{checked} levels checked");
+}
+
 /// The expert's label `l` as a mask on the canonical grid.
 fn expert_mask(mv: &ndarray::ArrayView3<f32>, l: usize) -> Option<BodyMask> {
     let (mut lo, mut hi) = ([usize::MAX; 3], [0usize; 3]);

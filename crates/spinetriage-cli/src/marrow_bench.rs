@@ -88,8 +88,20 @@ pub fn bench(
             if verbose {
                 eprintln!("{tag}");
             }
-            for t in &truth.levels {
+            for (ti, t) in truth.levels.iter().enumerate() {
                 let c = t.centre_lps_mm;
+                // The sac's truth against its neighbours', as the product reports it.
+                let sac_neighbours: Vec<f64> = [ti.checked_sub(1), Some(ti + 1)]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|j| truth.levels.get(j))
+                    .filter(|n| n.epidural_mm == 0.0 && n.retropulsion_mm == 0.0)
+                    .map(|n| n.thecal_sac_ap_mm)
+                    .collect();
+                let sac_compressed = !sac_neighbours.is_empty()
+                    && 100.0 * t.thecal_sac_ap_mm
+                        / (sac_neighbours.iter().sum::<f64>() / sac_neighbours.len() as f64)
+                        <= spinetriage_measure::derive::SAC_COMPRESSION_PCT;
                 let Some(i) = (0..m.levels.len()).min_by(|a, b| {
                     let d = |j: usize| {
                         let x = m.levels[j].measurement.center_lps_mm;
@@ -115,6 +127,16 @@ pub fn bench(
                         sig.posterior.present,
                     ),
                     ("cleft", tv["cleft"] == true, sig.cleft),
+                    (
+                        "epidural_soft_tissue",
+                        t.epidural_mm > 0.0,
+                        m.levels[i].derived.epidural_soft_tissue,
+                    ),
+                    (
+                        "thecal_sac_compression",
+                        sac_compressed,
+                        m.levels[i].derived.thecal_sac_compressed,
+                    ),
                 ] {
                     let e = findings.entry(name).or_default();
                     e.unknown += usize::from(got.is_none());
@@ -125,8 +147,27 @@ pub fn bench(
                         (false, false) => e.true_negative += 1,
                     }
                     if want != (got == Some(true)) {
+                        // The canal findings' numbers, so a miss can be told from a near miss.
+                        let d = &m.levels[i].derived;
+                        let canal = m.levels[i].measurement.thecal_sac.as_ref();
+                        let detail = match name {
+                            "thecal_sac_compression" => format!(
+                                " (sac {} mm, {} % of neighbours; truth {:.1} mm)",
+                                canal.map_or("—".into(), |c| format!("{:.1}", c.ap_mm)),
+                                d.thecal_sac_residual_pct
+                                    .map_or("—".into(), |p| format!("{p:.0}")),
+                                t.thecal_sac_ap_mm
+                            ),
+                            "epidural_soft_tissue" => format!(
+                                " (tissue {} mm; truth {:.1} mm)",
+                                d.epidural_thickness_mm
+                                    .map_or("—".into(), |x| format!("{x:.1}")),
+                                t.epidural_mm
+                            ),
+                            _ => String::new(),
+                        };
                         errors.push(format!(
-                            "{tag}: {} {name} truth {want}, found {}",
+                            "{tag}: {} {name} truth {want}, found {}{detail}",
                             t.name,
                             got.map_or("unknown".into(), |g| g.to_string())
                         ));

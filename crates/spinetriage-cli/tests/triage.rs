@@ -28,6 +28,7 @@ fn phantom_cases_reach_every_category_in_worklist_order() {
     let root = tmp.path().join("export");
     let expected = [
         ("burst-retropulsion-l1", "urgent"),
+        ("epidural-tumour-t12", "urgent"),
         ("sclerotic-l3", "suspected_pathological_fracture"),
         ("acute-wedge-l1", "acute_fracture_augmentation_candidate"),
         ("oedema-no-collapse-l3", "oedema_without_height_loss"),
@@ -60,7 +61,7 @@ fn phantom_cases_reach_every_category_in_worklist_order() {
     let s: Value =
         serde_json::from_slice(&std::fs::read(out.join("batch-summary.json")).unwrap()).unwrap();
     let rows = s["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 8);
+    assert_eq!(rows.len(), 9);
     let mut cats: Vec<&str> = rows
         .iter()
         .map(|r| r["triage_category"].as_str().unwrap())
@@ -96,6 +97,20 @@ fn phantom_cases_reach_every_category_in_worklist_order() {
                 assert!(x[k].is_string(), "{x}");
             }
         }
+        // The urgent studies say why: canal compromise at the burst, epidural tissue and the
+        // sac's compression at the tumour.
+        let findings: Vec<&str> = reasons
+            .iter()
+            .map(|x| x["finding"].as_str().unwrap())
+            .collect();
+        match st["levels"][0]["level"].as_str() {
+            _ if r["triage_category"] != "urgent" => {}
+            _ if findings.contains(&"epidural soft tissue") => {
+                assert!(findings.contains(&"thecal sac compression"), "{findings:?}");
+                assert!(reasons[0]["level"] == "T12", "{reasons:?}");
+            }
+            _ => assert_eq!(findings[0], "canal compromise", "{findings:?}"),
+        }
         let fracture_or_oedema =
             st["levels"].as_array().unwrap().iter().any(|l| {
                 l["genant_grade"].as_u64().unwrap_or(0) >= 1 || l["edema"]["present"] == true
@@ -120,7 +135,7 @@ fn phantom_cases_reach_every_category_in_worklist_order() {
     assert!(o.status.success());
     let wl: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(wl[0]["category"], "urgent");
-    assert_eq!(wl.as_array().unwrap().len(), 8);
+    assert_eq!(wl.as_array().unwrap().len(), 9);
     let csv = std::fs::read_to_string(out.join("batch-summary.csv")).unwrap();
     assert!(csv.lines().nth(1).unwrap().contains(",1,urgent,"));
 }

@@ -66,6 +66,13 @@ pub struct LevelFinding {
     pub canal_compromise_sigma_pct: Option<f64>,
     /// What the canal diameter spans (bony canal on CT, thecal sac on fluid-sensitive MR).
     pub canal_extent: Option<spinetriage_measure::canal::CanalExtent>,
+    /// Thecal sac narrowed to half its neighbours' or less: an imaging sign of cord or cauda
+    /// equina compression; unknown without a fluid-sensitive fat-suppressed series.
+    pub thecal_sac_compressed: Option<bool>,
+    /// The narrowest thecal sac measured at this level as a share of the neighbours', %.
+    pub thecal_sac_residual_pct: Option<f64>,
+    /// Tissue in front of the CSF column beyond the neighbours' anterior epidural space, mm.
+    pub epidural_thickness_mm: Option<f64>,
     /// Marrow signal.
     pub signal: SignalFindings,
 }
@@ -170,7 +177,8 @@ fn signal_of(s: Option<&LevelSignal>) -> SignalFindings {
             .ct_pattern
             .map(|p| p == "lytic" || p == "mixed")
             .or(s.marrow_replacement.map(|_| false)),
-        // Cortical destruction and epidural tissue are not measured yet.
+        // Cortical destruction is not measured yet; epidural tissue comes from the canal
+        // measurement (the morphometry), set by the caller.
         cortical_destruction: None,
         epidural_soft_tissue: None,
         reason: (!unknown.is_empty()).then(|| {
@@ -249,7 +257,13 @@ impl ImagingFindings {
                             canal_compromise_pct: d.canal_compromise_pct,
                             canal_compromise_sigma_pct: d.canal_compromise_sigma_pct,
                             canal_extent: l.measurement.canal.as_ref().map(|c| c.extent),
-                            signal: signal_of(marrow.and_then(|r| r.levels.get(i))),
+                            thecal_sac_compressed: d.thecal_sac_compressed,
+                            thecal_sac_residual_pct: d.thecal_sac_residual_pct,
+                            epidural_thickness_mm: d.epidural_thickness_mm,
+                            signal: SignalFindings {
+                                epidural_soft_tissue: d.epidural_soft_tissue,
+                                ..signal_of(marrow.and_then(|r| r.levels.get(i)))
+                            },
                         }
                     })
                     .collect()
@@ -430,7 +444,7 @@ impl ImagingFindings {
             (
                 "pathological_signs",
                 self.exists(
-                    "imaging sign of a pathological fracture (marrow replacement, posterior elements, convex wall, lysis; epidural tissue not assessed)",
+                    "imaging sign of a pathological fracture (marrow replacement, posterior elements, convex wall, lysis, ventral epidural tissue on STIR/T2 fat-sat)",
                     |l| l.pathological_signs(),
                 ),
             ),
@@ -477,6 +491,9 @@ pub(crate) fn test_level(name: &str, loss_pct: Option<f64>, edema: Option<bool>)
         canal_compromise_pct: Some(2.5),
         canal_compromise_sigma_pct: Some(2.0),
         canal_extent: Some(spinetriage_measure::canal::CanalExtent::BonyCanal),
+        thecal_sac_compressed: Some(false),
+        thecal_sac_residual_pct: Some(98.0),
+        epidural_thickness_mm: Some(0.1),
         signal: SignalFindings {
             edema,
             cleft: Some(false),
@@ -509,6 +526,9 @@ mod tests {
             canal_compromise_pct: None,
             canal_compromise_sigma_pct: None,
             canal_extent: None,
+            thecal_sac_compressed: None,
+            thecal_sac_residual_pct: None,
+            epidural_thickness_mm: None,
             signal: SignalFindings::default(),
         }
     }

@@ -186,8 +186,28 @@ pub fn triage(
             r.push(reason(
                 l,
                 "epidural soft tissue",
-                "present".into(),
-                "practice parameter relative contraindication C.3",
+                l.epidural_thickness_mm.map_or("present".into(), |t| {
+                    format!("{t:.1} mm of tissue in front of the CSF column beyond the neighbours'")
+                }),
+                "ventral epidural tissue ≥ 2.5 mm, not CSF and not suppressed fat: practice parameter relative contraindication C.3",
+                Urgent,
+            ));
+        }
+        // Sac narrowing counts where something can cause it here: a fracture, a displaced wall,
+        // epidural tissue or a pathological sign (degenerative stenosis is not this tool's).
+        let cause = fractured
+            || l.retropulsed() == Some(true)
+            || s.epidural_soft_tissue == Some(true)
+            || l.pathological_signs() == Some(true);
+        if l.thecal_sac_compressed == Some(true) && cause {
+            r.push(reason(
+                l,
+                "thecal sac compression",
+                format!(
+                    "CSF column {} of the neighbouring levels'",
+                    pct(l.thecal_sac_residual_pct)
+                ),
+                "thecal sac ≤ 50 % of its neighbours: imaging sign of cord or cauda equina compression; ACR Appendix 1 epidural spinal cord compression; seed 003 surgical consultation",
                 Urgent,
             ));
         }

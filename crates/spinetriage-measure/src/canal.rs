@@ -38,6 +38,12 @@ pub struct Canal {
     pub extent: CanalExtent,
     /// The series it was measured on.
     pub series_uid: String,
+    /// Thecal sac only: distance from the wall to the sac's front (the anterior epidural space),
+    /// mm.
+    pub anterior_space_mm: Option<f64>,
+    /// Thecal sac only: the anterior epidural space's median signal, from 0 (the darkest tenth
+    /// near the wall: suppressed fat) to 1 (CSF).
+    pub anterior_signal: Option<f64>,
 }
 
 /// Sampling step along the ray, mm.
@@ -48,17 +54,23 @@ const REACH_MM: f64 = 32.0;
 /// The series a study's canal is measured on: CT, else a fat-suppressed fluid-sensitive MR in the
 /// shape series' frame of reference.
 pub fn canal_volume<'a>(vols: &'a [Volume], shape: &Volume) -> Option<&'a Volume> {
-    let same_frame = |v: &Volume| {
-        v.frame_of_reference_uid.is_some()
-            && v.frame_of_reference_uid == shape.frame_of_reference_uid
-    };
     vols.iter()
-        .find(|v| v.kind == SeriesKind::Ct && (v.series_uid == shape.series_uid || same_frame(v)))
-        .or_else(|| {
-            vols.iter().find(|v| {
-                matches!(v.kind, SeriesKind::MrStir | SeriesKind::MrT2FatSat) && same_frame(v)
-            })
+        .find(|v| {
+            v.kind == SeriesKind::Ct && (v.series_uid == shape.series_uid || same_frame(v, shape))
         })
+        .or_else(|| sac_volume(vols, shape))
+}
+
+/// The series the thecal sac is measured on: a fat-suppressed fluid-sensitive MR in the shape
+/// series' frame of reference (the wall points come from the shape series).
+pub fn sac_volume<'a>(vols: &'a [Volume], shape: &Volume) -> Option<&'a Volume> {
+    vols.iter().find(|v| {
+        matches!(v.kind, SeriesKind::MrStir | SeriesKind::MrT2FatSat) && same_frame(v, shape)
+    })
+}
+
+fn same_frame(v: &Volume, shape: &Volume) -> bool {
+    v.frame_of_reference_uid.is_some() && v.frame_of_reference_uid == shape.frame_of_reference_uid
 }
 
 fn profile(vol: &Volume, start: Point3<f64>, dir: Vector3<f64>) -> Vec<f64> {
@@ -115,31 +127,56 @@ fn bony(f: &[f64], cortex: f64) -> Option<f64> {
     Some(crossing(f, k0, half) * STEP_MM)
 }
 
+/// A thecal sac along a ray: its diameter, the space in front of it and that space's signal.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Sac {
+    ap_mm: f64,
+    front_mm: f64,
+    front_signal: f64,
+}
+
 /// Thecal sac on fluid-sensitive fat-suppressed MR: the bright CSF column behind the wall, gaps
-/// of intermediate signal (the cord, nerve roots) up to `MAX_GAP_MM` included.
-fn sac(f: &[f64]) -> Option<f64> {
+/// of intermediate signal (the cord, nerve roots) up to `MAX_GAP_MM` included. Its front is the
+/// half-way crossing between CSF and whatever lies in front of it: suppressed fat normally, and
+/// tissue of intermediate signal (epidural tumour) must not count as sac.
+fn sac(f: &[f64]) -> Option<Sac> {
     const MAX_GAP_MM: f64 = 10.0;
+    // Ventral epidural tissue displaces the sac by up to about this much.
+    const MAX_FRONT_MM: f64 = 15.0;
     let near = f.get(..(25.0 / STEP_MM) as usize).unwrap_or(f);
     let mut sorted = near.to_vec();
     sorted.sort_by(f64::total_cmp);
-    let (lo, hi) = (
-        *sorted.get(sorted.len() / 10)?,
-        *sorted.get(sorted.len() * 9 / 10)?,
-    );
+    let lo = *sorted.get(sorted.len() / 10)?;
+    // CSF is the brightest thing here, but it may be a thin rim behind epidural tissue: its
+    // level is the highest 1 mm running median, not a percentile.
+    let w = (1.0 / STEP_MM) as usize;
+    let hi = (0..near.len().saturating_sub(w))
+        .filter_map(|k| median(near[k..k + w].to_vec()))
+        .fold(f64::NEG_INFINITY, f64::max);
     // CSF must stand out: the cord and the dark arch are both well below it.
-    if hi <= lo || hi - lo < 0.25 * hi.abs() {
+    if !hi.is_finite() || hi <= lo || hi - lo < 0.25 * hi.abs() {
         return None;
+    }
+    let core = near.iter().position(|&v| v >= lo + 0.8 * (hi - lo))?;
+    if core as f64 * STEP_MM > MAX_FRONT_MM {
+        return None;
+    }
+    let mm = |x: f64| (x / STEP_MM) as usize;
+    let csf = median(near[core..(core + mm(1.0)).min(near.len())].to_vec())?;
+    let before = if core >= mm(1.0) {
+        median(near[core.saturating_sub(mm(2.0))..core - mm(0.5)].to_vec())?
+    } else {
+        lo
+    };
+    let front_level = 0.5 * (before.min(csf) + csf);
+    let mut first = core;
+    while first > 0 && near[first - 1] >= front_level {
+        first -= 1;
     }
     let half = lo + 0.5 * (hi - lo);
-    let first = near.iter().position(|&v| v >= half)?;
-    if first as f64 * STEP_MM > 6.0 {
-        // The sac lies against the posterior longitudinal ligament; CSF far behind the wall is
-        // something else.
-        return None;
-    }
-    let gap = (MAX_GAP_MM / STEP_MM) as usize;
-    let mut last = first;
-    for (k, &v) in near.iter().enumerate().skip(first) {
+    let gap = mm(MAX_GAP_MM);
+    let mut last = core;
+    for (k, &v) in near.iter().enumerate().skip(core) {
         if v >= half {
             if k - last > gap {
                 break;
@@ -147,7 +184,7 @@ fn sac(f: &[f64]) -> Option<f64> {
             last = k;
         }
     }
-    let a = crossing(f, first, half);
+    let a = crossing(f, first, front_level);
     let b = if last + 1 < f.len() {
         // Falling edge: crossing between `last` and `last + 1`.
         let (x, y) = (f[last], f[last + 1]);
@@ -155,7 +192,14 @@ fn sac(f: &[f64]) -> Option<f64> {
     } else {
         last as f64
     };
-    Some((b - a) * STEP_MM)
+    // The space in front, past the wall's own blurred edge.
+    let space: Vec<f64> = near[mm(0.5).min(first)..first].to_vec();
+    let front_signal = median(space).map_or(0.0, |m| ((m - lo) / (hi - lo)).clamp(0.0, 1.0));
+    Some(Sac {
+        ap_mm: (b - a) * STEP_MM,
+        front_mm: a * STEP_MM,
+        front_signal,
+    })
 }
 
 /// Measures the canal behind a wall point `wall_lps` along the unit posterior axis `posterior`.
@@ -169,9 +213,12 @@ pub fn measure_canal(
     let dir = Vector3::from(posterior).try_normalize(1e-9)?;
     let start = Point3::from(Vector3::from(wall_lps));
     let f = profile(vol, start, dir);
-    let (ap, extent) = match vol.kind {
-        SeriesKind::Ct => (bony(&f, cortex?)?, CanalExtent::BonyCanal),
-        SeriesKind::MrStir | SeriesKind::MrT2FatSat => (sac(&f)?, CanalExtent::ThecalSac),
+    let (ap, extent, front) = match vol.kind {
+        SeriesKind::Ct => (bony(&f, cortex?)?, CanalExtent::BonyCanal, None),
+        SeriesKind::MrStir | SeriesKind::MrT2FatSat => {
+            let s = sac(&f)?;
+            (s.ap_mm, CanalExtent::ThecalSac, Some(s))
+        }
         _ => return None,
     };
     // Both ends are half-way crossings of a blurred edge read by linear interpolation: about a
@@ -182,11 +229,19 @@ pub fn measure_canal(
         .sum::<f64>()
         .sqrt();
     let sigma = (2.0 * (blur / 3.0).powi(2) + STEP_MM.powi(2) / 6.0).sqrt();
-    (ap >= 3.0).then(|| Canal {
+    // A bony canal under 3 mm is a misread; a CSF column can be all but effaced.
+    let least = if extent == CanalExtent::BonyCanal {
+        3.0
+    } else {
+        0.5
+    };
+    (ap >= least).then(|| Canal {
         ap_mm: ap,
         sigma_mm: sigma,
         extent,
         series_uid: vol.series_uid.clone(),
+        anterior_space_mm: front.map(|s| s.front_mm),
+        anterior_signal: front.map(|s| s.front_signal),
     })
 }
 
@@ -227,13 +282,31 @@ mod tests {
             (12.0, 900.0),
             (15.0, 60.0),
         ]);
-        let ap = sac(&f).expect("sac");
-        assert!((ap - 14.0).abs() < 0.3, "{ap}");
+        let s = sac(&f).expect("sac");
+        assert!((s.ap_mm - 14.0).abs() < 0.3, "{s:?}");
+        assert!((s.front_mm - 1.0).abs() < 0.3, "{s:?}");
+        assert!(s.front_signal < 0.1, "{s:?}");
+    }
+
+    #[test]
+    fn epidural_tissue_in_front_of_the_sac_is_not_sac() {
+        // Tissue of intermediate signal 0–6 mm, CSF 6–9, cord 9–12, CSF 12–15, dark behind.
+        let f = steps(&[
+            (0.0, 600.0),
+            (6.0, 900.0),
+            (9.0, 350.0),
+            (12.0, 900.0),
+            (15.0, 40.0),
+        ]);
+        let s = sac(&f).expect("sac");
+        assert!((s.front_mm - 6.0).abs() < 0.3, "{s:?}");
+        assert!((s.ap_mm - 9.0).abs() < 0.3, "{s:?}");
+        assert!(s.front_signal > 0.5, "{s:?}");
     }
 
     #[test]
     fn no_csf_means_no_sac() {
         let f = steps(&[(0.0, 100.0)]);
-        assert!(sac(&f).is_none());
+        assert_eq!(sac(&f), None);
     }
 }

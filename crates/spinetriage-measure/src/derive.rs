@@ -2,6 +2,7 @@
 //! ACR deformity criteria, physiologic ranges and angles. Formulas and sources:
 //! `docs/measurements.md`.
 
+use crate::canal::Canal;
 use crate::morph::{LevelMeasurement, Status};
 use serde::Serialize;
 
@@ -120,7 +121,34 @@ pub struct Derived {
     pub canal_compromise_pct: Option<f64>,
     /// Standard uncertainty of `canal_compromise_pct`.
     pub canal_compromise_sigma_pct: Option<f64>,
+    /// The narrowest canal measured at this level (mid-height, or behind the most displaced
+    /// wall) as a share of `canal_reference_mm`, %.
+    pub canal_residual_pct: Option<f64>,
+    /// The thecal sac at mid-height as a share of the neighbours' sac, %.
+    pub thecal_sac_residual_pct: Option<f64>,
+    /// Thecal sac narrowed to at most [`SAC_COMPRESSION_PCT`] of the neighbours': an imaging
+    /// sign of cord or cauda equina compression. Unknown without a fluid-sensitive fat-suppressed
+    /// series.
+    pub thecal_sac_compressed: Option<bool>,
+    /// Ventral epidural tissue thickness beyond the neighbours' anterior epidural space, mm.
+    pub epidural_thickness_mm: Option<f64>,
+    /// Ventral epidural soft tissue: the sac pushed back by at least
+    /// [`EPIDURAL_TISSUE_MM`] of tissue that is neither CSF nor suppressed fat. Unknown without a
+    /// fluid-sensitive fat-suppressed series.
+    pub epidural_soft_tissue: Option<bool>,
 }
+
+/// A thecal sac at or below this share of its neighbours' is reported as a sign of cord or
+/// cauda equina compression, %: half its CSF column gone (`docs/measurements.md`).
+pub const SAC_COMPRESSION_PCT: f64 = 50.0;
+
+/// Ventral epidural tissue from this thickness beyond the neighbours' anterior epidural space,
+/// mm: the normal anterior epidural space varies by about 1 mm level to level.
+pub const EPIDURAL_TISSUE_MM: f64 = 2.5;
+
+/// Signal of that tissue, from 0 (suppressed fat) to 1 (CSF), from which it is soft tissue: fat
+/// pushed in front of the sac stays dark on a fat-suppressed image.
+pub const EPIDURAL_SIGNAL_MIN: f64 = 0.25;
 
 /// Genant grade from the height loss (Genant et al., J Bone Miner Res 1993).
 pub fn genant_grade(loss_pct: f64) -> u8 {
@@ -186,6 +214,36 @@ fn sagittal_angle(n1: [f64; 3], n2: [f64; 3], left: [f64; 3]) -> f64 {
     s.atan2(dot).to_degrees()
 }
 
+/// Ventral epidural tissue at level `i`: its thickness beyond the lower-median anterior epidural space
+/// of the nearest levels (up to two on each side), and whether it is soft tissue.
+fn epidural_tissue(
+    levels: &[(Option<String>, LevelMeasurement)],
+    i: usize,
+) -> (Option<f64>, Option<bool>) {
+    let space = |j: usize| {
+        let c = levels[j].1.thecal_sac.as_ref()?;
+        Some((c.anterior_space_mm?, c.anterior_signal?))
+    };
+    let Some((own, signal)) = space(i) else {
+        return (None, None);
+    };
+    let mut around: Vec<f64> = (i.saturating_sub(2)..(i + 3).min(levels.len()))
+        .filter(|&j| j != i)
+        .filter_map(|j| space(j).map(|s| s.0))
+        .collect();
+    if around.is_empty() {
+        return (None, None);
+    }
+    around.sort_by(f64::total_cmp);
+    // The lower median: with two neighbours, the more normal one (a mass may span levels).
+    let baseline = around[(around.len() - 1) / 2];
+    let thickness = own - baseline;
+    (
+        Some(thickness),
+        Some(thickness >= EPIDURAL_TISSUE_MM && signal >= EPIDURAL_SIGNAL_MIN),
+    )
+}
+
 /// A neighbour's wall counts as undisplaced below this, mm (twice a normal wall's reading).
 const UNDISPLACED_WALL_MM: f64 = 2.0;
 
@@ -195,29 +253,13 @@ fn canal_compromise(
     i: usize,
 ) -> (Option<f64>, Option<f64>, Option<f64>) {
     let own = &levels[i].1;
-    let Some(extent) = own.canal.as_ref().map(|c| c.extent).or_else(|| {
-        levels
-            .iter()
-            .find_map(|l| l.1.canal.as_ref().map(|c| c.extent))
-    }) else {
+    let Some((reference, ref_sigma)) = reference_diameter(levels, i, |m| m.canal.as_ref()) else {
         return (None, None, None);
     };
-    let usable = |j: usize| {
-        let m = &levels[j].1;
-        let c = m.canal.as_ref()?;
-        (c.extent == extent && m.retropulsion_mm.is_some_and(|r| r < UNDISPLACED_WALL_MM))
-            .then_some((c.ap_mm, c.sigma_mm))
-    };
-    let above = (0..i).rev().take(2).find_map(usable);
-    let below = (i + 1..levels.len()).take(2).find_map(usable);
-    let refs: Vec<(f64, f64)> = above.into_iter().chain(below).collect();
-    if refs.is_empty() {
-        return (None, None, None);
-    }
-    let k = refs.len() as f64;
-    let reference = refs.iter().map(|r| r.0).sum::<f64>() / k;
-    let ref_sigma = (refs.iter().map(|r| r.1 * r.1).sum::<f64>()).sqrt() / k;
     match (own.retropulsion_mm, own.retropulsion_sigma_mm) {
+        // A wall "displaced" by the whole canal was read through it (tissue as bright as the
+        // body behind an invisible cortex): no compromise can be stated.
+        (Some(r), _) if r >= reference => (Some(reference), None, None),
         (Some(r), s) => {
             let pct = 100.0 * r / reference;
             let s = s.unwrap_or(0.0);
@@ -231,6 +273,35 @@ fn canal_compromise(
         }
         _ => (Some(reference), None, None),
     }
+}
+
+/// The diameter level `i` should have, and its σ: the mean of the nearest levels' (up to two
+/// away on each side, same extent) whose walls are not displaced.
+fn reference_diameter(
+    levels: &[(Option<String>, LevelMeasurement)],
+    i: usize,
+    pick: impl Fn(&LevelMeasurement) -> Option<&Canal>,
+) -> Option<(f64, f64)> {
+    let extent = pick(&levels[i].1)
+        .map(|c| c.extent)
+        .or_else(|| levels.iter().find_map(|l| pick(&l.1).map(|c| c.extent)))?;
+    let usable = |j: usize| {
+        let m = &levels[j].1;
+        let c = pick(m)?;
+        (c.extent == extent && m.retropulsion_mm.is_some_and(|r| r < UNDISPLACED_WALL_MM))
+            .then_some((c.ap_mm, c.sigma_mm))
+    };
+    let above = (0..i).rev().take(2).find_map(usable);
+    let below = (i + 1..levels.len()).take(2).find_map(usable);
+    let refs: Vec<(f64, f64)> = above.into_iter().chain(below).collect();
+    if refs.is_empty() {
+        return None;
+    }
+    let k = refs.len() as f64;
+    Some((
+        refs.iter().map(|r| r.0).sum::<f64>() / k,
+        (refs.iter().map(|r| r.1 * r.1).sum::<f64>()).sqrt() / k,
+    ))
 }
 
 /// Derives every level's quantities; `levels` are cranial first, with their labels.
@@ -356,7 +427,29 @@ pub fn derive(levels: &[(Option<String>, LevelMeasurement)]) -> Vec<Derived> {
                 None
             };
             let (canal_ref, compromise, compromise_sigma) = canal_compromise(levels, i);
+            let narrowest = |a: &Option<Canal>, b: &Option<Canal>| {
+                [a, b]
+                    .into_iter()
+                    .flatten()
+                    .map(|c| c.ap_mm)
+                    .reduce(f64::min)
+            };
+            let residual_pct = canal_ref
+                .zip(narrowest(&m.canal, &m.canal_residual))
+                .map(|(r, ap)| 100.0 * ap / r);
+            // At mid-height: behind a fragment the sac reads its CSF only, wherever the fragment
+            // merely touches the cord (the displacement itself is the canal compromise).
+            let sac_pct = reference_diameter(levels, i, |m| m.thecal_sac.as_ref())
+                .zip(m.thecal_sac.as_ref().map(|c| c.ap_mm))
+                .map(|((r, _), ap)| 100.0 * ap / r);
+            let thecal_sac_compressed = sac_pct.map(|p| p <= SAC_COMPRESSION_PCT);
+            let (epidural_thickness, epidural) = epidural_tissue(levels, i);
             Derived {
+                canal_residual_pct: residual_pct,
+                thecal_sac_residual_pct: sac_pct,
+                thecal_sac_compressed,
+                epidural_thickness_mm: epidural_thickness,
+                epidural_soft_tissue: epidural,
                 canal_reference_mm: canal_ref,
                 canal_compromise_pct: compromise,
                 canal_compromise_sigma_pct: compromise_sigma,

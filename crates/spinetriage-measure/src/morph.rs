@@ -158,14 +158,23 @@ pub struct LevelMeasurement {
     pub retropulsion_mm: Option<f64>,
     /// Standard uncertainty of `retropulsion_mm`.
     pub retropulsion_sigma_mm: Option<f64>,
+    /// The wall point where the displacement is largest, LPS mm.
+    pub retropulsion_point_lps_mm: Option<[f64; 3]>,
     /// Posterior-wall profile, mid-sagittal: for heights −80 % … +80 % of half the middle height
     /// (17 steps, caudal first), the wall's outer surface along the posterior axis, mm from the
     /// body's mid-depth; `None` where the wall was not found.
     pub posterior_wall_mm: Vec<Option<f64>>,
     /// The same profile's wall points, LPS mm.
     pub posterior_wall_lps_mm: Vec<Option<[f64; 3]>>,
-    /// The spinal canal behind the body, when an image shows it.
+    /// The spinal canal behind the body at mid-height, when an image shows it.
     pub canal: Option<crate::canal::Canal>,
+    /// The canal left behind the wall where it is most displaced (`retropulsion_point_lps_mm`).
+    pub canal_residual: Option<crate::canal::Canal>,
+    /// The thecal sac at mid-height, when a fluid-sensitive fat-suppressed series shares the
+    /// shape series' frame (the same as `canal` when there is no CT).
+    pub thecal_sac: Option<crate::canal::Canal>,
+    /// The thecal sac behind the most displaced wall point.
+    pub thecal_sac_residual: Option<crate::canal::Canal>,
     /// Body mask volume, mm³.
     pub volume_mm3: f64,
     /// Measured or not evaluable, and why.
@@ -193,9 +202,13 @@ impl LevelMeasurement {
             inferior_normal: None,
             retropulsion_mm: None,
             retropulsion_sigma_mm: None,
+            retropulsion_point_lps_mm: None,
             posterior_wall_mm: Vec::new(),
             posterior_wall_lps_mm: Vec::new(),
             canal: None,
+            canal_residual: None,
+            thecal_sac: None,
+            thecal_sac_residual: None,
             volume_mm3: 0.0,
             status,
         }
@@ -651,6 +664,7 @@ pub fn measure_mask(
         // endplate (the ray bundle is ±1 mm across, so 80 % keeps it off the endplates).
         let half_h = out.middle.map(|h| h.height_mm / 2.0).unwrap_or(10.0);
         let mut wall: Vec<(f64, f64, f64)> = Vec::new();
+        let mut wall_lps: Vec<[f64; 3]> = Vec::new();
         for k in -PROFILE_STEPS..=PROFILE_STEPS {
             let h = f64::from(k) / f64::from(PROFILE_STEPS) * PROFILE_REACH * half_h;
             let origin = pa + v * (0.5 * depth) + u * h;
@@ -661,11 +675,13 @@ pub fn measure_mask(
                 .push(found.as_ref().map(|e| v3((origin + v * e.outer_mm).coords)));
             if let Some(e) = found {
                 wall.push((h, e.outer_mm, e.sigma_mm));
+                wall_lps.push(v3((origin + v * e.outer_mm).coords));
             }
         }
-        if let Some((r, sigma)) = wall_displacement(&wall) {
-            out.retropulsion_mm = Some(r);
-            out.retropulsion_sigma_mm = Some(sigma);
+        if let Some(d) = wall_displacement(&wall) {
+            out.retropulsion_mm = Some(d.mm);
+            out.retropulsion_sigma_mm = Some(d.sigma_mm);
+            out.retropulsion_point_lps_mm = wall_lps.get(d.at).copied();
         }
         Ok(())
     })();
@@ -695,7 +711,7 @@ const PROFILE_REACH: f64 = 0.8;
 /// fragment reads its displacement beyond the line of the intact wall below it, whatever the
 /// wall's tilt. Among points displaced about as far, the best-located one is reported (an
 /// obliquely crossed fragment edge is poorly located).
-pub fn wall_displacement(wall: &[(f64, f64, f64)]) -> Option<(f64, f64)> {
+pub fn wall_displacement(wall: &[(f64, f64, f64)]) -> Option<WallDisplacement> {
     let n = wall.len();
     if n < 5 {
         return None;
@@ -713,11 +729,11 @@ pub fn wall_displacement(wall: &[(f64, f64, f64)]) -> Option<(f64, f64)> {
             .map(|k| {
                 let before = if k > 0 { r[k - 1] } else { f64::NEG_INFINITY };
                 let after = r.get(k + 1).copied().unwrap_or(f64::NEG_INFINITY);
-                (r[k].min(before.max(after)), wall[k].2)
+                (r[k].min(before.max(after)), wall[k].2, k)
             })
             .max_by(|a, b| (a.0 - a.1).total_cmp(&(b.0 - b.1)))
     };
-    let mut best: Option<(f64, f64)> = None;
+    let mut best: Option<(f64, f64, usize)> = None;
     for i in 0..n {
         for j in i + 1..n {
             let (hi, di, si) = wall[i];
@@ -729,9 +745,9 @@ pub fn wall_displacement(wall: &[(f64, f64, f64)]) -> Option<(f64, f64)> {
             if wall.iter().any(|&(h, d, _)| d < line(h) - tol) {
                 continue;
             }
-            if let Some((worst, sw)) = worst_of(&line) {
+            if let Some((worst, sw, k)) = worst_of(&line) {
                 if best.is_none_or(|b| worst < b.0) {
-                    best = Some((worst, (sw * sw + 0.5 * (si * si + sj * sj)).sqrt()));
+                    best = Some((worst, (sw * sw + 0.5 * (si * si + sj * sj)).sqrt(), k));
                 }
             }
         }
@@ -741,9 +757,24 @@ pub fn wall_displacement(wall: &[(f64, f64, f64)]) -> Option<(f64, f64)> {
     let best = best.or_else(|| {
         let ((h0, d0, s0), (h1, d1, s1)) = (wall[0], wall[n - 1]);
         worst_of(&|h: f64| d0 + (d1 - d0) * (h - h0) / (h1 - h0))
-            .map(|(w, s)| (w, (s * s + 0.5 * (s0 * s0 + s1 * s1)).sqrt()))
+            .map(|(w, s, k)| (w, (s * s + 0.5 * (s0 * s0 + s1 * s1)).sqrt(), k))
     })?;
-    Some((best.0.max(0.0), best.1))
+    Some(WallDisplacement {
+        mm: best.0.max(0.0),
+        sigma_mm: best.1,
+        at: best.2,
+    })
+}
+
+/// A wall profile's largest displacement.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WallDisplacement {
+    /// Displacement beyond the intact wall's line, mm (never negative).
+    pub mm: f64,
+    /// Its standard uncertainty, mm.
+    pub sigma_mm: f64,
+    /// Index of the profile point where it is largest.
+    pub at: usize,
 }
 
 /// Measures every body of `seg` on `img`, in parallel.
@@ -771,7 +802,7 @@ mod wall_tests {
 
     #[test]
     fn a_straight_tilted_wall_reads_its_noise() {
-        let (r, _) = wall_displacement(&profile(|h| 0.1 * h)).unwrap();
+        let r = wall_displacement(&profile(|h| 0.1 * h)).unwrap().mm;
         assert!(r < 0.15, "{r}");
     }
 
@@ -784,7 +815,8 @@ mod wall_tests {
                 0.0
             }
         };
-        let (r, s) = wall_displacement(&profile(bump)).unwrap();
+        let d = wall_displacement(&profile(bump)).unwrap();
+        let (r, s) = (d.mm, d.sigma_mm);
         // The top ray is supported by its neighbour only as far as that neighbour goes.
         let truth = bump(7.0);
         assert!((r - truth).abs() < 0.3, "{r} vs {truth}");
@@ -795,13 +827,13 @@ mod wall_tests {
     fn one_ray_running_into_the_canal_is_not_a_displacement() {
         let mut p = profile(|_| 0.0);
         p[13].1 += 16.0;
-        let (r, _) = wall_displacement(&p).unwrap();
+        let r = wall_displacement(&p).unwrap().mm;
         assert!(r < 0.2, "{r}");
     }
 
     #[test]
     fn a_concave_wall_reads_no_displacement() {
-        let (r, _) = wall_displacement(&profile(|h| 0.02 * h * h)).unwrap();
+        let r = wall_displacement(&profile(|h| 0.02 * h * h)).unwrap().mm;
         assert!(r < 0.15, "{r}");
     }
 }

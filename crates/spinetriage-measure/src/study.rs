@@ -72,19 +72,32 @@ pub fn analyze_volumes(
     };
     let seg = segment_volume(vol, anchor)?;
     let mut measured = measure_bodies(vol, &seg);
-    if let Some(cv) = crate::canal::canal_volume(vols, vol) {
-        // The body's cortical level is known on the shape series only; a CT canal series is the
-        // shape series whenever there is one.
+    let canal_vol = crate::canal::canal_volume(vols, vol);
+    let sac_vol = crate::canal::sac_volume(vols, vol);
+    if canal_vol.is_some() || sac_vol.is_some() {
         measured.par_iter_mut().zip(&seg.bodies).for_each(|(m, b)| {
-            let wall = m
-                .posterior_wall_lps_mm
-                .get(m.posterior_wall_lps_mm.len() / 2)
-                .copied()
-                .flatten();
-            let cortex =
-                (cv.series_uid == vol.series_uid).then_some(f64::from(b.marrow.cortex_level));
-            if let Some(w) = wall {
-                m.canal = crate::canal::measure_canal(cv, w, m.frame.posterior, cortex);
+            // The wall point nearest mid-height that was found.
+            let walls = &m.posterior_wall_lps_mm;
+            let mid = (0..walls.len())
+                .filter_map(|k| walls[k].map(|p| (k.abs_diff(walls.len() / 2), p)))
+                .min_by_key(|x| x.0)
+                .map(|x| x.1);
+            let worst = m.retropulsion_point_lps_mm;
+            let posterior = m.frame.posterior;
+            // The body's cortical level is known on the shape series only; a CT canal series is
+            // the shape series whenever there is one.
+            let on = |cv: &Volume, at: Option<[f64; 3]>| {
+                let cortex =
+                    (cv.series_uid == vol.series_uid).then_some(f64::from(b.marrow.cortex_level));
+                at.and_then(|w| crate::canal::measure_canal(cv, w, posterior, cortex))
+            };
+            if let Some(cv) = canal_vol {
+                m.canal = on(cv, mid);
+                m.canal_residual = on(cv, worst);
+            }
+            if let Some(sv) = sac_vol {
+                m.thecal_sac = on(sv, mid);
+                m.thecal_sac_residual = on(sv, worst);
             }
         });
     }

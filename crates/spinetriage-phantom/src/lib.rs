@@ -281,6 +281,7 @@ pub const CASES: &[&str] = &[
     "posterior-right-t11",
     "rotated-multilevel",
     "osteoporotic-multi",
+    "epidural-tumour-t12",
 ];
 
 /// A built-in case by name.
@@ -374,6 +375,14 @@ pub fn case(name: &str, seed: u64) -> Option<PhantomConfig> {
             c.spine.trabecular_hu = 80.0;
             c
         }
+        "epidural-tumour-t12" => c.with(
+            "T12",
+            spec(|s| {
+                s.fracture = frac(Crush, 22.0);
+                s.tumour = Tumour::Lytic;
+                s.epidural_mm = 6.0;
+            }),
+        ),
         _ => return None,
     })
 }

@@ -89,6 +89,10 @@ pub struct LevelSpec {
     pub retropulsion_mm: f64,
     /// Convex bulge of the whole posterior wall (tumour expansion), mm.
     pub convex_posterior_mm: f64,
+    /// Ventral epidural soft tissue (tumour extension) behind the body, midline thickness, mm:
+    /// it fills the anterior canal over the body's height, tapering to the sides, and effaces
+    /// the dural sac and the cord in front.
+    pub epidural_mm: f64,
 }
 
 /// Tissue classes; intensities per modality live in [`crate::render`].
@@ -411,7 +415,7 @@ impl Vertebra {
     }
 
     /// Classifies a local point against this level's own structures; higher priority wins.
-    fn classify(&self, u: f64, v: f64, w: f64) -> Option<(Tissue, u8)> {
+    pub(crate) fn classify(&self, u: f64, v: f64, w: f64) -> Option<(Tissue, u8)> {
         if let Some(cortex) = self.body_at(u, v, w) {
             return Some(if cortex {
                 (Tissue::Cortex, 10)
@@ -430,6 +434,16 @@ impl Vertebra {
         let (ca, cw) = (self.canal_ap / 2.0, self.canal_w / 2.0);
         let e_canal = ell(v - vcc, w, ca, cw);
         if e_canal <= 1.0 {
+            if self.spec.epidural_mm > 0.0 && w.abs() < cw {
+                let lat = (std::f64::consts::PI * w / (2.0 * cw)).cos().powi(2);
+                let front = v - self.depth / 2.0;
+                if front <= self.spec.epidural_mm * lat
+                    && u >= self.u_bot(self.depth / 2.0, w)
+                    && u <= self.u_top(self.depth / 2.0, w)
+                {
+                    return Some((Tissue::TumourLytic, 6));
+                }
+            }
             let cord = match self.cord {
                 CordExtent::Full => true,
                 CordExtent::UpperHalf => u > 0.0,
@@ -615,6 +629,7 @@ impl Spine {
             }
             if !(0.0..=15.0).contains(&spec.retropulsion_mm)
                 || !(0.0..=10.0).contains(&spec.convex_posterior_mm)
+                || !(0.0..=12.0).contains(&spec.epidural_mm)
             {
                 return Err(ModelError::Invalid(format!("{name}: bump outside 0–15 mm")));
             }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{FractureKind, LevelSpec, Oedema, Side, Spine, Tumour, Vertebra};
+use crate::model::{FractureKind, LevelSpec, Oedema, Side, Spine, Tissue, Tumour, Vertebra};
 
 /// Heights of one body, mm, between the outer surfaces of the endplates along the body's own axis.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -72,8 +72,14 @@ pub struct LevelTruth {
     pub convex_posterior_mm: f64,
     /// Bony canal antero-posterior diameter behind the body at mid-height, mm.
     pub canal_ap_mm: f64,
-    /// The thecal sac's (CSF column's) antero-posterior diameter there, mm.
+    /// The thecal sac's antero-posterior diameter there as fluid-sensitive MR shows it, mm: from
+    /// the first CSF behind the wall to the last CSF or cord, so epidural tissue abutting the
+    /// cord leaves only the CSF behind it.
     pub thecal_sac_ap_mm: f64,
+    /// Distance from the wall to that first CSF (the anterior epidural space), mm.
+    pub anterior_epidural_space_mm: f64,
+    /// Ventral epidural soft tissue, midline thickness, mm (0: none).
+    pub epidural_mm: f64,
     /// Retropulsion as a share of the mean bony canal diameter of the nearest levels above and
     /// below whose walls are not displaced, %.
     pub canal_compromise_pct: f64,
@@ -164,6 +170,7 @@ fn level_truth(vb: &Vertebra) -> LevelTruth {
     let min_h = hs.anterior_mm.min(hs.middle_mm).min(hs.posterior_mm);
     let loss = 100.0 * (1.0 - min_h / expected);
     let (cent, vol) = centroid(vb);
+    let sac = thecal_sac(vb);
     let c = vb.to_lps(cent[0], cent[1], cent[2]);
     LevelTruth {
         name: vb.name.to_string(),
@@ -196,11 +203,31 @@ fn level_truth(vb: &Vertebra) -> LevelTruth {
         retropulsion_mm: vb.spec.retropulsion_mm,
         convex_posterior_mm: vb.spec.convex_posterior_mm,
         canal_ap_mm: vb.canal_ap,
-        // The CSF ellipse is 80 % of the canal's (see `Vertebra::classify`).
-        thecal_sac_ap_mm: 0.8 * vb.canal_ap,
+        thecal_sac_ap_mm: sac.1 - sac.0,
+        anterior_epidural_space_mm: sac.0,
+        epidural_mm: vb.spec.epidural_mm,
         canal_compromise_pct: 0.0,
         spec: vb.spec,
     }
+}
+
+/// The thecal sac along the mid-sagittal ray at mid-height: (first CSF, last CSF or cord), mm
+/// behind the wall.
+fn thecal_sac(vb: &Vertebra) -> (f64, f64) {
+    let step = 0.05;
+    let (mut front, mut back) = (None, 0.0);
+    for k in 0..(40.0 / step) as usize {
+        let t = k as f64 * step;
+        match vb.classify(0.0, vb.depth / 2.0 + t, 0.0).map(|c| c.0) {
+            Some(Tissue::Csf) => {
+                front.get_or_insert(t);
+                back = t + step;
+            }
+            Some(Tissue::Cord) if front.is_some() => back = t + step,
+            _ => {}
+        }
+    }
+    (front.unwrap_or(0.0), back.max(front.unwrap_or(0.0)))
 }
 
 /// Centroid (local u, v, w) and volume of the body by midpoint integration on a 0.2 mm grid.

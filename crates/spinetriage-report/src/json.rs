@@ -50,6 +50,21 @@ pub fn level_json(
     }
     let edema_pattern = marrow.and_then(|mr| mr.edema_pattern);
     let pe_side = marrow.and_then(|mr| mr.posterior.side);
+    let canal = json!({"ap_mm": opt(m.canal.as_ref().map(|c| c.ap_mm), 2),
+                  "ap_sigma_mm": opt(m.canal.as_ref().map(|c| c.sigma_mm), 2),
+                  "extent": m.canal.as_ref().map(|c| c.extent),
+                  "series_uid": m.canal.as_ref().map(|c| &c.series_uid),
+                  "reference_mm": opt(d.canal_reference_mm, 2),
+                  "compromise_pct": opt(d.canal_compromise_pct, 1),
+                  "compromise_sigma_pct": opt(d.canal_compromise_sigma_pct, 1),
+                  "residual_ap_mm": opt(m.canal_residual.as_ref().map(|c| c.ap_mm), 2),
+                  "residual_pct": opt(d.canal_residual_pct, 1),
+                  "thecal_sac_residual_pct": opt(d.thecal_sac_residual_pct, 1),
+                  "thecal_sac_compressed": d.thecal_sac_compressed,
+                  "thecal_sac_ap_mm": opt(m.thecal_sac.as_ref().map(|c| c.ap_mm), 2),
+                  "anterior_epidural_space_mm": opt(m.thecal_sac.as_ref().and_then(|c| c.anterior_space_mm), 2),
+                  "epidural_thickness_mm": opt(d.epidural_thickness_mm, 2),
+                  "epidural_soft_tissue": d.epidural_soft_tissue});
     json!({
         "level": l.level,
         "label_confidence": round(l.label_confidence, 2),
@@ -93,13 +108,7 @@ pub fn level_json(
         "cleft": signal.cleft,
         "retropulsion_mm": opt(m.retropulsion_mm, 2),
         "retropulsion_sigma_mm": opt(m.retropulsion_sigma_mm, 2),
-        "canal": {"ap_mm": opt(m.canal.as_ref().map(|c| c.ap_mm), 2),
-                  "ap_sigma_mm": opt(m.canal.as_ref().map(|c| c.sigma_mm), 2),
-                  "extent": m.canal.as_ref().map(|c| c.extent),
-                  "series_uid": m.canal.as_ref().map(|c| &c.series_uid),
-                  "reference_mm": opt(d.canal_reference_mm, 2),
-                  "compromise_pct": opt(d.canal_compromise_pct, 1),
-                  "compromise_sigma_pct": opt(d.canal_compromise_sigma_pct, 1)},
+        "canal": canal,
         "frame": m.frame,
         "evidence": evidence,
     })
