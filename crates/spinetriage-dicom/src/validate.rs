@@ -468,23 +468,26 @@ pub fn meta_end<R: Read + Seek>(mut r: R) -> Option<(u64, String)> {
         return None;
     };
     r.seek(SeekFrom::Start(start)).ok()?;
-    let mut pos = start;
+    // The meta group is read exactly as dicom-object reads it: (0002,0000) first, then elements
+    // until their sizes reach its value, whatever their tags; the data set starts right after.
+    // Walking on while the group is 0002 would take a second meta group inside the data set
+    // (and its transfer syntax) for the real one (fuzz find: 1.2 GB allocation).
+    let mut h = [0u8; 12];
+    r.read_exact(&mut h).ok()?;
+    if h[0..4] != [0x02, 0x00, 0x00, 0x00] || &h[4..6] != b"UL" || h[6..8] != [4, 0] {
+        return None;
+    }
+    let group_length = u64::from(u32::from_le_bytes([h[8], h[9], h[10], h[11]]));
+    let mut pos = start + 12;
     let mut ts = String::new();
-    // Where (0002,0000) says the group ends; readers trust it to find the data set.
-    let mut declared_end = None;
-    loop {
+    let mut read = 0u64;
+    while read < group_length {
         let mut h = [0u8; 8];
         r.read_exact(&mut h).ok()?;
-        let group = u16::from_le_bytes([h[0], h[1]]);
-        if group != 0x0002 {
-            // A group length that disagrees with the elements would make the parser start the
-            // data set elsewhere than we checked (fuzz find: 4 GB allocation).
-            return match declared_end {
-                Some(end) if end != pos => None,
-                _ => Some((pos, ts)),
-            };
-        }
-        let elem = u16::from_le_bytes([h[2], h[3]]);
+        let tag = (
+            u16::from_le_bytes([h[0], h[1]]),
+            u16::from_le_bytes([h[2], h[3]]),
+        );
         let (len, hdr) = if short_length_vr(&[h[4], h[5]]) {
             (u64::from(u16::from_le_bytes([h[6], h[7]])), 8)
         } else {
@@ -492,23 +495,22 @@ pub fn meta_end<R: Read + Seek>(mut r: R) -> Option<(u64, String)> {
             r.read_exact(&mut l).ok()?;
             (u64::from(u32::from_le_bytes(l)), 12)
         };
-        // Meta elements are short; a long one means this is not a meta group we can walk.
+        // Meta elements are short; a long one (or an undefined length) means this is not a
+        // meta group we can walk.
         if len > 64 * 1024 || !vr_ok(&[h[4], h[5]]) {
             return None;
         }
         let mut v = vec![0u8; len as usize];
         r.read_exact(&mut v).ok()?;
-        if elem == 0x0000 && len == 4 {
-            declared_end =
-                Some(pos + hdr + len + u64::from(u32::from_le_bytes([v[0], v[1], v[2], v[3]])));
-        }
-        if elem == 0x0010 {
+        if tag == (0x0002, 0x0010) {
             ts = String::from_utf8_lossy(&v)
                 .trim_end_matches(['\0', ' '])
                 .to_string();
         }
         pos += hdr + len;
+        read += hdr + len;
     }
+    Some((pos, ts))
 }
 
 #[cfg(test)]
