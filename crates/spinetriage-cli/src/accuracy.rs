@@ -87,8 +87,10 @@ pub fn variants(cases: &[&str], repeats: usize, seed: u64) -> Vec<(Variant, Phan
             let curvature = 0.5 + u();
             let rotation_deg = [20.0 * u() - 10.0, 20.0 * u() - 10.0, 20.0 * u() - 10.0];
             cfg.spine.curvature *= curvature;
+            // The range is ±10° about each axis in total: a case's own rotation plus the
+            // random one is kept inside it.
             for (a, b) in cfg.spine.rotation_deg.iter_mut().zip(rotation_deg) {
-                *a += b;
+                *a = (*a + b).clamp(-10.0, 10.0);
             }
             let (pixel_mm, slice_mm, noise);
             if ct {

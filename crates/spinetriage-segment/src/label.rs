@@ -84,13 +84,44 @@ fn sacrum_under(
     k: usize,
 ) -> Option<(usize, &'static str, String)> {
     let c = |i: usize| seg.bodies[i].centroid_lps.0.coords;
+    let gap = |i: usize| {
+        let step = c(i) - c(i - 1);
+        let spacing = step.norm();
+        median_along(
+            vol,
+            c(i - 1),
+            step / spacing,
+            0.45 * spacing,
+            0.55 * spacing,
+        )
+    };
     let step = c(k) - c(k - 1);
     let spacing = step.norm();
     let d = step / spacing;
     let marrow = f64::from(seg.bodies[k].marrow.median);
-    let disc = median_along(vol, c(k - 1), d, 0.45 * spacing, 0.55 * spacing)?;
+    let disc = gap(k)?;
     if (disc - marrow).abs() < 1e-6 {
         return None;
+    }
+    // The chain can take a fused lower sacral segment (S2) as a body: then nothing disc-like
+    // separates it from the body above, which is S1. Disc signal is judged from the discs
+    // higher up (the median of the three gaps above), and only where discs differ clearly from
+    // marrow.
+    let mut above: Vec<f64> = (k.saturating_sub(3).max(1)..k).filter_map(gap).collect();
+    above.sort_by(f64::total_cmp);
+    if let Some(&disc_ref) = above.get(above.len() / 2) {
+        let contrast = (disc_ref - marrow).abs();
+        let fused = (disc - marrow).abs() < 0.3 * contrast;
+        if above.len() >= 2 && contrast > 0.25 * marrow.abs().max(1.0) && fused {
+            return Some((
+                k - 1,
+                "S1",
+                format!(
+                    "sacrum recognised above the lowest body: it is fused to the body above (the gap between them reads {:.2} of the way from marrow to the disc signal above), so the body above is S1",
+                    (disc - marrow) / (disc_ref - marrow)
+                ),
+            ));
+        }
     }
     // 0 = marrow-like, 1 = disc-like; fat or air beyond either end is neither.
     let discness = |v: f64| (v - marrow) / (disc - marrow);
