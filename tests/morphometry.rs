@@ -108,6 +108,27 @@ fn mr_t1_phantom_bodies_have_sub_millimetre_centroids_and_heights() {
     assert!(mae < 0.8, "T1 height MAE {mae:.2} mm");
 }
 
+/// Generates a phantom study and runs the morphometry on all its series.
+fn phantom_morphometry(
+    cfg: &spinetriage_phantom::PhantomConfig,
+) -> (
+    spinetriage_phantom::Truth,
+    spinetriage_measure::StudyMorphometry,
+) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let truth = spinetriage_phantom::generate(cfg, dir.path()).expect("generate");
+    let inv = discover(&[dir.path().join(&cfg.name)], &DiscoverOptions::default());
+    let vols: Vec<_> = inv.studies[0]
+        .series
+        .iter()
+        .flat_map(|s| assemble(s, &Limits::default()).expect("assemble"))
+        .collect();
+    let morph = analyze_volumes(&vols, None)
+        .expect("segment")
+        .expect("shape");
+    (truth, morph)
+}
+
 /// The burst phantom's retropulsion, canal and canal compromise against its truth, on CT (bony
 /// canal) and on MR T1 + STIR (thecal sac), with the normal levels' walls reading near zero.
 #[test]
@@ -119,17 +140,7 @@ fn burst_retropulsion_and_canal_compromise_match_the_truth_on_ct_and_mr() {
         } else {
             spinetriage_phantom::SeriesSet::mr(true, true, false)
         };
-        let dir = tempfile::tempdir().expect("tmp");
-        let truth = spinetriage_phantom::generate(&cfg, dir.path()).expect("generate");
-        let inv = discover(&[dir.path().join(&cfg.name)], &DiscoverOptions::default());
-        let vols: Vec<_> = inv.studies[0]
-            .series
-            .iter()
-            .flat_map(|s| assemble(s, &Limits::default()).expect("assemble"))
-            .collect();
-        let morph = analyze_volumes(&vols, None)
-            .expect("segment")
-            .expect("shape");
+        let (truth, morph) = phantom_morphometry(&cfg);
         let what = if ct { "CT" } else { "MR" };
         let mut canals = 0;
         for t in truth.levels.iter().filter(|t| !t.name.starts_with('S')) {
@@ -189,17 +200,7 @@ fn burst_retropulsion_and_canal_compromise_match_the_truth_on_ct_and_mr() {
 #[test]
 fn epidural_tissue_and_sac_compression_are_found_at_the_tumour_level_only() {
     let cfg = spinetriage_phantom::case("epidural-tumour-t12", 4).expect("case");
-    let dir = tempfile::tempdir().expect("tmp");
-    let truth = spinetriage_phantom::generate(&cfg, dir.path()).expect("generate");
-    let inv = discover(&[dir.path().join(&cfg.name)], &DiscoverOptions::default());
-    let vols: Vec<_> = inv.studies[0]
-        .series
-        .iter()
-        .flat_map(|s| assemble(s, &Limits::default()).expect("assemble"))
-        .collect();
-    let morph = analyze_volumes(&vols, None)
-        .expect("segment")
-        .expect("shape");
+    let (truth, morph) = phantom_morphometry(&cfg);
     let mut checked = 0;
     for t in truth.levels.iter().filter(|t| !t.name.starts_with('S')) {
         let tc = LpsPoint::new(t.centre_lps_mm[0], t.centre_lps_mm[1], t.centre_lps_mm[2]);
