@@ -12,6 +12,7 @@
 pub mod roi;
 
 use nalgebra::Vector3;
+use rayon::prelude::*;
 use serde::Serialize;
 use spinetriage_measure::{Level, StudyMorphometry};
 use spinetriage_volume::{LpsPoint, SeriesKind, Volume};
@@ -370,7 +371,7 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
     }
     let rois: Vec<Roi> = m
         .levels
-        .iter()
+        .par_iter()
         .map(|l| {
             if let Some(model) = roi::body_model(l, 1.0) {
                 let (core, extra): (Vec<_>, Vec<_>) = model.into_iter().partition(|p| p.core);
@@ -407,7 +408,7 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
     let interiors: Vec<&Vec<(LpsPoint, f64)>> = rois.iter().map(|r| &r.pts).collect();
     let sample = |ch: &Option<Channel>| -> Vec<Option<Vec<f64>>> {
         interiors
-            .iter()
+            .par_iter()
             .map(|pts| {
                 ch.as_ref()
                     .filter(|_| !pts.is_empty())
