@@ -69,7 +69,7 @@ pub struct LevelFinding {
     /// Thecal sac narrowed to half its neighbours' or less: an imaging sign of cord or cauda
     /// equina compression; unknown without a fluid-sensitive fat-suppressed series.
     pub thecal_sac_compressed: Option<bool>,
-    /// The narrowest thecal sac measured at this level as a share of the neighbours', %.
+    /// The thecal sac at mid-height as a share of the neighbours', %.
     pub thecal_sac_residual_pct: Option<f64>,
     /// Tissue in front of the CSF column beyond the neighbours' anterior epidural space, mm.
     pub epidural_thickness_mm: Option<f64>,
