@@ -223,11 +223,7 @@ pub fn measure_canal(
     };
     // Both ends are half-way crossings of a blurred edge read by linear interpolation: about a
     // third of the blur's σ each, plus the sampling step.
-    let s = vol.grid.spacing_mm();
-    let blur = (0..3)
-        .map(|c| (vol.grid.direction(c) * s[c]).dot(&dir).powi(2) / 4.0)
-        .sum::<f64>()
-        .sqrt();
+    let blur = crate::morph::Sampler::psf_mm(vol, &dir);
     let sigma = (2.0 * (blur / 3.0).powi(2) + STEP_MM.powi(2) / 6.0).sqrt();
     // A bony canal under 3 mm is a misread; a CSF column can be all but effaced.
     let least = if extent == CanalExtent::BonyCanal {

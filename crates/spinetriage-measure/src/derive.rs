@@ -427,16 +427,12 @@ pub fn derive(levels: &[(Option<String>, LevelMeasurement)]) -> Vec<Derived> {
                 None
             };
             let (canal_ref, compromise, compromise_sigma) = canal_compromise(levels, i);
-            let narrowest = |a: &Option<Canal>, b: &Option<Canal>| {
-                [a, b]
-                    .into_iter()
-                    .flatten()
-                    .map(|c| c.ap_mm)
-                    .reduce(f64::min)
-            };
-            let residual_pct = canal_ref
-                .zip(narrowest(&m.canal, &m.canal_residual))
-                .map(|(r, ap)| 100.0 * ap / r);
+            let narrowest = [&m.canal, &m.canal_residual]
+                .into_iter()
+                .flatten()
+                .map(|c| c.ap_mm)
+                .reduce(f64::min);
+            let residual_pct = canal_ref.zip(narrowest).map(|(r, ap)| 100.0 * ap / r);
             // At mid-height: behind a fragment the sac reads its CSF only, wherever the fragment
             // merely touches the cord (the displacement itself is the canal compromise).
             let sac_pct = reference_diameter(levels, i, |m| m.thecal_sac.as_ref())

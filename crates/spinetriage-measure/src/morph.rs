@@ -173,8 +173,6 @@ pub struct LevelMeasurement {
     /// The thecal sac at mid-height, when a fluid-sensitive fat-suppressed series shares the
     /// shape series' frame (the same as `canal` when there is no CT).
     pub thecal_sac: Option<crate::canal::Canal>,
-    /// The thecal sac behind the most displaced wall point.
-    pub thecal_sac_residual: Option<crate::canal::Canal>,
     /// Body mask volume, mm³.
     pub volume_mm3: f64,
     /// Measured or not evaluable, and why.
@@ -208,7 +206,6 @@ impl LevelMeasurement {
             canal: None,
             canal_residual: None,
             thecal_sac: None,
-            thecal_sac_residual: None,
             volume_mm3: 0.0,
             status,
         }
@@ -425,14 +422,21 @@ impl Ctx<'_> {
             .ok_or_else(|| "no edge in the profile".to_string())
     }
 
+    /// [`Ctx::surface`], its error prefixed with what was being measured.
+    fn surface_at(
+        &self,
+        what: &'static str,
+        origin: Point3<f64>,
+        dir: Vector3<f64>,
+        max_mm: f64,
+    ) -> Result<Edge, String> {
+        self.surface(origin, dir, max_mm).map_err(named(what))
+    }
+
     /// Height along `u` through `p`.
     fn height(&self, p: Point3<f64>, u: Vector3<f64>) -> Result<Height, String> {
-        let up = self
-            .surface(p, u, 40.0)
-            .map_err(named("superior endplate"))?;
-        let down = self
-            .surface(p, -u, 40.0)
-            .map_err(named("inferior endplate"))?;
+        let up = self.surface_at("superior endplate", p, u, 40.0)?;
+        let down = self.surface_at("inferior endplate", p, -u, 40.0)?;
         Ok(Height {
             height_mm: up.outer_mm + down.outer_mm,
             sigma_mm: (up.sigma_mm.powi(2) + down.sigma_mm.powi(2)).sqrt(),
@@ -577,22 +581,10 @@ pub fn measure_mask(
         // side (psoas, pedicle) would otherwise put the "mid-sagittal" plane off the midline.
         let mut c = c;
         for _ in 0..2 {
-            let ant = ctx
-                .surface(c, -v, 60.0)
-                .map_err(named("anterior wall"))?
-                .outer_mm;
-            let post = ctx
-                .surface(c, v, 60.0)
-                .map_err(named("posterior wall"))?
-                .outer_mm;
-            let lft = ctx
-                .surface(c, w, 60.0)
-                .map_err(named("left wall"))?
-                .outer_mm;
-            let rgt = ctx
-                .surface(c, -w, 60.0)
-                .map_err(named("right wall"))?
-                .outer_mm;
+            let ant = ctx.surface_at("anterior wall", c, -v, 60.0)?.outer_mm;
+            let post = ctx.surface_at("posterior wall", c, v, 60.0)?.outer_mm;
+            let lft = ctx.surface_at("left wall", c, w, 60.0)?.outer_mm;
+            let rgt = ctx.surface_at("right wall", c, -w, 60.0)?.outer_mm;
             let half_d = 0.5 * (ant + post);
             let half_w = 0.5 * (lft + rgt);
             let mid = c + v * (post - ant) / 2.0 + w * (lft - rgt) / 2.0;
@@ -632,17 +624,11 @@ pub fn measure_mask(
             }
         }
         // Mid-height point on the central axis, then the depth at mid-height (mid-sagittal).
-        let up = ctx
-            .surface(c, u, 40.0)
-            .map_err(named("superior endplate"))?
-            .outer_mm;
-        let dn = ctx
-            .surface(c, -u, 40.0)
-            .map_err(named("inferior endplate"))?
-            .outer_mm;
+        let up = ctx.surface_at("superior endplate", c, u, 40.0)?.outer_mm;
+        let dn = ctx.surface_at("inferior endplate", c, -u, 40.0)?.outer_mm;
         let m0 = c + u * (up - dn) / 2.0;
-        let ant = ctx.surface(m0, -v, 60.0).map_err(named("anterior wall"))?;
-        let post = ctx.surface(m0, v, 60.0).map_err(named("posterior wall"))?;
+        let ant = ctx.surface_at("anterior wall", m0, -v, 60.0)?;
+        let post = ctx.surface_at("posterior wall", m0, v, 60.0)?;
         let depth = ant.outer_mm + post.outer_mm;
         let pa = m0 - v * ant.outer_mm;
         out.depth_mm = Some(depth);
@@ -652,8 +638,8 @@ pub fn measure_mask(
         out.posterior = Some(at(0.9).map_err(named("posterior height"))?);
         // Width at mid-height, mid-depth; lateral heights 10 % in from each margin (coronal).
         let pm = pa + v * (0.5 * depth);
-        let lft = ctx.surface(pm, w, 60.0).map_err(named("left wall"))?;
-        let rgt = ctx.surface(pm, -w, 60.0).map_err(named("right wall"))?;
+        let lft = ctx.surface_at("left wall", pm, w, 60.0)?;
+        let rgt = ctx.surface_at("right wall", pm, -w, 60.0)?;
         let width = lft.outer_mm + rgt.outer_mm;
         out.width_mm = Some(width);
         let pl = pm + w * (lft.outer_mm - 0.1 * width);

@@ -96,8 +96,12 @@ pub fn analyze_volumes(
                 m.canal_residual = on(cv, worst);
             }
             if let Some(sv) = sac_vol {
-                m.thecal_sac = on(sv, mid);
-                m.thecal_sac_residual = on(sv, worst);
+                // Without CT the canal series is the sac series: measured once.
+                m.thecal_sac = if canal_vol.is_some_and(|cv| cv.series_uid == sv.series_uid) {
+                    m.canal.clone()
+                } else {
+                    on(sv, mid)
+                };
             }
         });
     }
