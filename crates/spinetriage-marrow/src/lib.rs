@@ -135,14 +135,25 @@ pub struct PosteriorSignal {
     pub left: Option<bool>,
     /// Right pedicle abnormal.
     pub right: Option<bool>,
+    /// Posterior arch (lamina) abnormal.
+    pub arch: Option<bool>,
     /// Any involvement.
     pub present: Option<bool>,
-    /// "left", "right", "bilateral" or "none".
+    /// Pedicles: "left", "right", "bilateral" or "none".
     pub side: Option<&'static str>,
-    /// STIR ratio of the left and right pedicle regions to their references.
-    pub stir_ratio: [Option<f64>; 2],
-    /// T1 ratio of the left and right pedicle regions to their references.
-    pub t1_ratio: [Option<f64>; 2],
+    /// STIR ratio of the left pedicle, right pedicle and lamina to their references.
+    pub stir_ratio: [Option<f64>; 3],
+    /// T1 ratio of the left pedicle, right pedicle and lamina to their references.
+    pub t1_ratio: [Option<f64>; 3],
+    /// CT attenuation of the left and right pedicle (median in a 2 mm ball at its centroid) as
+    /// a share of the same pedicle's at the reference levels.
+    pub ct_ratio: [Option<f64>; 2],
+    /// CT lysis of the left and right pedicle: attenuation at most [`PEDICLE_LYSIS_RATIO`] of
+    /// the reference and at least 75 HU below it.
+    pub ct_lysis: [Option<bool>; 2],
+    /// Where each was read: "segmented" (its own core) or "expected" (a structure not
+    /// segmented, read where the neighbouring levels put it) or "body frame" (no segmentation).
+    pub located: [Option<&'static str>; 3],
 }
 
 /// The marrow findings of one level.
@@ -542,6 +553,7 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
             &unaffected,
             stir.as_ref(),
             t1.as_ref(),
+            ct.as_ref(),
             &mut ev,
         );
         // Fluid cleft: CSF-like STIR and T1 far below marrow, as a volume.
@@ -637,7 +649,12 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
                 cleft = Some(false);
                 cleft_mm3 = Some(gas);
             }
-            if let Some((r, _)) = &ct_ref {
+            if sacral {
+                ev.push(
+                    "CT pattern: not compared at the sacrum (sacral marrow is fattier than the mobile spine's that forms the reference)"
+                        .into(),
+                );
+            } else if let Some((r, _)) = &ct_ref {
                 let sd = (ct_spread.unwrap_or(0.0) * r.abs()).max(25.0);
                 let low = v
                     .iter()
@@ -795,9 +812,10 @@ fn to_lps(v: Vector3<f64>) -> LpsPoint {
     LpsPoint::new(v.x, v.y, v.z)
 }
 
-/// Pedicle regions of level `i`: behind the posterior wall, at the lateral thirds of the body,
-/// in its upper half, where pedicles join the body. Each side is compared with the same side of
-/// the unaffected levels (leave-one-out, distance-weighted).
+/// Left pedicle, right pedicle and lamina of level `i`, each read at its segmented core (or
+/// where the neighbouring levels put it when it was not segmented: tumour in a pedicle is
+/// neither marrow-like nor bone-dense) and compared with the same structure at the unaffected
+/// levels (leave-one-out, distance-weighted).
 #[allow(clippy::too_many_arguments)]
 fn pedicles(
     i: usize,
@@ -806,21 +824,34 @@ fn pedicles(
     unaffected: &[bool],
     stir: Option<&Channel>,
     t1: Option<&Channel>,
+    ct: Option<&Channel>,
     ev: &mut Vec<String>,
 ) -> PosteriorSignal {
-    let region = |lv: &Level, side: f64| -> Option<Vec<LpsPoint>> {
+    use spinetriage_measure::posterior::ArchPart;
+    const PARTS: [ArchPart; 3] = [ArchPart::LeftPedicle, ArchPart::RightPedicle, ArchPart::Lamina];
+    // The region of one structure: a ball at its core, or, without a segmentation, behind the
+    // wall at the body's lateral thirds in its upper half, where pedicles join the body.
+    let region = |lv: &Level, s: usize| -> Option<(Vec<LpsPoint>, &'static str)> {
+        if let Some(pe) = &lv.measurement.posterior_elements {
+            let seg = pe.part(PARTS[s])?;
+            let how = if seg.found { "segmented" } else { "expected" };
+            if !seg.located {
+                return None;
+            }
+            return Some((roi::ball(Vector3::from(seg.core_lps_mm), 2.0, 0.8), how));
+        }
+        if s == 2 {
+            return None;
+        }
         let (c, up, post, left) = frame(lv);
         let depth = lv.measurement.depth_mm?;
         let width = lv.measurement.width_mm?;
         let h = lv.measurement.middle?.height_mm;
+        let side = if s == 0 { 1.0 } else { -1.0 };
         let centre = c + post * (depth / 2.0 + 6.0) + left * (side * 0.3 * width) + up * (0.15 * h);
-        Some(roi::ball(centre, 2.5, 0.8))
+        Some((roi::ball(centre, 2.5, 0.8), "body frame"))
     };
     let mut out = PosteriorSignal::default();
-    if stir.is_none() && t1.is_none() {
-        ev.push("posterior elements: no MR series combinable with the shape series".into());
-        return out;
-    }
     if m.levels[i]
         .level
         .as_deref()
@@ -829,7 +860,15 @@ fn pedicles(
         ev.push("posterior elements: sacral level (no pedicles as in the mobile spine)".into());
         return out;
     }
-    // Fluid level of the canal behind each level: a region that reaches CSF is not a pedicle.
+    if let Some(ct) = ct {
+        ct_pedicle_lysis(i, m, ordinals, unaffected, ct, &mut out, ev);
+    }
+    if stir.is_none() && t1.is_none() {
+        ev.push("posterior elements: no MR series combinable with the shape series".into());
+        combine_posterior(&mut out, [None; 3]);
+        return out;
+    }
+    // Fluid level of the canal behind each level: a region that reaches CSF is not bone.
     let csf: Vec<Option<f64>> = m
         .levels
         .iter()
@@ -842,12 +881,15 @@ fn pedicles(
             stats(&line).map(|s| s.p90)
         })
         .collect();
-    let mut abnormal = [None, None];
-    for (s, side) in [1.0, -1.0].iter().enumerate() {
+    let mut abnormal = [None; 3];
+    for s in 0..3 {
+        let regions: Vec<Option<(Vec<LpsPoint>, &'static str)>> =
+            m.levels.iter().map(|lv| region(lv, s)).collect();
+        out.located[s] = regions[i].as_ref().map(|r| r.1);
         let vals = |ch: Option<&Channel>| -> Vec<Option<f64>> {
-            m.levels
+            regions
                 .iter()
-                .map(|lv| ch.and_then(|c| region(lv, *side).and_then(|pts| median_at(c, &pts))))
+                .map(|r| ch.and_then(|c| r.as_ref().and_then(|(pts, _)| median_at(c, pts))))
                 .collect()
         };
         let (mut sv, tv) = (vals(stir), vals(t1));
@@ -884,28 +926,99 @@ fn pedicles(
             (None, Some(t)) => Some(t <= 1.0 - 2.0 * T1_FALL),
         };
     }
+    combine_posterior(&mut out, abnormal);
+    let names = ["left pedicle", "right pedicle", "lamina"];
+    let read: Vec<String> = (0..3)
+        .map(|s| {
+            format!(
+                "{} ({}) STIR {} T1 {}",
+                names[s],
+                out.located[s].unwrap_or("not located"),
+                fmt(out.stir_ratio[s]),
+                fmt(out.t1_ratio[s])
+            )
+        })
+        .collect();
+    ev.push(format!("posterior elements: {}", read.join("; ")));
+    out
+}
+
+/// Left, right and arch involvement from MR signal (`mr`) and CT lysis (already in `out`).
+fn combine_posterior(out: &mut PosteriorSignal, mr: [Option<bool>; 3]) {
+    let either = |a: Option<bool>, b: Option<bool>| match (a, b) {
+        (Some(true), _) | (_, Some(true)) => Some(true),
+        (None, None) => None,
+        _ => Some(false),
+    };
+    let abnormal = [
+        either(mr[0], out.ct_lysis[0]),
+        either(mr[1], out.ct_lysis[1]),
+        mr[2],
+    ];
     out.left = abnormal[0];
     out.right = abnormal[1];
-    out.present = match abnormal {
-        [Some(a), Some(b)] => Some(a || b),
-        [Some(true), None] | [None, Some(true)] => Some(true),
+    out.arch = abnormal[2];
+    out.present = if abnormal.contains(&Some(true)) {
+        Some(true)
+    } else if abnormal[..2].contains(&None) {
+        None
+    } else {
+        Some(false)
+    };
+    out.side = match (abnormal[0], abnormal[1]) {
+        (Some(true), Some(true)) => Some("bilateral"),
+        (Some(true), _) => Some("left"),
+        (_, Some(true)) => Some("right"),
+        (Some(false), Some(false)) => Some("none"),
         _ => None,
     };
-    out.side = match abnormal {
-        [Some(true), Some(true)] => Some("bilateral"),
-        [Some(true), _] => Some("left"),
-        [_, Some(true)] => Some("right"),
-        [Some(false), Some(false)] => Some("none"),
-        _ => None,
-    };
-    ev.push(format!(
-        "pedicle regions (from the body frame; posterior elements are not segmented yet): STIR ratio L {} R {}, T1 ratio L {} R {}",
-        fmt(out.stir_ratio[0]),
-        fmt(out.stir_ratio[1]),
-        fmt(out.t1_ratio[0]),
-        fmt(out.t1_ratio[1])
-    ));
-    out
+}
+
+/// A pedicle whose CT attenuation is at most this share of the same pedicle's at the reference
+/// levels (and 75 HU below it) is lytic: tumour replacing its marrow and thinning its cortex.
+pub const PEDICLE_LYSIS_RATIO: f64 = 0.6;
+
+/// CT lysis of each pedicle: the median attenuation in a 2 mm ball at its centroid (inside the
+/// cortical ring, where marrow or tumour is), or where it is expected when it was not segmented,
+/// against the same pedicle at the unaffected levels.
+fn ct_pedicle_lysis(
+    i: usize,
+    m: &StudyMorphometry,
+    ordinals: &[usize],
+    unaffected: &[bool],
+    ct: &Channel,
+    out: &mut PosteriorSignal,
+    ev: &mut Vec<String>,
+) {
+    use spinetriage_measure::posterior::ArchPart;
+    for (s, part) in [ArchPart::LeftPedicle, ArchPart::RightPedicle]
+        .into_iter()
+        .enumerate()
+    {
+        let hu: Vec<Option<f64>> = m
+            .levels
+            .iter()
+            .map(|lv| {
+                let seg = lv.measurement.posterior_elements.as_ref()?.part(part)?;
+                seg.located.then_some(())?;
+                median_at(ct, &roi::ball(Vector3::from(seg.centroid_lps_mm), 2.0, 0.7))
+            })
+            .collect();
+        let Some((x, (r, _))) = hu[i].zip(reference(i, ordinals, unaffected, &hu)) else {
+            continue;
+        };
+        out.ct_ratio[s] = (r > 0.0).then(|| x / r);
+        out.ct_lysis[s] = Some(x <= PEDICLE_LYSIS_RATIO * r && r - x >= 75.0);
+        ev.push(format!(
+            "CT {}: {x:.0} HU (reference {r:.0} HU){}",
+            part.name(),
+            if out.ct_lysis[s] == Some(true) {
+                ": lytic"
+            } else {
+                ""
+            }
+        ));
+    }
 }
 
 fn fmt(x: Option<f64>) -> String {

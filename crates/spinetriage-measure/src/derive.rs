@@ -176,6 +176,9 @@ fn h(m: &LevelMeasurement) -> Option<(f64, f64, f64)> {
 /// (its posterior height is at least 85 % of the median posterior height of the levels within two
 /// of it).
 fn unaffected(levels: &[(Option<String>, LevelMeasurement)], j: usize) -> Option<f64> {
+    if sacral(&levels[j].0) {
+        return None;
+    }
     let m = &levels[j].1;
     let (a, mid, p) = h(m)?;
     let mut around: Vec<f64> = (j.saturating_sub(2)..(j + 3).min(levels.len()))
@@ -304,6 +307,17 @@ fn reference_diameter(
     ))
 }
 
+/// Whether a label names a sacral segment. S1 is fused to S2 and has no disc below: its
+/// "height" is not a vertebral compression measure (Genant's method grades T4–L4), and its
+/// shape is no reference for the lumbar levels.
+fn sacral(label: &Option<String>) -> bool {
+    label.as_deref().is_some_and(|n| n.starts_with('S'))
+}
+
+/// Why heights are not graded at the sacrum.
+pub const SACRAL_NOT_GRADED: &str =
+    "not graded at the sacrum (S1 is fused to S2: no height loss or Genant grade)";
+
 /// Derives every level's quantities; `levels` are cranial first, with their labels.
 pub fn derive(levels: &[(Option<String>, LevelMeasurement)]) -> Vec<Derived> {
     let n = levels.len();
@@ -335,6 +349,11 @@ pub fn derive(levels: &[(Option<String>, LevelMeasurement)]) -> Vec<Derived> {
                     "own posterior height (no unaffected neighbour)",
                 ),
             };
+            let (expected, from) = if sacral(label) {
+                (None, SACRAL_NOT_GRADED)
+            } else {
+                (expected, from)
+            };
             let loss = match (hs, expected) {
                 (Some((a, mid, p)), Some(e)) if e > 0.0 => {
                     Some(100.0 * (1.0 - a.min(mid).min(p) / e))
@@ -350,13 +369,15 @@ pub fn derive(levels: &[(Option<String>, LevelMeasurement)]) -> Vec<Derived> {
                 }
                 _ => None,
             };
-            let kyphosis = hs.map(|(a, _, p)| 100.0 * (1.0 - a / p));
+            let kyphosis = hs
+                .filter(|_| !sacral(label))
+                .map(|(a, _, p)| 100.0 * (1.0 - a / p));
             let dorsal = match (hs, expected) {
                 (Some((_, _, p)), Some(e)) if e > 0.0 => Some(100.0 * (1.0 - p / e)),
                 _ => None,
             };
             let scoliosis = match (m.left, m.right) {
-                (Some(l), Some(r)) => {
+                (Some(l), Some(r)) if !sacral(label) => {
                     let (lo, hi) = (l.height_mm.min(r.height_mm), l.height_mm.max(r.height_mm));
                     (hi > 0.0).then(|| 100.0 * (1.0 - lo / hi))
                 }

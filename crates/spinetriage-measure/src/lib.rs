@@ -6,7 +6,8 @@
 //! lateral heights, the posterior-wall profile, each with an uncertainty. [`derive`] then adds the
 //! quantities that need the neighbours: expected height, height loss, Genant grade, wedge
 //! (kyphosis), dorsal-wall and lateral-wedge (scoliosis) percentages, the ACR deformity criteria,
-//! angles, the level-specific normal ranges and canal compromise ([`canal`] measures the canal). Definitions and sources: `docs/measurements.md`.
+//! angles, the level-specific normal ranges and canal compromise ([`canal`] measures the canal;
+//! [`posterior`] segments the pedicles, lamina and spinous process). Definitions and sources: `docs/measurements.md`.
 //!
 //! Heights are found on intensity profiles with a sub-voxel edge model ([`edge::fit_edge`]); the
 //! mask only says where to look. [`MaskSampler`] lets the same code run on a binary mask (for
@@ -17,6 +18,7 @@ pub mod canal;
 pub mod derive;
 pub mod edge;
 mod morph;
+pub mod posterior;
 pub mod study;
 
 pub use derive::{derive, genant_grade, Criterion, Derived, Morphology, NormalRange};

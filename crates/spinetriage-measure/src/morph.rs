@@ -173,6 +173,9 @@ pub struct LevelMeasurement {
     /// The thecal sac at mid-height, when a fluid-sensitive fat-suppressed series shares the
     /// shape series' frame (the same as `canal` when there is no CT).
     pub thecal_sac: Option<crate::canal::Canal>,
+    /// Pedicles, lamina and spinous process, segmented on the shape series (`None` at the
+    /// sacrum and where the body's wall or depth was not found).
+    pub posterior_elements: Option<crate::posterior::PosteriorElements>,
     /// Body mask volume, mm³.
     pub volume_mm3: f64,
     /// Measured or not evaluable, and why.
@@ -206,6 +209,7 @@ impl LevelMeasurement {
             canal: None,
             canal_residual: None,
             thecal_sac: None,
+            posterior_elements: None,
             volume_mm3: 0.0,
             status,
         }

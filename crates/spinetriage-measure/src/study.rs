@@ -105,6 +105,7 @@ pub fn analyze_volumes(
             }
         });
     }
+    segment_arches(vol, &seg, &mut measured);
     // Found and missed levels together, in column order: a missed level keeps its place (and its
     // name) and is reported as not evaluable.
     let mut rows: Vec<(usize, Option<String>, f64, LevelMeasurement)> = seg
@@ -147,6 +148,64 @@ pub fn analyze_volumes(
         candidates: seg.candidates,
         segmentation: std::sync::Arc::new(seg),
     }))
+}
+
+/// Posterior elements of every measured body of the mobile spine, on the shape series; each level
+/// owns the slab half-way to its neighbouring bodies.
+fn segment_arches(vol: &Volume, seg: &Segmentation, measured: &mut [LevelMeasurement]) {
+    let data = seg.view.view(&vol.data);
+    let centres: Vec<nalgebra::Vector3<f64>> = measured
+        .iter()
+        .map(|m| nalgebra::Vector3::from(m.center_lps_mm))
+        .collect();
+    let bone: Vec<Option<crate::posterior::BoneLevels>> = measured
+        .par_iter()
+        .zip(&seg.bodies)
+        .map(|(m, b)| crate::posterior::body_bone_levels(data, &seg.view, b, m))
+        .collect();
+    let results: Vec<Option<crate::posterior::PosteriorElements>> = measured
+        .par_iter()
+        .zip(&seg.bodies)
+        .enumerate()
+        .map(|(i, (m, b))| {
+            if b.label.as_deref().is_some_and(|n| n.starts_with('S')) {
+                return None;
+            }
+            let up = nalgebra::Vector3::from(m.frame.cranial);
+            let own = m.middle.map_or(0.8 * m.depth_mm?, |h| h.height_mm);
+            let half_to = |j: Option<usize>, sign: f64| {
+                j.map(|j| ((centres[j] - centres[i]).dot(&up) * sign / 2.0).clamp(0.3 * own, own))
+                    .unwrap_or(0.75 * own)
+            };
+            let above = (i > 0).then(|| i - 1);
+            let below = (i + 1 < centres.len()).then_some(i + 1);
+            let limits = (-half_to(below, -1.0), half_to(above, 1.0));
+            // The sac (MR) lies inside the bony canal behind the anterior epidural space.
+            let canal_ap = m
+                .canal
+                .as_ref()
+                .map(|c| c.ap_mm + c.anterior_space_mm.unwrap_or(0.0));
+            let levels = crate::posterior::robust_bone_levels(&bone, i)?;
+            crate::posterior::segment_arch(data, &seg.view, &levels, m, limits, canal_ap)
+        })
+        .collect();
+    let mut rows: Vec<crate::posterior::Row> = results
+        .into_iter()
+        .zip(measured.iter())
+        .map(|(pe, m)| {
+            let depth = m.depth_mm.unwrap_or(30.0);
+            let size = [
+                m.middle.map_or(0.8 * depth, |h| h.height_mm),
+                depth,
+                m.width_mm.unwrap_or(1.3 * depth),
+            ];
+            (pe, m.frame, m.center_lps_mm, size)
+        })
+        .collect();
+    crate::posterior::reconcile(&mut rows);
+    for (m, row) in measured.iter_mut().zip(rows) {
+        m.posterior_elements = row.0;
+    }
 }
 
 impl Level {

@@ -30,9 +30,9 @@ use nalgebra::Vector3;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-pub use model::{Fracture, FractureKind, LevelSpec, Oedema, Side, SpineParams, Tumour};
+pub use model::{ArchPart, Fracture, FractureKind, LevelSpec, Oedema, Side, SpineParams, Tumour};
 pub use render::MrSequence;
-pub use truth::{Heights, LevelTruth};
+pub use truth::{ArchTruth, Heights, LevelTruth};
 pub use write::Syntax;
 
 use model::Spine;

@@ -43,6 +43,24 @@ pub enum Oedema {
     Diffuse,
 }
 
+/// A structure of a vertebra's posterior elements (neural arch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArchPart {
+    /// Left pedicle.
+    LeftPedicle,
+    /// Right pedicle.
+    RightPedicle,
+    /// Laminae (the arch behind the canal).
+    Lamina,
+    /// Spinous process.
+    Spinous,
+    /// Left transverse process.
+    LeftTransverse,
+    /// Right transverse process.
+    RightTransverse,
+}
+
 /// Which posterior elements carry abnormal (tumour-like) signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -266,8 +284,8 @@ pub struct Vertebra {
     /// Cord present in the canal at this level (conus medullaris at L1).
     pub cord: CordExtent,
     pub(crate) canal_ap: f64,
-    canal_w: f64,
-    ped_w: f64,
+    pub(crate) canal_w: f64,
+    pub(crate) ped_w: f64,
     lamina_t: f64,
     rib_len: f64,
     bound_r2: f64,
@@ -458,64 +476,24 @@ impl Vertebra {
             };
             return Some((t, 6));
         }
-        // Neural arch: a ring around the canal; pedicles in front of the canal centre, the lamina
-        // behind it; spinous and transverse processes attached.
-        let (oa, ow) = (ca + self.lamina_t, cw + self.ped_w);
-        let in_ring = ell(v - vcc, w, oa, ow) <= 1.0 && v > self.depth / 2.0 - 3.0;
-        let ring_inner = |m: f64| {
-            ell(v - vcc, w, ca + m, cw + m) > 1.0 && ell(v - vcc, w, oa - m, ow - m) <= 1.0
-        };
-        let (ped_lo, ped_hi) = (-0.05 * hm, 0.40 * hm);
-        let (lam_lo, lam_hi) = (-0.35 * hm, 0.45 * hm);
-        let pe = |inside: bool, side: Side| -> (Tissue, u8) {
+        if let Some((part, inside)) = self.arch_part(u, v, w) {
             if !inside {
-                return (Tissue::Cortex, 8);
+                return Some((Tissue::Cortex, 8));
             }
-            let involved = matches!(
-                (self.spec.posterior, side),
-                (Side::Both, _) | (Side::Left, Side::Left) | (Side::Right, Side::Right)
-            );
-            if involved {
+            let involved = match part {
+                ArchPart::LeftPedicle | ArchPart::LeftTransverse => {
+                    matches!(self.spec.posterior, Side::Both | Side::Left)
+                }
+                ArchPart::RightPedicle | ArchPart::RightTransverse => {
+                    matches!(self.spec.posterior, Side::Both | Side::Right)
+                }
+                ArchPart::Lamina | ArchPart::Spinous => self.spec.posterior == Side::Both,
+            };
+            return Some(if involved {
                 (Tissue::PeInvolved, 8)
             } else {
                 (Tissue::Marrow, 8)
-            }
-        };
-        let side = if w > 0.0 { Side::Left } else { Side::Right };
-        if in_ring {
-            let m = CORTEX_MM * 1.2;
-            if v <= vcc + 2.0 && u >= ped_lo && u <= ped_hi {
-                let inside = ring_inner(m) && u >= ped_lo + m && u <= ped_hi - m;
-                return Some(pe(inside, side));
-            }
-            if v > vcc + 2.0 && u >= lam_lo && u <= lam_hi {
-                let inside = ring_inner(m) && u >= lam_lo + m && u <= lam_hi - m;
-                return Some(pe(inside, Side::Both));
-            }
-        }
-        // Spinous process: a plate running back and down from the lamina.
-        let v0 = vcc + ca + self.lamina_t - 2.0;
-        let sp_len = if self.thoracic { 34.0 } else { 30.0 };
-        let sp_tan = if self.thoracic { 0.8 } else { 0.25 };
-        let sp_h = if self.thoracic { 9.0 } else { 16.0 };
-        if !self.sacral && v >= v0 && v <= v0 + sp_len && w.abs() <= 3.0 {
-            let uc = 0.1 * hm - (v - v0) * sp_tan;
-            if (u - uc).abs() <= sp_h / 2.0 {
-                let inside =
-                    (u - uc).abs() <= sp_h / 2.0 - 1.2 && w.abs() <= 1.8 && v <= v0 + sp_len - 1.2;
-                return Some(pe(inside, Side::Both));
-            }
-        }
-        // Transverse processes.
-        let tp_len = if self.thoracic { 18.0 } else { 22.0 };
-        let w0 = cw + self.ped_w - 2.0;
-        if !self.sacral && w.abs() >= w0 && w.abs() <= w0 + tp_len && (v - vcc).abs() <= 4.0 {
-            let uc = 0.2 * hm;
-            if (u - uc).abs() <= 4.5 {
-                let inside =
-                    (u - uc).abs() <= 3.3 && (v - vcc).abs() <= 2.8 && w.abs() <= w0 + tp_len - 1.2;
-                return Some(pe(inside, side));
-            }
+            });
         }
         // Sacral ala: wide lateral masses at S1.
         if self.name == "S1"
@@ -532,6 +510,70 @@ impl Vertebra {
             });
         }
         self.rib(u, v, w)
+    }
+
+    /// The posterior-element structure at a local point, and whether the point is inside its
+    /// cortex (marrow) rather than in it.
+    pub fn arch_part(&self, u: f64, v: f64, w: f64) -> Option<(ArchPart, bool)> {
+        let hm = self.hm;
+        let vcc = self.depth / 2.0 + self.canal_ap / 2.0;
+        let (ca, cw) = (self.canal_ap / 2.0, self.canal_w / 2.0);
+        let left = w > 0.0;
+        // Neural arch: a ring around the canal; pedicles in front of the canal centre, the lamina
+        // behind it; spinous and transverse processes attached.
+        let (oa, ow) = (ca + self.lamina_t, cw + self.ped_w);
+        let in_ring = ell(v - vcc, w, oa, ow) <= 1.0 && v > self.depth / 2.0 - 3.0;
+        let ring_inner = |m: f64| {
+            ell(v - vcc, w, ca + m, cw + m) > 1.0 && ell(v - vcc, w, oa - m, ow - m) <= 1.0
+        };
+        let (ped_lo, ped_hi) = (-0.05 * hm, 0.40 * hm);
+        let (lam_lo, lam_hi) = (-0.35 * hm, 0.45 * hm);
+        if in_ring && ell(v - vcc, w, ca, cw) > 1.0 {
+            let m = CORTEX_MM * 1.2;
+            if v <= vcc + 2.0 && u >= ped_lo && u <= ped_hi {
+                let inside = ring_inner(m) && u >= ped_lo + m && u <= ped_hi - m;
+                let part = if left {
+                    ArchPart::LeftPedicle
+                } else {
+                    ArchPart::RightPedicle
+                };
+                return Some((part, inside));
+            }
+            if v > vcc + 2.0 && u >= lam_lo && u <= lam_hi {
+                let inside = ring_inner(m) && u >= lam_lo + m && u <= lam_hi - m;
+                return Some((ArchPart::Lamina, inside));
+            }
+        }
+        // Spinous process: a plate running back and down from the lamina.
+        let v0 = vcc + ca + self.lamina_t - 2.0;
+        let sp_len = if self.thoracic { 34.0 } else { 30.0 };
+        let sp_tan = if self.thoracic { 0.8 } else { 0.25 };
+        let sp_h = if self.thoracic { 9.0 } else { 16.0 };
+        if !self.sacral && v >= v0 && v <= v0 + sp_len && w.abs() <= 3.0 {
+            let uc = 0.1 * hm - (v - v0) * sp_tan;
+            if (u - uc).abs() <= sp_h / 2.0 {
+                let inside =
+                    (u - uc).abs() <= sp_h / 2.0 - 1.2 && w.abs() <= 1.8 && v <= v0 + sp_len - 1.2;
+                return Some((ArchPart::Spinous, inside));
+            }
+        }
+        // Transverse processes.
+        let tp_len = if self.thoracic { 18.0 } else { 22.0 };
+        let w0 = cw + self.ped_w - 2.0;
+        if !self.sacral && w.abs() >= w0 && w.abs() <= w0 + tp_len && (v - vcc).abs() <= 4.0 {
+            let uc = 0.2 * hm;
+            if (u - uc).abs() <= 4.5 {
+                let inside =
+                    (u - uc).abs() <= 3.3 && (v - vcc).abs() <= 2.8 && w.abs() <= w0 + tp_len - 1.2;
+                let part = if left {
+                    ArchPart::LeftTransverse
+                } else {
+                    ArchPart::RightTransverse
+                };
+                return Some((part, inside));
+            }
+        }
+        None
     }
 
     /// Ribs of thoracic levels: a neck from the body to the transverse process tip, then an arc
@@ -829,17 +871,33 @@ impl Spine {
 
     /// The tissue at an LPS point.
     pub fn tissue_at(&self, p: &Vector3<f64>) -> Tissue {
+        self.resolve(p).0
+    }
+
+    /// The posterior-element structure at an LPS point, with the index of its vertebra in
+    /// `vertebrae`, when bone of a neural arch is what the images show there.
+    pub fn arch_part_at(&self, p: &Vector3<f64>) -> Option<(usize, ArchPart)> {
+        let (_, prio, owner) = self.resolve(p);
+        let i = owner.filter(|_| prio == 8)?;
+        let (u, v, w) = self.vertebrae[i].local(p);
+        self.vertebrae[i].arch_part(u, v, w).map(|(part, _)| (i, part))
+    }
+
+    /// The tissue at `p`, its priority, and the vertebra whose own structure it is (none for
+    /// the torso and the discs).
+    fn resolve(&self, p: &Vector3<f64>) -> (Tissue, u8, Option<usize>) {
         let (cx, cy) = self.torso_centre;
         let (ax, ay) = self.torso_axes;
         let e = ell(p.x - cx, p.y - cy, ax, ay);
         if e > 1.0 {
-            return Tissue::Air;
+            return (Tissue::Air, 0, None);
         }
         let mut best = if ell(p.x - cx, p.y - cy, ax - self.fat_mm, ay - self.fat_mm) > 1.0 {
             (Tissue::Fat, 0u8)
         } else {
             (Tissue::Muscle, 0u8)
         };
+        let mut owner = None;
         for (i, vb) in self.vertebrae.iter().enumerate() {
             let d = p - vb.origin;
             if d.norm_squared() > vb.bound_r2 {
@@ -849,6 +907,7 @@ impl Spine {
             if let Some((t, prio)) = vb.classify(u, v, w) {
                 if prio > best.1 {
                     best = (t, prio);
+                    owner = Some(i);
                 }
             }
             // Disc (or fused bone) between this level and the one below.
@@ -868,10 +927,11 @@ impl Spine {
                             Tissue::DiscAnnulus
                         };
                         best = (t, 7);
+                        owner = None;
                     }
                 }
             }
         }
-        best.0
+        (best.0, best.1, owner)
     }
 }

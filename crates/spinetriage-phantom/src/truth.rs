@@ -2,7 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{FractureKind, LevelSpec, Oedema, Side, Spine, Tissue, Tumour, Vertebra};
+use crate::model::{
+    ArchPart, FractureKind, LevelSpec, Oedema, Side, Spine, Tissue, Tumour, Vertebra,
+};
+use rayon::prelude::*;
 
 /// Heights of one body, mm, between the outer surfaces of the endplates along the body's own axis.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -85,6 +88,20 @@ pub struct LevelTruth {
     pub canal_compromise_pct: f64,
     /// The spec the level was built from.
     pub spec: LevelSpec,
+    /// Pedicles, lamina and spinous process (bone, cortex included) as the images show them:
+    /// where a neighbour's structure overlaps, the higher-priority one.
+    pub arch: Vec<ArchTruth>,
+}
+
+/// One posterior-element structure of a level.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ArchTruth {
+    /// Which structure.
+    pub part: ArchPart,
+    /// Centroid, LPS mm.
+    pub centroid_lps_mm: [f64; 3],
+    /// Volume, mm³.
+    pub volume_mm3: f64,
 }
 
 fn grade(loss: f64) -> u8 {
@@ -160,7 +177,60 @@ pub fn truth(spine: &Spine) -> Vec<LevelTruth> {
             out[i].canal_compromise_pct = 100.0 * out[i].retropulsion_mm / reference;
         }
     }
+    let arches: Vec<Vec<ArchTruth>> = (0..out.len())
+        .into_par_iter()
+        .map(|i| arch_truth(spine, i))
+        .collect();
+    for (t, a) in out.iter_mut().zip(arches) {
+        t.arch = a;
+    }
     out
+}
+
+/// Pedicles, lamina and spinous process of vertebra `i` by midpoint integration on a 0.7 mm
+/// grid of its own frame (transverse processes left out).
+fn arch_truth(spine: &Spine, i: usize) -> Vec<ArchTruth> {
+    let vb = &spine.vertebrae[i];
+    let h = 0.7;
+    let (u0, u1) = (-vb.hm / 2.0 - vb.disc_below - 3.0, vb.hm / 2.0 + 9.0);
+    let (v0, v1) = (vb.depth / 2.0 - 3.0, vb.depth / 2.0 + vb.canal_ap + 44.0);
+    let half_w = vb.canal_w / 2.0 + vb.ped_w + 1.0;
+    let parts = [
+        ArchPart::LeftPedicle,
+        ArchPart::RightPedicle,
+        ArchPart::Lamina,
+        ArchPart::Spinous,
+    ];
+    let mut acc = [([0.0f64; 3], 0usize); 4];
+    let n = |a: f64, b: f64| ((b - a) / h).ceil() as usize;
+    for a in 0..n(u0, u1) {
+        let u = u0 + (a as f64 + 0.5) * h;
+        for b in 0..n(v0, v1) {
+            let v = v0 + (b as f64 + 0.5) * h;
+            for c in 0..n(-half_w, half_w) {
+                let w = -half_w + (c as f64 + 0.5) * h;
+                let p = vb.to_lps(u, v, w);
+                if let Some((j, part)) = spine.arch_part_at(&p) {
+                    if let (true, Some(k)) = (j == i, parts.iter().position(|x| *x == part)) {
+                        for (s, x) in acc[k].0.iter_mut().zip([p.x, p.y, p.z]) {
+                            *s += x;
+                        }
+                        acc[k].1 += 1;
+                    }
+                }
+            }
+        }
+    }
+    parts
+        .iter()
+        .zip(acc)
+        .filter(|(_, (_, count))| *count > 0)
+        .map(|(part, (sum, count))| ArchTruth {
+            part: *part,
+            centroid_lps_mm: sum.map(|s| s / count as f64),
+            volume_mm3: count as f64 * h * h * h,
+        })
+        .collect()
 }
 
 fn level_truth(vb: &Vertebra) -> LevelTruth {
@@ -208,6 +278,7 @@ fn level_truth(vb: &Vertebra) -> LevelTruth {
         epidural_mm: vb.spec.epidural_mm,
         canal_compromise_pct: 0.0,
         spec: vb.spec,
+        arch: Vec::new(),
     }
 }
 

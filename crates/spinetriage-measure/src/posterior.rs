@@ -1,0 +1,693 @@
+//! Posterior elements of each level: left and right pedicle, lamina, spinous process.
+//!
+//! Bone behind a measured body is grown from its pedicle roots, in the vertebra's own frame, on
+//! the shape series (CT or the MR series chosen for shape). What counts as bone comes from the
+//! body's own marrow in the same image, smoothed to about a millimetre as the arch is: marrow-like
+//! signal, plus anything on the cortex's side of it when the cortex is the brightest tissue
+//! (CT). The grown bone is then divided by position: in front of the canal's centre the pedicles
+//! (left or right of the mid-sagittal plane), behind it the lamina, and the midline bone further
+//! back than a fifth of the body's depth behind the canal the spinous process.
+//!
+//! A structure that is not found where the same structure is found at the neighbouring levels
+//! is reported missing with where it is expected (the neighbours' positions carried into this
+//! vertebra's frame), so that signal can still be read there: a pedicle replaced by tumour is
+//! neither marrow-like on T1 nor bone-dense on CT, and that absence is itself a finding.
+
+use crate::morph::{Frame, LevelMeasurement};
+use nalgebra::Vector3;
+use ndarray::{Array3, ArrayView3};
+use serde::Serialize;
+use spinetriage_segment::{Body, BodyMask, CanonicalView};
+use spinetriage_volume::LpsPoint;
+
+/// A posterior-element structure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArchPart {
+    /// Left pedicle.
+    LeftPedicle,
+    /// Right pedicle.
+    RightPedicle,
+    /// Laminae: the arch behind the canal.
+    Lamina,
+    /// Spinous process.
+    Spinous,
+}
+
+impl ArchPart {
+    /// Every structure, in report order.
+    pub const ALL: [ArchPart; 4] = [
+        ArchPart::LeftPedicle,
+        ArchPart::RightPedicle,
+        ArchPart::Lamina,
+        ArchPart::Spinous,
+    ];
+
+    /// Name in prose ("left pedicle").
+    pub fn name(self) -> &'static str {
+        match self {
+            ArchPart::LeftPedicle => "left pedicle",
+            ArchPart::RightPedicle => "right pedicle",
+            ArchPart::Lamina => "lamina",
+            ArchPart::Spinous => "spinous process",
+        }
+    }
+}
+
+/// One structure of a level's posterior elements.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ArchSegment {
+    /// Which structure.
+    pub part: ArchPart,
+    /// Whether it was segmented; when not, `centroid_lps_mm` is where it is expected.
+    pub found: bool,
+    /// Whether `centroid_lps_mm` and `core_lps_mm` mean anything: the structure was found, or
+    /// it was placed where the neighbouring levels put theirs.
+    pub located: bool,
+    /// Centroid of the segmented voxels, or the expected position, LPS mm.
+    pub centroid_lps_mm: [f64; 3],
+    /// Its most interior point (the last voxel left by repeated erosion, nearest the
+    /// centroid), or where that is expected, LPS mm: where its own signal is read.
+    pub core_lps_mm: [f64; 3],
+    /// Segmented volume, mm³ (0 when not found).
+    pub volume_mm3: f64,
+    /// The voxels, on the shape series' canonical grid.
+    #[serde(skip)]
+    pub mask: Option<BodyMask>,
+    /// Why it is missing, or what is unusual about it.
+    pub note: Option<String>,
+}
+
+/// Posterior elements of one level.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PosteriorElements {
+    /// Left pedicle, right pedicle, lamina, spinous process (in that order).
+    pub parts: Vec<ArchSegment>,
+}
+
+impl PosteriorElements {
+    /// The segment of one structure.
+    pub fn part(&self, part: ArchPart) -> Option<&ArchSegment> {
+        self.parts.iter().find(|s| s.part == part)
+    }
+}
+
+/// Bone of a neural arch reaches at most this far behind the posterior wall, mm (lumbar
+/// spinous tips lie 55–65 mm behind the wall; Panjabi 1991/1992).
+const REACH_MM: f64 = 65.0;
+
+/// A structure smaller than this share of the same structure's median at the other levels is
+/// not counted as found (a few voxels of a pedicle's rim are not a pedicle).
+const MIN_SHARE: f64 = 0.25;
+
+/// A structure below this share of its body's volume is not counted as found (pedicles are
+/// about 5 % of it, spinous processes 6–9 %, in the phantom and in Panjabi's tables).
+const MIN_OF_BODY: f64 = 0.01;
+
+/// What bone looks like at a level, smoothed as [`segment_arch`] smooths: marrow median and
+/// robust σ, and the cortex.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BoneLevels {
+    /// Marrow median.
+    pub marrow: f64,
+    /// Robust σ of the marrow (1.4826 × MAD).
+    pub sigma: f64,
+    /// Pure cortex.
+    pub cortex: f64,
+}
+
+/// Smoothing half-widths, voxels: about a millimetre along each axis finer than that.
+fn smoothing(view: &CanonicalView) -> [usize; 3] {
+    std::array::from_fn(|n| (0.75 / view.spacing_mm[n]).floor().max(0.0) as usize)
+}
+
+/// The body's own marrow in its core (a ball of a quarter depth inside its mask), smoothed as
+/// the arch is; `None` without a depth or with too few voxels.
+pub fn body_bone_levels(
+    data: ArrayView3<'_, f32>,
+    view: &CanonicalView,
+    body: &Body,
+    m: &LevelMeasurement,
+) -> Option<BoneLevels> {
+    let depth = m.depth_mm?;
+    let c = Vector3::from(m.center_lps_mm);
+    let radius = smoothing(view);
+    let dims = view.dims;
+    let r = 0.25 * depth;
+    let mut vals = Vec::new();
+    let cc = view.to_canonical(LpsPoint(nalgebra::Point3::from(c)));
+    let reach: [isize; 3] = std::array::from_fn(|n| (r / view.spacing_mm[n]).ceil() as isize);
+    for a in -reach[0]..=reach[0] {
+        for b in -reach[1]..=reach[1] {
+            for k in -reach[2]..=reach[2] {
+                let q = [
+                    cc[0].round() as isize + a,
+                    cc[1].round() as isize + b,
+                    cc[2].round() as isize + k,
+                ];
+                if q.iter().zip(dims).any(|(x, d)| *x < 0 || *x >= d as isize) {
+                    continue;
+                }
+                let q = q.map(|x| x as usize);
+                let p = view.to_lps(q.map(|x| x as f64)).0.coords;
+                if (p - c).norm() <= r && body.mask.contains(q) {
+                    vals.push(local_mean(data, q, radius));
+                }
+            }
+        }
+    }
+    if vals.len() < 8 {
+        return None;
+    }
+    let (marrow, sigma) = median_sigma(vals);
+    Some(BoneLevels {
+        marrow,
+        sigma,
+        cortex: f64::from(body.marrow.cortex_level),
+    })
+}
+
+/// The levels to segment level `i`'s arch with: the median of its own and its nearest
+/// neighbours' (two each side), so that a body whose marrow is replaced (lytic, sclerotic) does
+/// not redefine what bone looks like behind it.
+pub fn robust_bone_levels(all: &[Option<BoneLevels>], i: usize) -> Option<BoneLevels> {
+    let near: Vec<BoneLevels> = (i.saturating_sub(2)..(i + 3).min(all.len()))
+        .filter_map(|j| all[j])
+        .collect();
+    if near.is_empty() {
+        return None;
+    }
+    let med = |f: fn(&BoneLevels) -> f64| median_sigma(near.iter().map(f).collect()).0;
+    Some(BoneLevels {
+        marrow: med(|b| b.marrow),
+        sigma: med(|b| b.sigma),
+        cortex: med(|b| b.cortex),
+    })
+}
+
+/// Segments the posterior elements of one measured body on the shape series.
+///
+/// `u_limits_mm` are the extents along the cranial axis from the body's centre that belong to
+/// this level (half-way to the neighbouring bodies); `canal_ap_mm` is the canal's AP diameter at
+/// this level when it was measured.
+pub fn segment_arch(
+    data: ArrayView3<'_, f32>,
+    view: &CanonicalView,
+    levels: &BoneLevels,
+    m: &LevelMeasurement,
+    u_limits_mm: (f64, f64),
+    canal_ap_mm: Option<f64>,
+) -> Option<PosteriorElements> {
+    let frame = &m.frame;
+    let (up, post, left) = (
+        Vector3::from(frame.cranial),
+        Vector3::from(frame.posterior),
+        Vector3::from(frame.left),
+    );
+    let c = Vector3::from(m.center_lps_mm);
+    let walls = &m.posterior_wall_lps_mm;
+    let wall = (0..walls.len())
+        .filter_map(|k| walls[k].map(|p| (k.abs_diff(walls.len() / 2), p)))
+        .min_by_key(|x| x.0)
+        .map(|x| Vector3::from(x.1))?;
+    let depth = m.depth_mm?;
+    let width = m.width_mm.unwrap_or(1.3 * depth);
+    // The mid-sagittal plane passes through the wall point (measured between the lateral walls).
+    let o = c + left * (wall - c).dot(&left);
+    let d_wall = (wall - c).dot(&post);
+    let canal_ap = canal_ap_mm.unwrap_or(0.5 * depth);
+    let half_w = 0.5 * width + 4.0;
+    let (u_lo, u_hi) = u_limits_mm;
+    let local = |p: &Vector3<f64>| -> (f64, f64, f64) {
+        let d = p - o;
+        (d.dot(&up), d.dot(&post) - d_wall, d.dot(&left))
+    };
+    // Canonical block holding the frame box.
+    let corners = [u_lo, u_hi].into_iter().flat_map(|u| {
+        [0.0, REACH_MM].into_iter().flat_map(move |v| {
+            [-half_w, half_w]
+                .into_iter()
+                .map(move |w| o + up * u + post * (d_wall + v) + left * w)
+        })
+    });
+    let (mut lo, mut hi) = ([f64::INFINITY; 3], [f64::NEG_INFINITY; 3]);
+    for p in corners {
+        let q = view.to_canonical(LpsPoint(nalgebra::Point3::from(p)));
+        for n in 0..3 {
+            lo[n] = lo[n].min(q[n]);
+            hi[n] = hi[n].max(q[n]);
+        }
+    }
+    let dims = view.dims;
+    let origin: [usize; 3] = std::array::from_fn(|n| lo[n].floor().max(0.0) as usize);
+    let end: [usize; 3] =
+        std::array::from_fn(|n| (hi[n].ceil().max(0.0) as usize + 1).min(dims[n]));
+    if (0..3).any(|n| end[n] <= origin[n] + 2) {
+        return None;
+    }
+    let shape = [
+        end[0] - origin[0],
+        end[1] - origin[1],
+        end[2] - origin[2],
+    ];
+    let block = data.slice(ndarray::s![
+        origin[0]..end[0],
+        origin[1]..end[1],
+        origin[2]..end[2]
+    ]);
+    let radius = smoothing(view);
+    let smooth = box_smooth(block, radius);
+    let to_lps = |idx: [usize; 3]| -> Vector3<f64> {
+        view.to_lps([
+            (idx[0] + origin[0]) as f64,
+            (idx[1] + origin[1]) as f64,
+            (idx[2] + origin[2]) as f64,
+        ])
+        .0
+        .coords
+    };
+    let BoneLevels {
+        marrow: m0,
+        sigma,
+        cortex,
+    } = *levels;
+    let cortex_bright = cortex > m0 + 2.0 * sigma;
+    // Canal contents at its centre, for the other side of the bone/soft-tissue cut.
+    let canal_ref = {
+        let at = o + post * (d_wall + canal_ap / 2.0);
+        let q = view.to_canonical(LpsPoint(nalgebra::Point3::from(at)));
+        let q: Option<[usize; 3]> = (0..3)
+            .all(|n| q[n] >= 0.0 && (q[n].round() as usize) < dims[n])
+            .then(|| q.map(|x| x.round() as usize));
+        q.map(|q| local_mean(data, q, radius))
+    };
+    let k = 3.0 * sigma.max(1e-6);
+    // Seeds and growth (hysteresis) on CT: an arch thinner than a voxel or a slice is read
+    // partly with its cortex. Not on MR, where fat around the arch (epidural, paraspinal) is as
+    // bright as marrow and a wider band leaks into it.
+    let k_weak = if cortex_bright { 1.5 * k } else { k };
+    let bone_like = |x: f64, k: f64| -> bool {
+        if cortex_bright {
+            let mut cut = m0 - k;
+            if let Some(cr) = canal_ref.filter(|cr| *cr < m0) {
+                cut = cut.max(0.5 * (m0 + cr));
+            }
+            x >= cut
+        } else {
+            (x - m0).abs() <= k
+        }
+    };
+    // Candidate voxels: bone-like and inside the frame box; seeds at the pedicle roots.
+    let mut cand = Array3::<u8>::zeros(shape);
+    let mut pos = Array3::<[f32; 3]>::from_elem(shape, [0.0; 3]);
+    let mut seeds = Vec::new();
+    for ((a, b, kk), x) in smooth.indexed_iter() {
+        let p = to_lps([a, b, kk]);
+        let (u, v, w) = local(&p);
+        pos[[a, b, kk]] = [u as f32, v as f32, w as f32];
+
+        if u < u_lo || u > u_hi || !(1.0..=REACH_MM).contains(&v) || w.abs() > half_w {
+            continue;
+        }
+        if !bone_like(f64::from(*x), k_weak) {
+            continue;
+        }
+        cand[[a, b, kk]] = 1;
+        if !bone_like(f64::from(*x), k) {
+            continue;
+        }
+        cand[[a, b, kk]] = 2;
+        // Seeds lie in the pedicles' roots, lateral to the canal (and to the epidural fat in
+        // front of the sac, as bright as marrow on T1): pedicles span about a quarter to
+        // nine-twentieths of the body's width from the midline (Panjabi 1991/1992).
+        if v <= 4.0
+            && w.abs() >= 0.25 * width
+            && w.abs() <= 0.42 * width
+            && u >= -0.15 * (u_hi - u_lo)
+        {
+            seeds.push([a, b, kk]);
+        }
+    }
+    if std::env::var_os("SPINETRIAGE_DEBUG_PE").is_some() {
+        eprintln!(
+            "pe at {:?}: marrow {m0:.1} ± {sigma:.1}, cortex {cortex:.1} (bright {cortex_bright}), canal {canal_ref:?}, {} seeds, {} candidates, box u {u_lo:.1}..{u_hi:.1}, radius {radius:?}",
+            m.center_lps_mm.map(|x| x.round()),
+            seeds.len(),
+            cand.iter().filter(|x| **x != 0).count()
+        );
+    }
+    if seeds.is_empty() {
+        return Some(PosteriorElements {
+            parts: ArchPart::ALL
+                .iter()
+                .map(|p| missing(*p, c, "no bone-like signal behind the posterior wall"))
+                .collect(),
+        });
+    }
+    // Grow 6-connected from the seeds.
+    let mut grown = Array3::<u8>::zeros(shape);
+    let mut stack = seeds;
+    for s in &stack {
+        grown[*s] = 1;
+    }
+    while let Some(p) = stack.pop() {
+        for (n, delta) in [(0, -1isize), (0, 1), (1, -1), (1, 1), (2, -1), (2, 1)] {
+            let mut q = p;
+            let x = p[n] as isize + delta;
+            if x < 0 || x as usize >= shape[n] {
+                continue;
+            }
+            q[n] = x as usize;
+            if cand[q] != 0 && grown[q] == 0 {
+                grown[q] = 1;
+                stack.push(q);
+            }
+        }
+    }
+    // Where the cortex is darker than marrow (MR), the marrow grown is inside it: add the
+    // cortical shell, one voxel along the axes finer than 1.5 mm (cortex ~1 mm).
+    if !cortex_bright {
+        let shell: Vec<[usize; 3]> = grown
+            .indexed_iter()
+            .filter(|(_, g)| **g != 0)
+            .flat_map(|((a, b, c), _)| {
+                let p = [a, b, c];
+                (0..3)
+                    .filter(|n| view.spacing_mm[*n] <= 1.5)
+                    .flat_map(move |n| {
+                        [p[n].checked_sub(1), Some(p[n] + 1)]
+                            .into_iter()
+                            .flatten()
+                            .filter(move |x| *x < shape[n])
+                            .map(move |x| {
+                                let mut q = p;
+                                q[n] = x;
+                                q
+                            })
+                    })
+            })
+            .filter(|q| {
+                let [u, v, w] = pos[*q].map(f64::from);
+                grown[*q] == 0
+                    && cand[*q] == 0
+                    && f64::from(smooth[*q]) < m0
+                    && u >= u_lo
+                    && u <= u_hi
+                    && v >= 0.5
+                    && w.abs() <= half_w
+            })
+            .collect();
+        for q in shell {
+            grown[q] = 1;
+        }
+    }
+    // Divide by position.
+    let vc = canal_ap / 2.0;
+    let spinous_from = canal_ap + 0.2 * depth;
+    let voxel_mm3: f64 = view.spacing_mm.iter().product();
+    let parts = ArchPart::ALL
+        .iter()
+        .map(|part| {
+            let mut mask = Array3::<u8>::zeros(shape);
+            let (mut sum, mut n) = (Vector3::zeros(), 0usize);
+            for (idx, g) in grown.indexed_iter() {
+                if *g == 0 {
+                    continue;
+                }
+                let [_, v, w] = pos[idx].map(f64::from);
+                let is = match part {
+                    ArchPart::LeftPedicle => v <= vc && w >= 0.2 * width && w <= 0.45 * width,
+                    ArchPart::RightPedicle => v <= vc && -w >= 0.2 * width && -w <= 0.45 * width,
+                    ArchPart::Lamina => {
+                        v > vc
+                            && w.abs() <= 0.45 * width
+                            && (v <= spinous_from || w.abs() > 0.1 * width)
+                    }
+                    ArchPart::Spinous => v > spinous_from && w.abs() <= 0.1 * width,
+                };
+                if is {
+                    mask[idx] = 1;
+                }
+            }
+            // Marrow replaced by tumour is neither marrow-like nor bone-dense, and leaves a
+            // cortical tube: fill it across the structure's long axis (front to back for the
+            // pedicles and the spinous process, side to side for the lamina) so that the
+            // structure keeps its interior.
+            let across = if *part == ArchPart::Lamina { 2 } else { 1 };
+            spinetriage_segment::morph::fill_holes_2d(&mut mask, across);
+            for (idx, x) in mask.indexed_iter() {
+                if *x != 0 {
+                    sum += to_lps([idx.0, idx.1, idx.2]);
+                    n += 1;
+                }
+            }
+            // A few voxels are not a structure: every one is several per cent of the body.
+            if (n as f64) * voxel_mm3 < MIN_OF_BODY * m.volume_mm3 {
+                return missing(*part, c, "no bone found there");
+            }
+            let centroid = sum / n as f64;
+            let core = to_lps(innermost(&mask, &centroid, &to_lps));
+            ArchSegment {
+                part: *part,
+                found: true,
+                located: true,
+                centroid_lps_mm: [centroid.x, centroid.y, centroid.z],
+                core_lps_mm: [core.x, core.y, core.z],
+                volume_mm3: n as f64 * voxel_mm3,
+                mask: Some(BodyMask { origin, mask }),
+                note: None,
+            }
+        })
+        .collect();
+    Some(PosteriorElements { parts })
+}
+
+fn missing(part: ArchPart, c: Vector3<f64>, why: &str) -> ArchSegment {
+    ArchSegment {
+        part,
+        found: false,
+        located: false,
+        centroid_lps_mm: [c.x, c.y, c.z],
+        core_lps_mm: [c.x, c.y, c.z],
+        volume_mm3: 0.0,
+        mask: None,
+        note: Some(why.to_string()),
+    }
+}
+
+/// One level as [`reconcile`] sees it.
+pub type Row = (Option<PosteriorElements>, Frame, [f64; 3], [f64; 3]);
+
+/// Structures much smaller than the same structure at the other levels are not counted as
+/// found, and every missing structure is placed where the nearest levels that have it put it,
+/// carried into this level's frame.
+///
+/// Each row is a level's elements, frame, centre (LPS mm) and size (middle height, depth,
+/// width, mm): offsets are carried in units of the body's size, since arches grow down the
+/// column with their bodies.
+pub fn reconcile(levels: &mut [Row]) {
+    for part in ArchPart::ALL {
+        // Compared with the nearest levels (two each side): arches grow down the column.
+        let vols: Vec<Option<f64>> = levels
+            .iter()
+            .map(|l| {
+                let s = l.0.as_ref()?.part(part).filter(|s| s.found)?;
+                Some(s.volume_mm3)
+            })
+            .collect();
+        for i in 0..levels.len() {
+            let near: Vec<f64> = (i.saturating_sub(2)..(i + 3).min(levels.len()))
+                .filter(|j| *j != i)
+                .filter_map(|j| vols[j])
+                .collect();
+            if near.len() < 2 {
+                continue;
+            }
+            let (med, _) = median_sigma(near);
+            let Some(seg) = levels[i]
+                .0
+                .as_mut()
+                .and_then(|pe| pe.parts.iter_mut().find(|s| s.part == part && s.found))
+            else {
+                continue;
+            };
+            if seg.volume_mm3 < MIN_SHARE * med {
+                seg.found = false;
+                seg.located = false;
+                seg.note = Some(format!(
+                    "only {:.0} mm³ of bone-like signal where the nearest levels have {:.0} mm³",
+                    seg.volume_mm3, med
+                ));
+                seg.volume_mm3 = 0.0;
+                seg.mask = None;
+            }
+        }
+        // Offsets of the found structure's centroid and core in each level's own frame.
+        let offsets: Vec<Option<[f64; 6]>> = levels
+            .iter()
+            .map(|l| {
+                let s = l.0.as_ref()?.part(part).filter(|s| s.found)?;
+                let axes = [l.1.cranial, l.1.posterior, l.1.left].map(Vector3::from);
+                let d = Vector3::from(s.centroid_lps_mm) - Vector3::from(l.2);
+                let e = Vector3::from(s.core_lps_mm) - Vector3::from(l.2);
+                Some(std::array::from_fn(|n| {
+                    if n < 3 {
+                        d.dot(&axes[n]) / l.3[n]
+                    } else {
+                        e.dot(&axes[n - 3]) / l.3[n - 3]
+                    }
+                }))
+            })
+            .collect();
+        for i in 0..levels.len() {
+            let needs = levels[i]
+                .0
+                .as_ref()
+                .and_then(|pe| pe.part(part))
+                .is_some_and(|s| !s.found);
+            if !needs {
+                continue;
+            }
+            let near: Vec<[f64; 6]> = (0..i)
+                .rev()
+                .filter_map(|j| offsets[j])
+                .take(1)
+                .chain((i + 1..levels.len()).filter_map(|j| offsets[j]).take(1))
+                .collect();
+            if near.is_empty() {
+                continue;
+            }
+            let mean: [f64; 6] =
+                std::array::from_fn(|n| near.iter().map(|o| o[n]).sum::<f64>() / near.len() as f64);
+            let f = &levels[i].1;
+            let place = |k: usize| {
+                let size = levels[i].3;
+                let at = Vector3::from(levels[i].2)
+                    + Vector3::from(f.cranial) * (mean[k] * size[0])
+                    + Vector3::from(f.posterior) * (mean[k + 1] * size[1])
+                    + Vector3::from(f.left) * (mean[k + 2] * size[2]);
+                [at.x, at.y, at.z]
+            };
+            let (centroid, core) = (place(0), place(3));
+            if let Some(seg) = levels[i]
+                .0
+                .as_mut()
+                .and_then(|pe| pe.parts.iter_mut().find(|s| s.part == part))
+            {
+                seg.centroid_lps_mm = centroid;
+                seg.core_lps_mm = core;
+                seg.located = true;
+                let why = seg.note.take().unwrap_or_default();
+                seg.note = Some(format!(
+                    "{why}; expected position from the neighbouring levels"
+                ));
+            }
+        }
+    }
+}
+
+/// The voxel left last by repeated 6-neighbour erosion of `mask` (of those, the nearest to
+/// `centroid`): the structure's thickest part.
+fn innermost(
+    mask: &Array3<u8>,
+    centroid: &Vector3<f64>,
+    to_lps: &dyn Fn([usize; 3]) -> Vector3<f64>,
+) -> [usize; 3] {
+    let mut cur: Vec<[usize; 3]> = mask
+        .indexed_iter()
+        .filter(|(_, v)| **v != 0)
+        .map(|((a, b, c), _)| [a, b, c])
+        .collect();
+    let mut m = mask.clone();
+    let dims = m.dim();
+    let dims = [dims.0, dims.1, dims.2];
+    loop {
+        let keep: Vec<[usize; 3]> = cur
+            .iter()
+            .copied()
+            .filter(|p| {
+                (0..3).all(|n| {
+                    p[n] > 0 && p[n] + 1 < dims[n] && {
+                        let (mut lo, mut hi) = (*p, *p);
+                        lo[n] -= 1;
+                        hi[n] += 1;
+                        m[lo] != 0 && m[hi] != 0
+                    }
+                })
+            })
+            .collect();
+        if keep.is_empty() {
+            break;
+        }
+        for p in &cur {
+            m[*p] = 0;
+        }
+        for p in &keep {
+            m[*p] = 1;
+        }
+        cur = keep;
+    }
+    cur.into_iter()
+        .min_by(|a, b| {
+            (to_lps(*a) - centroid)
+                .norm_squared()
+                .total_cmp(&(to_lps(*b) - centroid).norm_squared())
+        })
+        .unwrap_or([0, 0, 0])
+}
+
+/// Median and robust σ (1.4826 × MAD).
+fn median_sigma(mut v: Vec<f64>) -> (f64, f64) {
+    let mid = v.len() / 2;
+    v.select_nth_unstable_by(mid, |a, b| a.total_cmp(b));
+    let med = v[mid];
+    let mut dev: Vec<f64> = v.iter().map(|x| (x - med).abs()).collect();
+    dev.select_nth_unstable_by(mid, |a, b| a.total_cmp(b));
+    (med, 1.4826 * dev[mid])
+}
+
+/// Mean of the box of half-widths `radius` around `q` (clipped to the volume).
+fn local_mean(data: ArrayView3<'_, f32>, q: [usize; 3], radius: [usize; 3]) -> f64 {
+    let d = data.dim();
+    let dims = [d.0, d.1, d.2];
+    let lo: [usize; 3] = std::array::from_fn(|n| q[n].saturating_sub(radius[n]));
+    let hi: [usize; 3] = std::array::from_fn(|n| (q[n] + radius[n] + 1).min(dims[n]));
+    let (mut s, mut n) = (0.0, 0usize);
+    for a in lo[0]..hi[0] {
+        for b in lo[1]..hi[1] {
+            for k in lo[2]..hi[2] {
+                s += f64::from(data[[a, b, k]]);
+                n += 1;
+            }
+        }
+    }
+    s / n.max(1) as f64
+}
+
+/// Separable box mean of half-widths `radius` (clipped at the block's edges).
+fn box_smooth(block: ArrayView3<'_, f32>, radius: [usize; 3]) -> Array3<f32> {
+    let mut out = block.to_owned();
+    for (axis, r) in radius.iter().enumerate() {
+        if *r == 0 {
+            continue;
+        }
+        let src = out.clone();
+        for (mut dst, s) in out
+            .lanes_mut(ndarray::Axis(axis))
+            .into_iter()
+            .zip(src.lanes(ndarray::Axis(axis)))
+        {
+            let n: usize = s.len();
+            let mut prefix = vec![0.0f64; n + 1];
+            for (i, x) in s.iter().enumerate() {
+                prefix[i + 1] = prefix[i] + f64::from(*x);
+            }
+            for i in 0..n {
+                let a = i.saturating_sub(*r as usize);
+                let b = (i + r + 1).min(n);
+                dst[i] = ((prefix[b] - prefix[a]) / (b - a) as f64) as f32;
+            }
+        }
+    }
+    out
+}
