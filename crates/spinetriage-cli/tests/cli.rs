@@ -521,6 +521,7 @@ print(json.dumps(out))
     }
 }
 
+/// The label map's L1 body and L1 left pedicle land where the report puts them.
 #[test]
 fn seg_label_map_lands_on_the_reported_centres() {
     let tmp = tempfile::tempdir().unwrap();
@@ -528,47 +529,63 @@ fn seg_label_map_lands_on_the_reported_centres() {
     let labels: Value =
         serde_json::from_slice(&std::fs::read(out.join("segmentation.labels.json")).unwrap())
             .unwrap();
-    let l1 = labels["labels"]
+    let entry = |structure: &str| {
+        labels["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["level"] == "L1" && l["structure"] == structure)
+            .unwrap_or_else(|| panic!("L1 {structure} in the label table"))
+            .clone()
+    };
+    if !have("python3", "--version") {
+        return;
+    }
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let level = report["studies"][0]["levels"]
         .as_array()
         .unwrap()
         .iter()
         .find(|l| l["level"] == "L1")
-        .expect("L1 in the label table");
-    if !have("python3", "--version") {
-        return;
-    }
-    // nibabel reads the label map; its centroid in LPS must match the report's L1 centre.
-    let script = r#"
+        .unwrap()
+        .clone();
+    let pedicle = level["posterior_elements"]
+        .as_array()
+        .expect("L1 posterior elements")
+        .iter()
+        .find(|p| p["part"] == "left_pedicle")
+        .unwrap()["centroid_lps_mm"]
+        .clone();
+    for (structure, want, tol_mm) in [
+        ("body", level["center_lps_mm"].clone(), 2.0),
+        ("left_pedicle", pedicle, 0.5),
+    ] {
+        let l1 = entry(structure);
+        // nibabel reads the label map; its centroid in LPS must match the report's L1 centre.
+        let script = r#"
 import sys, json, numpy as np, nibabel as nb
 im = nb.load(sys.argv[1]); d = np.asarray(im.dataobj)
 ijk = np.argwhere(d == int(sys.argv[2])).mean(axis=0)
 ras = im.affine @ np.append(ijk, 1.0)
 print(json.dumps([-ras[0], -ras[1], ras[2]]))
 "#;
-    let o = Std::new("python3")
-        .args(["-c", script])
-        .arg(out.join("segmentation.nii.gz"))
-        .arg(l1["value"].to_string())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let c: Vec<f64> = serde_json::from_slice(&o.stdout).unwrap();
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
-    let want = report["studies"][0]["levels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["level"] == "L1")
-        .unwrap()["center_lps_mm"]
-        .clone();
-    for a in 0..3 {
-        let w = want[a].as_f64().unwrap();
-        assert!(
-            (c[a] - w).abs() < 2.0,
-            "axis {a}: mask centroid {} vs centre {w}",
-            c[a]
-        );
+        let o = Std::new("python3")
+            .args(["-c", script])
+            .arg(out.join("segmentation.nii.gz"))
+            .arg(l1["value"].to_string())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let c: Vec<f64> = serde_json::from_slice(&o.stdout).unwrap();
+        for a in 0..3 {
+            let w = want[a].as_f64().unwrap();
+            assert!(
+                (c[a] - w).abs() < tol_mm,
+                "{structure} axis {a}: mask centroid {} vs reported {w}",
+                c[a]
+            );
+        }
     }
 }
 

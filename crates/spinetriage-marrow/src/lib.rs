@@ -828,7 +828,11 @@ fn pedicles(
     ev: &mut Vec<String>,
 ) -> PosteriorSignal {
     use spinetriage_measure::posterior::ArchPart;
-    const PARTS: [ArchPart; 3] = [ArchPart::LeftPedicle, ArchPart::RightPedicle, ArchPart::Lamina];
+    const PARTS: [ArchPart; 3] = [
+        ArchPart::LeftPedicle,
+        ArchPart::RightPedicle,
+        ArchPart::Lamina,
+    ];
     // The region of one structure: a ball at its core, or, without a segmentation, behind the
     // wall at the body's lateral thirds in its upper half, where pedicles join the body.
     let region = |lv: &Level, s: usize| -> Option<(Vec<LpsPoint>, &'static str)> {
@@ -882,7 +886,7 @@ fn pedicles(
         })
         .collect();
     let mut abnormal = [None; 3];
-    for s in 0..3 {
+    for (s, flag) in abnormal.iter_mut().enumerate() {
         let regions: Vec<Option<(Vec<LpsPoint>, &'static str)>> =
             m.levels.iter().map(|lv| region(lv, s)).collect();
         out.located[s] = regions[i].as_ref().map(|r| r.1);
@@ -919,7 +923,7 @@ fn pedicles(
         // surroundings, so alone each sequence needs a strong change (STIR ×2, T1 ×0.5) and
         // together a moderate one (STIR ×2, T1 below ×0.75).
         let bright = sr.map(|r| r >= 1.0 + 2.0 * STIR_RISE);
-        abnormal[s] = match (bright, tr) {
+        *flag = match (bright, tr) {
             (None, None) => None,
             (Some(b), Some(t)) => Some(b && t <= 1.0 - T1_FALL),
             (Some(b), None) => Some(b),

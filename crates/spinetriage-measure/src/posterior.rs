@@ -102,7 +102,7 @@ const MIN_SHARE: f64 = 0.25;
 
 /// A structure below this share of its body's volume is not counted as found (pedicles are
 /// about 5 % of it, spinous processes 6–9 %, in the phantom and in Panjabi's tables).
-const MIN_OF_BODY: f64 = 0.01;
+const MIN_OF_BODY: f64 = 0.005;
 
 /// What bone looks like at a level, smoothed as [`segment_arch`] smooths: marrow median and
 /// robust σ, and the cortex.
@@ -245,11 +245,7 @@ pub fn segment_arch(
     if (0..3).any(|n| end[n] <= origin[n] + 2) {
         return None;
     }
-    let shape = [
-        end[0] - origin[0],
-        end[1] - origin[1],
-        end[2] - origin[2],
-    ];
+    let shape = [end[0] - origin[0], end[1] - origin[1], end[2] - origin[2]];
     let block = data.slice(ndarray::s![
         origin[0]..end[0],
         origin[1]..end[1],
@@ -272,27 +268,23 @@ pub fn segment_arch(
         cortex,
     } = *levels;
     let cortex_bright = cortex > m0 + 2.0 * sigma;
-    // Canal contents at its centre, for the other side of the bone/soft-tissue cut.
-    let canal_ref = {
-        let at = o + post * (d_wall + canal_ap / 2.0);
-        let q = view.to_canonical(LpsPoint(nalgebra::Point3::from(at)));
-        let q: Option<[usize; 3]> = (0..3)
-            .all(|n| q[n] >= 0.0 && (q[n].round() as usize) < dims[n])
-            .then(|| q.map(|x| x.round() as usize));
-        q.map(|q| local_mean(data, q, radius))
+    // Soft tissue: most of what lies behind the wall (paraspinal muscle) — the box's median.
+    let soft = {
+        let mut v: Vec<f64> = smooth.iter().map(|x| f64::from(*x)).collect();
+        let mid = v.len() / 2;
+        v.select_nth_unstable_by(mid, f64::total_cmp);
+        v[mid]
     };
     let k = 3.0 * sigma.max(1e-6);
-    // Seeds and growth (hysteresis) on CT: an arch thinner than a voxel or a slice is read
-    // partly with its cortex. Not on MR, where fat around the arch (epidural, paraspinal) is as
-    // bright as marrow and a wider band leaks into it.
-    let k_weak = if cortex_bright { 1.5 * k } else { k };
-    let bone_like = |x: f64, k: f64| -> bool {
+    // CT: the arch is found by its cortex, a quarter of the way from soft tissue to the body's
+    // cortical level, and its interior is filled below; its marrow alone is no guide, since
+    // osteoporotic marrow (80 HU) is barely denser than muscle and tumour is not. MR: marrow-like
+    // signal within 3σ (fat around the arch, epidural and paraspinal, is as bright as marrow
+    // on T1, so no wider band).
+    let ct_cut = (m0 - k).max(soft + 0.25 * (cortex - soft));
+    let bone_like = |x: f64| -> bool {
         if cortex_bright {
-            let mut cut = m0 - k;
-            if let Some(cr) = canal_ref.filter(|cr| *cr < m0) {
-                cut = cut.max(0.5 * (m0 + cr));
-            }
-            x >= cut
+            x >= ct_cut
         } else {
             (x - m0).abs() <= k
         }
@@ -309,14 +301,10 @@ pub fn segment_arch(
         if u < u_lo || u > u_hi || !(1.0..=REACH_MM).contains(&v) || w.abs() > half_w {
             continue;
         }
-        if !bone_like(f64::from(*x), k_weak) {
+        if !bone_like(f64::from(*x)) {
             continue;
         }
         cand[[a, b, kk]] = 1;
-        if !bone_like(f64::from(*x), k) {
-            continue;
-        }
-        cand[[a, b, kk]] = 2;
         // Seeds lie in the pedicles' roots, lateral to the canal (and to the epidural fat in
         // front of the sac, as bright as marrow on T1): pedicles span about a quarter to
         // nine-twentieths of the body's width from the midline (Panjabi 1991/1992).
@@ -327,14 +315,6 @@ pub fn segment_arch(
         {
             seeds.push([a, b, kk]);
         }
-    }
-    if std::env::var_os("SPINETRIAGE_DEBUG_PE").is_some() {
-        eprintln!(
-            "pe at {:?}: marrow {m0:.1} ± {sigma:.1}, cortex {cortex:.1} (bright {cortex_bright}), canal {canal_ref:?}, {} seeds, {} candidates, box u {u_lo:.1}..{u_hi:.1}, radius {radius:?}",
-            m.center_lps_mm.map(|x| x.round()),
-            seeds.len(),
-            cand.iter().filter(|x| **x != 0).count()
-        );
     }
     if seeds.is_empty() {
         return Some(PosteriorElements {
@@ -401,8 +381,21 @@ pub fn segment_arch(
             grown[q] = 1;
         }
     }
-    // Divide by position.
-    let vc = canal_ap / 2.0;
+    // The arch is symmetric about the vertebra's own mid-sagittal plane, which an axially
+    // rotated vertebra (scoliosis) turns away from the patient's: find the turn about the body's
+    // centre that makes the grown bone most symmetric, and divide in that frame.
+    let turn = axial_turn(&grown, &pos, d_wall, 0.35 * width);
+    let (sin, cos) = turn.sin_cos();
+    for (p, g) in pos.iter_mut().zip(grown.iter()) {
+        if *g != 0 {
+            let (v, w) = (f64::from(p[1]) + d_wall, f64::from(p[2]));
+            p[1] = (v * cos + w * sin - d_wall) as f32;
+            p[2] = (-v * sin + w * cos) as f32;
+        }
+    }
+    // Divide by position: the pedicles end a little behind the canal's centre, where the
+    // laminae and articular pillars begin.
+    let vc = 0.6 * canal_ap;
     let spinous_from = canal_ap + 0.2 * depth;
     let voxel_mm3: f64 = view.spacing_mm.iter().product();
     let parts = ArchPart::ALL
@@ -636,6 +629,54 @@ fn innermost(
         .unwrap_or([0, 0, 0])
 }
 
+/// Largest axial rotation looked for, degrees (rotatory scoliosis rarely turns a vertebra more).
+const MAX_TURN_DEG: i32 = 20;
+
+/// The rotation about the cranial axis through the body's centre (at `d_wall` in front of the
+/// wall) that best superimposes the grown bone on its mirror image across the mid-sagittal
+/// plane, radians: the overlap of 1 mm bins of (posterior, left) with their mirrors, over the
+/// bone within `half_w` of the plane.
+fn axial_turn(grown: &Array3<u8>, pos: &Array3<[f32; 3]>, d_wall: f64, half_w: f64) -> f64 {
+    // Bone near the midline only: the box's lateral edges cut a turned arch unevenly.
+    let pts: Vec<(f64, f64)> = grown
+        .iter()
+        .zip(pos.iter())
+        .filter(|(g, p)| **g != 0 && f64::from(p[2]).abs() <= half_w)
+        .map(|(_, p)| (f64::from(p[1]) + d_wall, f64::from(p[2])))
+        .collect();
+    if pts.len() < 20 {
+        return 0.0;
+    }
+    let reach = d_wall.abs() + REACH_MM + 5.0;
+    let (nv, nw) = (reach.ceil() as usize * 2 + 1, 2 * reach.ceil() as usize + 1);
+    let mut best = (0.0, f64::NEG_INFINITY);
+    let mut hist = vec![0u32; nv * nw];
+    for deg in -MAX_TURN_DEG..=MAX_TURN_DEG {
+        let a = f64::from(deg).to_radians();
+        let (sin, cos) = a.sin_cos();
+        hist.iter_mut().for_each(|h| *h = 0);
+        for (v, w) in &pts {
+            let (rv, rw) = (v * cos + w * sin, -v * sin + w * cos);
+            let (bv, bw) = ((rv + reach).round(), (rw + reach).round());
+            if bv >= 0.0 && bw >= 0.0 && (bv as usize) < nv && (bw as usize) < nw {
+                hist[bv as usize * nw + bw as usize] += 1;
+            }
+        }
+        let mut score = 0.0;
+        for bv in 0..nv {
+            for bw in 0..nw / 2 {
+                let (l, r) = (hist[bv * nw + bw], hist[bv * nw + (nw - 1 - bw)]);
+                score += f64::from(l.min(r));
+            }
+        }
+        // Ties go to the smaller turn.
+        if score > best.1 + 1e-9 || (score == best.1 && a.abs() < f64::abs(best.0)) {
+            best = (a, score);
+        }
+    }
+    best.0
+}
+
 /// Median and robust σ (1.4826 × MAD).
 fn median_sigma(mut v: Vec<f64>) -> (f64, f64) {
     let mid = v.len() / 2;
@@ -683,7 +724,7 @@ fn box_smooth(block: ArrayView3<'_, f32>, radius: [usize; 3]) -> Array3<f32> {
                 prefix[i + 1] = prefix[i] + f64::from(*x);
             }
             for i in 0..n {
-                let a = i.saturating_sub(*r as usize);
+                let a = i.saturating_sub(*r);
                 let b = (i + r + 1).min(n);
                 dst[i] = ((prefix[b] - prefix[a]) / (b - a) as f64) as f32;
             }

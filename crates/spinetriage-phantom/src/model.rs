@@ -880,7 +880,9 @@ impl Spine {
         let (_, prio, owner) = self.resolve(p);
         let i = owner.filter(|_| prio == 8)?;
         let (u, v, w) = self.vertebrae[i].local(p);
-        self.vertebrae[i].arch_part(u, v, w).map(|(part, _)| (i, part))
+        self.vertebrae[i]
+            .arch_part(u, v, w)
+            .map(|(part, _)| (i, part))
     }
 
     /// The tissue at `p`, its priority, and the vertebra whose own structure it is (none for

@@ -1,4 +1,4 @@
-//! `--seg`: the body masks as a NIfTI label map on the shape series' grid, with a JSON table of
+//! `--seg`: the body and posterior-element masks as a NIfTI label map on the shape series' grid, with a JSON table of
 //! labels (label value → level name), for checking the segmentation in any viewer.
 
 use crate::{write_atomic, ReportError, StudyInput};
@@ -22,9 +22,8 @@ pub fn write(dir: &Path, s: &StudyInput, suffix: &str) -> Result<Vec<PathBuf>, R
     let [ni, nj, nk] = vol.grid.dims;
     let mut labels = vec![0u8; ni * nj * nk];
     let mut table = Vec::new();
-    for b in &seg.bodies {
-        let value = u8::try_from(b.ordinal + 1).unwrap_or(u8::MAX);
-        for c in b.mask.voxels() {
+    let mut paint = |mask: &spinetriage_segment::BodyMask, value: u8| {
+        for c in mask.voxels() {
             let g = seg.view.to_grid_index(c.map(|v| v as f64)).0;
             let (i, j, k) = (
                 g.x.round() as usize,
@@ -35,10 +34,30 @@ pub fn write(dir: &Path, s: &StudyInput, suffix: &str) -> Result<Vec<PathBuf>, R
                 labels[(k * nj + j) * ni + i] = value;
             }
         }
+    };
+    for b in &seg.bodies {
+        let value = u8::try_from(b.ordinal + 1).unwrap_or(u8::MAX);
+        paint(&b.mask, value);
         table.push(
-            json!({"value": value, "level": b.label, "voxels": b.mask.count(),
+            json!({"value": value, "level": b.label, "structure": "body", "voxels": b.mask.count(),
                           "volume_mm3": crate::json::round(b.volume_mm3, 1)}),
         );
+    }
+    // Posterior elements: 100 + 4 × position + structure (left pedicle, right pedicle, lamina,
+    // spinous process).
+    for l in &m.levels {
+        let Some(pe) = &l.measurement.posterior_elements else {
+            continue;
+        };
+        for (k, part) in pe.parts.iter().enumerate() {
+            let Some(mask) = part.mask.as_ref().filter(|_| part.found) else {
+                continue;
+            };
+            let value = u8::try_from(100 + 4 * l.ordinal + k).unwrap_or(u8::MAX);
+            paint(mask, value);
+            table.push(json!({"value": value, "level": l.level, "structure": part.part,
+                              "voxels": mask.count(), "volume_mm3": crate::json::round(part.volume_mm3, 1)}));
+        }
     }
     let nii = dir.join(format!("segmentation{suffix}.nii.gz"));
     // NIfTI is written through a temporary name like every other output.
@@ -58,7 +77,7 @@ pub fn write(dir: &Path, s: &StudyInput, suffix: &str) -> Result<Vec<PathBuf>, R
     })?;
     let side = dir.join(format!("segmentation{suffix}.labels.json"));
     let doc = json!({"study_uid": s.study_uid, "series_uid": vol.series_uid,
-                     "note": "label value = position in the column (1 = most cranial); 0 = background",
+                     "note": "label value: body = position in the column (1 = most cranial); posterior elements = 100 + 4 × (position − 1) + 0 left pedicle, 1 right pedicle, 2 lamina, 3 spinous process; 0 = background",
                      "labels": table});
     write_atomic(
         &side,
