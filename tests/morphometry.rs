@@ -415,8 +415,8 @@ fn posterior_elements_match_the_phantom_arch_on_ct_and_mr() {
             let lumbar = t.name.starts_with('L');
             for a in &t.arch {
                 let (part, tol_mm) = match a.part {
-                    spinetriage_phantom::ArchPart::LeftPedicle => (ArchPart::LeftPedicle, 3.0),
-                    spinetriage_phantom::ArchPart::RightPedicle => (ArchPart::RightPedicle, 3.0),
+                    spinetriage_phantom::ArchPart::LeftPedicle => (ArchPart::LeftPedicle, 3.5),
+                    spinetriage_phantom::ArchPart::RightPedicle => (ArchPart::RightPedicle, 3.5),
                     spinetriage_phantom::ArchPart::Lamina => (ArchPart::Lamina, 2.0),
                     spinetriage_phantom::ArchPart::Spinous => (ArchPart::Spinous, 5.0),
                     _ => continue,

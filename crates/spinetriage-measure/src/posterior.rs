@@ -475,9 +475,9 @@ pub type Row = (Option<PosteriorElements>, Frame, [f64; 3], [f64; 3]);
 /// found, and every missing structure is placed where the nearest levels that have it put it,
 /// carried into this level's frame.
 ///
-/// Each row is a level's elements, frame, centre (LPS mm) and size (middle height, depth,
-/// width, mm): offsets are carried in units of the body's size, since arches grow down the
-/// column with their bodies.
+/// Each row is a level's elements, frame, centre (LPS mm) and the scales of its cranial,
+/// posterior and left offsets (mm): offsets are carried in units of the body's size, since
+/// arches grow down the column with their bodies.
 pub fn reconcile(levels: &mut [Row]) {
     for part in ArchPart::ALL {
         // Compared with the nearest levels (two each side): arches grow down the column.

@@ -194,11 +194,9 @@ fn segment_arches(vol: &Volume, seg: &Segmentation, measured: &mut [LevelMeasure
         .zip(measured.iter())
         .map(|(pe, m)| {
             let depth = m.depth_mm.unwrap_or(30.0);
-            let size = [
-                m.middle.map_or(0.8 * depth, |h| h.height_mm),
-                depth,
-                m.width_mm.unwrap_or(1.3 * depth),
-            ];
+            // Lateral offsets scale with the depth too: the width is the least reliable
+            // dimension on sagittal MR (3–4 mm slices across it).
+            let size = [m.middle.map_or(0.8 * depth, |h| h.height_mm), depth, depth];
             (pe, m.frame, m.center_lps_mm, size)
         })
         .collect();
