@@ -277,7 +277,9 @@ pub fn triage(
                 OedemaWithoutHeightLoss,
             ));
         }
-        if !l.evaluable || l.genant_grade.is_none() {
+        // The sacrum is not graded (S1 is fused to S2): its missing grade hides nothing.
+        let sacral = l.level.as_deref().is_some_and(|n| n.starts_with('S'));
+        if !sacral && (!l.evaluable || l.genant_grade.is_none()) {
             r.push(reason(
                 l,
                 "level not evaluable",

@@ -488,8 +488,16 @@ pub fn fill_gaps(chain: &[Candidate], all: &[Candidate], spacing_mm: [f64; 3]) -
         let Some(next) = chain.get(k + 1) else { break };
         let gap = (next.centroid_mm - c.centroid_mm).norm();
         // A collapsed body shortens its gap: 1.45 intervals already hide one.
-        let missing =
-            ((gap / typical).round() as usize).max(if gap >= 1.45 * typical { 2 } else { 1 });
+        let count = |typical: f64| {
+            ((gap / typical).round() as usize).max(if gap >= 1.45 * typical { 2 } else { 1 })
+        };
+        let mut missing = count(typical);
+        // Intervals grow down the column, and the lumbo-sacral one (a thick disc between the
+        // two largest bodies) most: the lowest gap must also leave room by the interval above it.
+        if k + 2 == chain.len() && k > 0 {
+            let above = (c.centroid_mm - chain[k - 1].centroid_mm).norm();
+            missing = missing.min(count(above));
+        }
         if missing < 2 {
             continue;
         }

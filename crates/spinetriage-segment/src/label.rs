@@ -111,7 +111,16 @@ fn sacrum_under(
     above.sort_by(f64::total_cmp);
     if let Some(&disc_ref) = above.get(above.len() / 2) {
         let contrast = (disc_ref - marrow).abs();
-        let fused = (disc - marrow).abs() < 0.3 * contrast;
+        // Fused only if no stretch of the way between them reads disc-like: a lowest "body"
+        // that merges several sacral segments puts its centroid far down, and the disc above
+        // it away from the middle of the way.
+        let most_disc_like = (0..)
+            .map(|mm| 0.2 * spacing + f64::from(mm))
+            .take_while(|a| *a + 4.0 <= 0.8 * spacing)
+            .filter_map(|a| median_along(vol, c(k - 1), d, a, a + 4.0))
+            .map(|v| (v - marrow).abs())
+            .fold(0.0, f64::max);
+        let fused = (disc - marrow).abs() < 0.3 * contrast && most_disc_like < 0.3 * contrast;
         if above.len() >= 2 && contrast > 0.25 * marrow.abs().max(1.0) && fused {
             return Some((
                 k - 1,
