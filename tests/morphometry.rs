@@ -28,11 +28,7 @@ fn ct_phantom_bodies_are_found_and_measured_within_a_voxel_or_two() {
     let mut errors = Vec::new();
     let mut found = 0;
     for t in truth.levels.iter().filter(|t| !t.name.starts_with('S')) {
-        let tc = LpsPoint::new(t.centre_lps_mm[0], t.centre_lps_mm[1], t.centre_lps_mm[2]);
-        let Some(l) = morph.levels.iter().find(|l| {
-            let c = l.measurement.center_lps_mm;
-            tc.distance_mm(&LpsPoint::new(c[0], c[1], c[2])) < 6.0
-        }) else {
+        let Some(l) = level_near(&morph, t, 6.0) else {
             continue;
         };
         found += 1;
@@ -129,26 +125,52 @@ fn phantom_morphometry(
     (truth, morph)
 }
 
+/// The measured level whose centre lies within `tol_mm` of a true level's.
+fn level_near<'a>(
+    morph: &'a spinetriage_measure::StudyMorphometry,
+    t: &spinetriage_phantom::LevelTruth,
+    tol_mm: f64,
+) -> Option<&'a spinetriage_measure::Level> {
+    let tc = LpsPoint::new(t.centre_lps_mm[0], t.centre_lps_mm[1], t.centre_lps_mm[2]);
+    morph.levels.iter().find(|l| {
+        let c = l.measurement.center_lps_mm;
+        tc.distance_mm(&LpsPoint::new(c[0], c[1], c[2])) < tol_mm
+    })
+}
+
+/// A built-in case analysed twice, as CT only and as MR T1 + STIR ("CT"/"MR", truth, result).
+fn phantom_ct_and_mr(
+    case: &str,
+    seed: u64,
+) -> Vec<(
+    &'static str,
+    spinetriage_phantom::Truth,
+    spinetriage_measure::StudyMorphometry,
+)> {
+    [true, false]
+        .into_iter()
+        .map(|ct| {
+            let mut cfg = spinetriage_phantom::case(case, seed).expect("case");
+            cfg.series = if ct {
+                spinetriage_phantom::SeriesSet::ct_only()
+            } else {
+                spinetriage_phantom::SeriesSet::mr(true, true, false)
+            };
+            let (truth, morph) = phantom_morphometry(&cfg);
+            (if ct { "CT" } else { "MR" }, truth, morph)
+        })
+        .collect()
+}
+
 /// The burst phantom's retropulsion, canal and canal compromise against its truth, on CT (bony
 /// canal) and on MR T1 + STIR (thecal sac), with the normal levels' walls reading near zero.
 #[test]
 fn burst_retropulsion_and_canal_compromise_match_the_truth_on_ct_and_mr() {
-    for ct in [true, false] {
-        let mut cfg = spinetriage_phantom::case("burst-retropulsion-l1", 5).expect("case");
-        cfg.series = if ct {
-            spinetriage_phantom::SeriesSet::ct_only()
-        } else {
-            spinetriage_phantom::SeriesSet::mr(true, true, false)
-        };
-        let (truth, morph) = phantom_morphometry(&cfg);
-        let what = if ct { "CT" } else { "MR" };
+    for (what, truth, morph) in phantom_ct_and_mr("burst-retropulsion-l1", 5) {
+        let ct = what == "CT";
         let mut canals = 0;
         for t in truth.levels.iter().filter(|t| !t.name.starts_with('S')) {
-            let tc = LpsPoint::new(t.centre_lps_mm[0], t.centre_lps_mm[1], t.centre_lps_mm[2]);
-            let Some(l) = morph.levels.iter().find(|l| {
-                let c = l.measurement.center_lps_mm;
-                tc.distance_mm(&LpsPoint::new(c[0], c[1], c[2])) < 8.0
-            }) else {
+            let Some(l) = level_near(&morph, t, 8.0) else {
                 continue;
             };
             let m = &l.measurement;
@@ -203,11 +225,7 @@ fn epidural_tissue_and_sac_compression_are_found_at_the_tumour_level_only() {
     let (truth, morph) = phantom_morphometry(&cfg);
     let mut checked = 0;
     for t in truth.levels.iter().filter(|t| !t.name.starts_with('S')) {
-        let tc = LpsPoint::new(t.centre_lps_mm[0], t.centre_lps_mm[1], t.centre_lps_mm[2]);
-        let Some(l) = morph.levels.iter().find(|l| {
-            let c = l.measurement.center_lps_mm;
-            tc.distance_mm(&LpsPoint::new(c[0], c[1], c[2])) < 12.0
-        }) else {
+        let Some(l) = level_near(&morph, t, 12.0) else {
             continue;
         };
         checked += 1;
@@ -389,22 +407,11 @@ fn real_t2_lumbar_bodies_overlap_the_expert_masks() {
 #[test]
 fn posterior_elements_match_the_phantom_arch_on_ct_and_mr() {
     use spinetriage_measure::posterior::ArchPart;
-    for ct in [true, false] {
-        let mut cfg = spinetriage_phantom::case("posterior-right-t11", 6).expect("case");
-        cfg.series = if ct {
-            spinetriage_phantom::SeriesSet::ct_only()
-        } else {
-            spinetriage_phantom::SeriesSet::mr(true, true, false)
-        };
-        let what = if ct { "CT" } else { "MR" };
-        let (truth, morph) = phantom_morphometry(&cfg);
+    for (what, truth, morph) in phantom_ct_and_mr("posterior-right-t11", 6) {
+        let ct = what == "CT";
         let (mut found, mut located, mut n) = (0, 0, 0);
         for t in truth.levels.iter().filter(|t| !t.name.starts_with('S')) {
-            let tc = LpsPoint::new(t.centre_lps_mm[0], t.centre_lps_mm[1], t.centre_lps_mm[2]);
-            let Some(l) = morph.levels.iter().find(|l| {
-                let c = l.measurement.center_lps_mm;
-                tc.distance_mm(&LpsPoint::new(c[0], c[1], c[2])) < 8.0
-            }) else {
+            let Some(l) = level_near(&morph, t, 8.0) else {
                 continue;
             };
             let pe = l
