@@ -293,9 +293,19 @@ pub fn segment_arch(
     let mut cand = Array3::<u8>::zeros(shape);
     let mut pos = Array3::<[f32; 3]>::from_elem(shape, [0.0; 3]);
     let mut seeds = Vec::new();
+    // Frame coordinates are affine in the block index.
+    let l0 = local(&to_lps([0, 0, 0]));
+    let step: [(f64, f64, f64); 3] = std::array::from_fn(|n| {
+        let mut e = [0usize; 3];
+        e[n] = 1;
+        let l = local(&to_lps(e));
+        (l.0 - l0.0, l.1 - l0.1, l.2 - l0.2)
+    });
     for ((a, b, kk), x) in smooth.indexed_iter() {
-        let p = to_lps([a, b, kk]);
-        let (u, v, w) = local(&p);
+        let (i, j, k) = (a as f64, b as f64, kk as f64);
+        let u = l0.0 + i * step[0].0 + j * step[1].0 + k * step[2].0;
+        let v = l0.1 + i * step[0].1 + j * step[1].1 + k * step[2].1;
+        let w = l0.2 + i * step[0].2 + j * step[1].2 + k * step[2].2;
         pos[[a, b, kk]] = [u as f32, v as f32, w as f32];
 
         if u < u_lo || u > u_hi || !(1.0..=REACH_MM).contains(&v) || w.abs() > half_w {
@@ -398,29 +408,45 @@ pub fn segment_arch(
     let vc = 0.6 * canal_ap;
     let spinous_from = canal_ap + 0.2 * depth;
     let voxel_mm3: f64 = view.spacing_mm.iter().product();
+    let which = |v: f64, w: f64| -> Option<usize> {
+        if v <= vc {
+            let side = if w >= 0.0 { 0 } else { 1 };
+            (w.abs() >= 0.2 * width && w.abs() <= 0.45 * width).then_some(side)
+        } else if v > spinous_from && w.abs() <= 0.1 * width {
+            Some(3)
+        } else {
+            (w.abs() <= 0.45 * width).then_some(2)
+        }
+    };
+    let mut members: [Vec<[usize; 3]>; 4] = Default::default();
+    for (idx, g) in grown.indexed_iter() {
+        if *g == 0 {
+            continue;
+        }
+        let [_, v, w] = pos[idx].map(f64::from);
+        if let Some(k) = which(v, w) {
+            members[k].push([idx.0, idx.1, idx.2]);
+        }
+    }
     let parts = ArchPart::ALL
         .iter()
-        .map(|part| {
-            let mut mask = Array3::<u8>::zeros(shape);
-            let (mut sum, mut n) = (Vector3::zeros(), 0usize);
-            for (idx, g) in grown.indexed_iter() {
-                if *g == 0 {
-                    continue;
-                }
-                let [_, v, w] = pos[idx].map(f64::from);
-                let is = match part {
-                    ArchPart::LeftPedicle => v <= vc && w >= 0.2 * width && w <= 0.45 * width,
-                    ArchPart::RightPedicle => v <= vc && -w >= 0.2 * width && -w <= 0.45 * width,
-                    ArchPart::Lamina => {
-                        v > vc
-                            && w.abs() <= 0.45 * width
-                            && (v <= spinous_from || w.abs() > 0.1 * width)
-                    }
-                    ArchPart::Spinous => v > spinous_from && w.abs() <= 0.1 * width,
-                };
-                if is {
-                    mask[idx] = 1;
-                }
+        .zip(members)
+        .map(|(part, voxels)| {
+            // Each structure on its own bounding block (one voxel of margin for the filling).
+            let lo: [usize; 3] = std::array::from_fn(|n| {
+                voxels
+                    .iter()
+                    .map(|p| p[n])
+                    .min()
+                    .unwrap_or(0)
+                    .saturating_sub(1)
+            });
+            let hi: [usize; 3] = std::array::from_fn(|n| {
+                (voxels.iter().map(|p| p[n]).max().unwrap_or(0) + 2).min(shape[n])
+            });
+            let mut mask = Array3::<u8>::zeros([hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]]);
+            for p in &voxels {
+                mask[[p[0] - lo[0], p[1] - lo[1], p[2] - lo[2]]] = 1;
             }
             // Marrow replaced by tumour is neither marrow-like nor bone-dense, and leaves a
             // cortical tube: fill it across the structure's long axis (front to back for the
@@ -428,9 +454,11 @@ pub fn segment_arch(
             // structure keeps its interior.
             let across = if *part == ArchPart::Lamina { 2 } else { 1 };
             spinetriage_segment::morph::fill_holes_2d(&mut mask, across);
+            let at = |q: [usize; 3]| to_lps([q[0] + lo[0], q[1] + lo[1], q[2] + lo[2]]);
+            let (mut sum, mut n) = (Vector3::zeros(), 0usize);
             for (idx, x) in mask.indexed_iter() {
                 if *x != 0 {
-                    sum += to_lps([idx.0, idx.1, idx.2]);
+                    sum += at([idx.0, idx.1, idx.2]);
                     n += 1;
                 }
             }
@@ -439,7 +467,7 @@ pub fn segment_arch(
                 return missing(*part, c, "no bone found there");
             }
             let centroid = sum / n as f64;
-            let core = to_lps(innermost(&mask, &centroid, &to_lps));
+            let core = at(innermost(&mask, &centroid, &at));
             ArchSegment {
                 part: *part,
                 found: true,
@@ -447,7 +475,10 @@ pub fn segment_arch(
                 centroid_lps_mm: [centroid.x, centroid.y, centroid.z],
                 core_lps_mm: [core.x, core.y, core.z],
                 volume_mm3: n as f64 * voxel_mm3,
-                mask: Some(BodyMask { origin, mask }),
+                mask: Some(BodyMask {
+                    origin: [origin[0] + lo[0], origin[1] + lo[1], origin[2] + lo[2]],
+                    mask,
+                }),
                 note: None,
             }
         })

@@ -105,7 +105,11 @@ pub fn analyze_volumes(
             }
         });
     }
+    let t_arch = std::time::Instant::now();
     segment_arches(vol, &seg, &mut measured);
+    if std::env::var_os("SPINETRIAGE_TIMING").is_some() {
+        eprintln!("posterior elements: {:?}", t_arch.elapsed());
+    }
     // Found and missed levels together, in column order: a missed level keeps its place (and its
     // name) and is reported as not evaluable.
     let mut rows: Vec<(usize, Option<String>, f64, LevelMeasurement)> = seg
