@@ -2,11 +2,14 @@
 //!
 //! Bone behind a measured body is grown from its pedicle roots, in the vertebra's own frame, on
 //! the shape series (CT or the MR series chosen for shape). What counts as bone comes from the
-//! body's own marrow in the same image, smoothed to about a millimetre as the arch is: marrow-like
-//! signal, plus anything on the cortex's side of it when the cortex is the brightest tissue
-//! (CT). The grown bone is then divided by position: in front of the canal's centre the pedicles
-//! (left or right of the mid-sagittal plane), behind it the lamina, and the midline bone further
-//! back than a fifth of the body's depth behind the canal the spinous process.
+//! neighbouring bodies' marrow and cortex in the same image, smoothed to about a millimetre as
+//! the arch is: on CT the cortex (a quarter of the way from soft tissue to the cortical level),
+//! each structure's interior then filled; on MR marrow-like signal and one voxel of cortical
+//! shell. The grown bone is turned about the cranial axis to its most symmetric position (axial
+//! rotation) and divided by position: in front of the canal's middle the pedicles (left or right
+//! of the mid-sagittal plane), behind it the lamina, and the midline bone further back than a
+//! fifth of the body's depth behind the canal the spinous process. Method and accuracy:
+//! `docs/segmentation.md`, step 9.
 //!
 //! A structure that is not found where the same structure is found at the neighbouring levels
 //! is reported missing with where it is expected (the neighbours' positions carried into this
