@@ -766,3 +766,121 @@ fn box_smooth(block: ArrayView3<'_, f32>, radius: [usize; 3]) -> Array3<f32> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Points of a symmetric arch (two pedicles, a lamina arc, a spinous process) turned by
+    /// `deg` about the body's centre, as `segment_arch` hands them over.
+    fn turned_arch(deg: f64, d_wall: f64) -> (Array3<u8>, Array3<[f32; 3]>) {
+        let mut pts = Vec::new();
+        for v in 0..12 {
+            for w in 10..18 {
+                pts.push((f64::from(v), f64::from(w)));
+                pts.push((f64::from(v), -f64::from(w)));
+            }
+        }
+        for v in 12..40 {
+            for w in -3..=3 {
+                pts.push((f64::from(v), f64::from(w)));
+            }
+        }
+        let (sin, cos) = deg.to_radians().sin_cos();
+        let n = pts.len();
+        let grown = Array3::<u8>::from_elem([n, 1, 1], 1);
+        let mut pos = Array3::<[f32; 3]>::from_elem([n, 1, 1], [0.0; 3]);
+        for (k, (v, w)) in pts.into_iter().enumerate() {
+            // Turn about the body's centre, d_wall in front of the wall.
+            let (vc, wc) = (v + d_wall, w);
+            let (rv, rw) = (vc * cos - wc * sin, vc * sin + wc * cos);
+            pos[[k, 0, 0]] = [0.0, (rv - d_wall) as f32, rw as f32];
+        }
+        (grown, pos)
+    }
+
+    #[test]
+    fn axial_turn_recovers_a_turned_arch() {
+        for deg in [-12.0, -5.0, 0.0, 7.0, 15.0] {
+            let (grown, pos) = turned_arch(deg, 17.0);
+            let got = axial_turn(&grown, &pos, 17.0, 40.0).to_degrees();
+            assert!((got - deg).abs() <= 1.0, "turned {deg}°, found {got}°");
+        }
+    }
+
+    fn frame() -> Frame {
+        Frame {
+            cranial: [0.0, 0.0, 1.0],
+            posterior: [0.0, 1.0, 0.0],
+            left: [1.0, 0.0, 0.0],
+        }
+    }
+
+    fn found(part: ArchPart, at: [f64; 3], volume_mm3: f64) -> ArchSegment {
+        ArchSegment {
+            part,
+            found: true,
+            located: true,
+            centroid_lps_mm: at,
+            core_lps_mm: at,
+            volume_mm3,
+            mask: None,
+            note: None,
+        }
+    }
+
+    /// A pedicle missing at the middle level is placed where its neighbours put theirs, scaled
+    /// by the middle level's size; a tiny one is demoted to not found.
+    #[test]
+    fn reconcile_places_a_missing_pedicle_from_its_neighbours() {
+        let row = |z: f64, pedicle: Option<ArchSegment>, depth: f64| -> Row {
+            let parts = vec![pedicle.unwrap_or_else(|| {
+                missing(ArchPart::LeftPedicle, Vector3::new(0.0, 0.0, z), "no bone")
+            })];
+            (
+                Some(PosteriorElements { parts }),
+                frame(),
+                [0.0, 0.0, z],
+                [25.0, depth, depth],
+            )
+        };
+        // Pedicle 20 mm behind and 14 mm left of a 35 mm deep body: 4/7 and 0.4 of the depth.
+        let ped = |z: f64| Some(found(ArchPart::LeftPedicle, [14.0, 20.0, z + 5.0], 1000.0));
+        let mut rows = vec![
+            row(60.0, ped(60.0), 35.0),
+            row(30.0, None, 30.0),
+            row(0.0, ped(0.0), 35.0),
+        ];
+        reconcile(&mut rows);
+        let mid = rows[1]
+            .0
+            .as_ref()
+            .unwrap()
+            .part(ArchPart::LeftPedicle)
+            .unwrap();
+        assert!(!mid.found && mid.located, "{mid:?}");
+        let want = [12.0, 30.0 * 20.0 / 35.0, 30.0 + 5.0];
+        for n in 0..3 {
+            assert!((mid.centroid_lps_mm[n] - want[n]).abs() < 1e-9, "{mid:?}");
+        }
+        // A pedicle of 100 mm³ among 1000 mm³ neighbours is not a pedicle.
+        let mut rows = vec![
+            row(60.0, ped(60.0), 35.0),
+            row(
+                30.0,
+                Some(found(ArchPart::LeftPedicle, [14.0, 20.0, 35.0], 100.0)),
+                35.0,
+            ),
+            row(0.0, ped(0.0), 35.0),
+            row(-30.0, ped(-30.0), 35.0),
+        ];
+        reconcile(&mut rows);
+        let small = rows[1]
+            .0
+            .as_ref()
+            .unwrap()
+            .part(ArchPart::LeftPedicle)
+            .unwrap();
+        assert!(!small.found, "{small:?}");
+    }
+}
