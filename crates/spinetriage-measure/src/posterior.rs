@@ -860,8 +860,8 @@ mod tests {
             .unwrap();
         assert!(!mid.found && mid.located, "{mid:?}");
         let want = [12.0, 30.0 * 20.0 / 35.0, 30.0 + 5.0];
-        for n in 0..3 {
-            assert!((mid.centroid_lps_mm[n] - want[n]).abs() < 1e-9, "{mid:?}");
+        for (got, want) in mid.centroid_lps_mm.iter().zip(want) {
+            assert!((got - want).abs() < 1e-9, "{mid:?}");
         }
         // A pedicle of 100 mm³ among 1000 mm³ neighbours is not a pedicle.
         let mut rows = vec![
