@@ -183,6 +183,15 @@ pub struct LevelMeasurement {
 }
 
 impl LevelMeasurement {
+    /// The posterior-wall point nearest mid-height that was found, LPS mm.
+    pub fn mid_wall_lps_mm(&self) -> Option<[f64; 3]> {
+        let walls = &self.posterior_wall_lps_mm;
+        (0..walls.len())
+            .filter_map(|k| walls[k].map(|p| (k.abs_diff(walls.len() / 2), p)))
+            .min_by_key(|x| x.0)
+            .map(|x| x.1)
+    }
+
     /// A level with nothing measured yet (or nothing measurable: pass the reason in `status`).
     pub fn empty(center_lps_mm: [f64; 3], status: Status) -> LevelMeasurement {
         LevelMeasurement {

@@ -208,11 +208,7 @@ pub fn segment_arch(
         Vector3::from(frame.left),
     );
     let c = Vector3::from(m.center_lps_mm);
-    let walls = &m.posterior_wall_lps_mm;
-    let wall = (0..walls.len())
-        .filter_map(|k| walls[k].map(|p| (k.abs_diff(walls.len() / 2), p)))
-        .min_by_key(|x| x.0)
-        .map(|x| Vector3::from(x.1))?;
+    let wall = Vector3::from(m.mid_wall_lps_mm()?);
     let depth = m.depth_mm?;
     let width = m.width_mm.unwrap_or(1.3 * depth);
     // The mid-sagittal plane passes through the wall point (measured between the lateral walls).

@@ -76,12 +76,7 @@ pub fn analyze_volumes(
     let sac_vol = crate::canal::sac_volume(vols, vol);
     if canal_vol.is_some() || sac_vol.is_some() {
         measured.par_iter_mut().zip(&seg.bodies).for_each(|(m, b)| {
-            // The wall point nearest mid-height that was found.
-            let walls = &m.posterior_wall_lps_mm;
-            let mid = (0..walls.len())
-                .filter_map(|k| walls[k].map(|p| (k.abs_diff(walls.len() / 2), p)))
-                .min_by_key(|x| x.0)
-                .map(|x| x.1);
+            let mid = m.mid_wall_lps_mm();
             let worst = m.retropulsion_point_lps_mm;
             let posterior = m.frame.posterior;
             // The body's cortical level is known on the shape series only; a CT canal series is
