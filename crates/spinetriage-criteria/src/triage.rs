@@ -278,7 +278,7 @@ pub fn triage(
             ));
         }
         // The sacrum is not graded (S1 is fused to S2): its missing grade hides nothing.
-        let sacral = l.level.as_deref().is_some_and(|n| n.starts_with('S'));
+        let sacral = spinetriage_measure::is_sacral(l.level.as_deref());
         if !sacral && (!l.evaluable || l.genant_grade.is_none()) {
             r.push(reason(
                 l,

@@ -538,7 +538,7 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
         let bulge = posterior_bulge(l);
         // The sacrum's posterior wall follows the sacral curve, convex by anatomy: the sign is a
         // vertebral body's.
-        let sacral = l.level.as_deref().is_some_and(|n| n.starts_with('S'));
+        let sacral = spinetriage_measure::is_sacral(l.level.as_deref());
         let convex = bulge.map(|b| !sacral && b >= CONVEX_WALL_MM);
         if sacral && bulge.is_some() {
             ev.push(
@@ -856,11 +856,7 @@ fn pedicles(
         Some((roi::ball(centre, 2.5, 0.8), "body frame"))
     };
     let mut out = PosteriorSignal::default();
-    if m.levels[i]
-        .level
-        .as_deref()
-        .is_some_and(|n| n.starts_with('S'))
-    {
+    if spinetriage_measure::is_sacral(m.levels[i].level.as_deref()) {
         ev.push("posterior elements: sacral level (no pedicles as in the mobile spine)".into());
         return out;
     }

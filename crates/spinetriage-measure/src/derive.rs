@@ -310,8 +310,12 @@ fn reference_diameter(
 /// Whether a label names a sacral segment. S1 is fused to S2 and has no disc below: its
 /// "height" is not a vertebral compression measure (Genant's method grades T4–L4), and its
 /// shape is no reference for the lumbar levels.
+pub fn is_sacral(label: Option<&str>) -> bool {
+    label.is_some_and(|n| n.starts_with('S'))
+}
+
 fn sacral(label: &Option<String>) -> bool {
-    label.as_deref().is_some_and(|n| n.starts_with('S'))
+    is_sacral(label.as_deref())
 }
 
 /// Why heights are not graded at the sacrum.

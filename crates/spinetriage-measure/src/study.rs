@@ -167,7 +167,7 @@ fn segment_arches(vol: &Volume, seg: &Segmentation, measured: &mut [LevelMeasure
         .zip(&seg.bodies)
         .enumerate()
         .map(|(i, (m, b))| {
-            if b.label.as_deref().is_some_and(|n| n.starts_with('S')) {
+            if crate::is_sacral(b.label.as_deref()) {
                 return None;
             }
             let up = nalgebra::Vector3::from(m.frame.cranial);
