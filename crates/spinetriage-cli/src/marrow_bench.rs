@@ -171,6 +171,13 @@ pub fn bench(
                             t.name,
                             got.map_or("unknown".into(), |g| g.to_string())
                         ));
+                        if verbose {
+                            // The stage's own reasons, so a miss can be diagnosed from the run.
+                            eprintln!("  miss: {} {name}", t.name);
+                            for e in &sig.evidence {
+                                eprintln!("    {e}");
+                            }
+                        }
                     }
                 }
             }

@@ -554,6 +554,7 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
             stir.as_ref(),
             t1.as_ref(),
             ct.as_ref(),
+            ct_ref.as_ref().map(|r| r.0),
             &mut ev,
         );
         // Fluid cleft: CSF-like STIR and T1 far below marrow, as a volume.
@@ -682,18 +683,23 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
             }
         }
         // Marrow replacement: T1 at or below disc, through most of the body, with a sign that
-        // favours tumour over oedema (no STIR rise, a convex wall, pedicle involvement).
+        // favours tumour over oedema (no STIR rise, a convex wall, pedicle involvement,
+        // epidural soft tissue, lytic bone on CT).
         let marrow_replacement = match (t1_disc_ratio, t1_dark_pct) {
             (Some(r), Some(d)) => {
                 let diffuse_dark = r <= 1.0 && d >= DIFFUSE_PCT;
                 // A sign that favours tumour over oedema; unknown when none is seen but the
-                // wall or the pedicles could not be assessed.
+                // wall or the pedicles could not be assessed. Epidural tissue and CT lysis
+                // count only when seen: many studies have no CT, and the canal is not always
+                // measurable.
+                let epidural = l.derived.epidural_soft_tissue == Some(true);
+                let lytic = matches!(ct_pattern, Some("lytic" | "mixed"));
                 let signs = [
                     stir_ratio.map(|s| s < 1.0 + STIR_RISE),
                     convex,
                     posterior.present,
                 ];
-                let tumour_sign = if signs.contains(&Some(true)) {
+                let tumour_sign = if epidural || lytic || signs.contains(&Some(true)) {
                     Some(true)
                 } else if signs.contains(&None) {
                     None
@@ -701,10 +707,16 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
                     Some(false)
                 };
                 ev.push(format!(
-                    "T1 body/disc {r:.2}, {d:.0} % of the interior T1-dark; STIR ratio {}; convex wall {}; pedicles {}",
+                    "T1 body/disc {r:.2}, {d:.0} % of the interior T1-dark; STIR ratio {}; convex wall {}; pedicles {}; epidural soft tissue {}; CT pattern {}",
                     stir_ratio.map_or("—".into(), |s| format!("{s:.2}")),
                     bulge.map_or("—".into(), |b| format!("{b:+.1} mm")),
-                    posterior.side.unwrap_or("not known")
+                    posterior.side.unwrap_or("not known"),
+                    match l.derived.epidural_soft_tissue {
+                        Some(true) => "yes",
+                        Some(false) => "no",
+                        None => "not known",
+                    },
+                    ct_pattern.unwrap_or("—")
                 ));
                 match (diffuse_dark, tumour_sign) {
                     (false, _) => Some(false),
@@ -825,6 +837,7 @@ fn pedicles(
     stir: Option<&Channel>,
     t1: Option<&Channel>,
     ct: Option<&Channel>,
+    ct_trabecular_hu: Option<f64>,
     ev: &mut Vec<String>,
 ) -> PosteriorSignal {
     use spinetriage_measure::posterior::ArchPart;
@@ -861,7 +874,16 @@ fn pedicles(
         return out;
     }
     if let Some(ct) = ct {
-        ct_pedicle_lysis(i, m, ordinals, unaffected, ct, &mut out, ev);
+        ct_pedicle_lysis(
+            i,
+            m,
+            ordinals,
+            unaffected,
+            ct,
+            ct_trabecular_hu,
+            &mut out,
+            ev,
+        );
     }
     if stir.is_none() && t1.is_none() {
         ev.push("posterior elements: no MR series combinable with the shape series".into());
@@ -976,17 +998,22 @@ fn combine_posterior(out: &mut PosteriorSignal, mr: [Option<bool>; 3]) {
 
 /// A pedicle whose CT attenuation is at most this share of the same pedicle's at the reference
 /// levels (and 75 HU below it) is lytic: tumour replacing its marrow and thinning its cortex.
+/// It must also read below the trabecular reference of the bodies: a pedicle's interior is the
+/// same marrow, and its cortex only raises it, so a pedicle denser than trabecular bone is not
+/// lytic however dense its references (a ball that grazed cortex at the other levels).
 pub const PEDICLE_LYSIS_RATIO: f64 = 0.6;
 
 /// CT lysis of each pedicle: the median attenuation in a 2 mm ball at its centroid (inside the
 /// cortical ring, where marrow or tumour is), or where it is expected when it was not segmented,
-/// against the same pedicle at the unaffected levels.
+/// against the same pedicle at the unaffected levels and the bodies' trabecular reference.
+#[allow(clippy::too_many_arguments)]
 fn ct_pedicle_lysis(
     i: usize,
     m: &StudyMorphometry,
     ordinals: &[usize],
     unaffected: &[bool],
     ct: &Channel,
+    trabecular_hu: Option<f64>,
     out: &mut PosteriorSignal,
     ev: &mut Vec<String>,
 ) {
@@ -1008,7 +1035,9 @@ fn ct_pedicle_lysis(
             continue;
         };
         out.ct_ratio[s] = (r > 0.0).then(|| x / r);
-        out.ct_lysis[s] = Some(x <= PEDICLE_LYSIS_RATIO * r && r - x >= 75.0);
+        out.ct_lysis[s] = Some(
+            x <= PEDICLE_LYSIS_RATIO * r && r - x >= 75.0 && trabecular_hu.is_none_or(|t| x < t),
+        );
         ev.push(format!(
             "CT {}: {x:.0} HU (reference {r:.0} HU){}",
             part.name(),

@@ -422,6 +422,10 @@ impl Ctx<'_> {
                 "body boundary not found along the ray".to_string()
             });
         }
+        // Where the ray left the image, when it did before reaching `max_mm`.
+        let image_end = ((ts.len() as f64) * step < max_mm)
+            .then(|| ts.last().copied())
+            .flatten();
         let ts: Vec<f64> = keep.iter().map(|&k| ts[k]).collect();
         let fs: Vec<f64> = keep.iter().map(|&k| fs[k]).collect();
         // The outer surface lies at most ~2.5 mm beyond the inner crossing (cortex plus blur).
@@ -431,8 +435,15 @@ impl Ctx<'_> {
         } else {
             t_x + 0.75
         };
-        fit_edge(&ts, &fs, guess, 1.75, self.img.psf_mm(&dir), self.cortex)
-            .ok_or_else(|| "no edge in the profile".to_string())
+        let edge = fit_edge(&ts, &fs, guess, 1.75, self.img.psf_mm(&dir), self.cortex)
+            .ok_or_else(|| "no edge in the profile".to_string())?;
+        // A body cut by the edge of the image (a sagittal slab too narrow for a scoliotic or
+        // rotated spine) ends where the image ends, and the fit finds an edge there: an edge
+        // needs tissue outside it, at least a blur width plus a millimetre of it.
+        if image_end.is_some_and(|end| end - edge.outer_mm < 1.0 + 2.0 * psf) {
+            return Err("outside the field of view".to_string());
+        }
+        Ok(edge)
     }
 
     /// [`Ctx::surface`], its error prefixed with what was being measured.
@@ -473,6 +484,34 @@ fn principal(pts: &[Vector3<f64>]) -> (Vector3<f64>, SymmetricEigen<f64, nalgebr
         cov += d * d.transpose();
     }
     (mean, SymmetricEigen::new(cov))
+}
+
+/// Which lateral edge of the image cuts the body, if one does: one of the mask's two outermost
+/// sagittal slices on that edge holds at least a fifth of its largest sagittal section. A body can reach
+/// past a narrow sagittal slab (scoliosis, rotation), and its walls then seem to be at the slab's
+/// edge; a sliver of partial volume on the last slice is not a cut.
+fn cut_laterally(view: &CanonicalView, mask: &BodyMask) -> Option<&'static str> {
+    let n = view.dims[2];
+    if n == 0 {
+        return None;
+    }
+    let mut per_slice = vec![0usize; n];
+    for p in mask.voxels() {
+        per_slice[p[2].min(n - 1)] += 1;
+    }
+    let largest = per_slice.iter().copied().max()?;
+    // The segmentation leaves out the outermost slice, so the last two count as the edge.
+    let cut = |ks: [usize; 2]| largest > 0 && ks.iter().any(|k| 5 * per_slice[*k] >= largest);
+    // The canonical third axis runs to the patient's left.
+    if n < 4 {
+        None
+    } else if cut([n - 1, n - 2]) {
+        Some("left")
+    } else if cut([0, 1]) {
+        Some("right")
+    } else {
+        None
+    }
 }
 
 /// Error function, from the normal distribution function of [`crate::edge`].
@@ -577,6 +616,12 @@ pub fn measure_mask(
         out.status = Status::NotEvaluable("body mask too small".into());
         return out;
     };
+    if let Some(side) = cut_laterally(view, mask) {
+        out.status = Status::NotEvaluable(format!(
+            "body cut by the {side} edge of the field of view (sagittal slab too narrow for it)"
+        ));
+        return out;
+    }
     if let Some(col) = column {
         // Start from the column's direction, posterior as the patient's back seen from it.
         let back = Vector3::new(0.0, 1.0, 0.0);

@@ -545,23 +545,30 @@ pub fn reconcile(levels: &mut [Row]) {
                 seg.mask = None;
             }
         }
-        // Offsets of the found structure's centroid and core in each level's own frame.
-        let offsets: Vec<Option<[f64; 6]>> = levels
-            .iter()
-            .map(|l| {
-                let s = l.0.as_ref()?.part(part).filter(|s| s.found)?;
-                let axes = [l.1.cranial, l.1.posterior, l.1.left].map(Vector3::from);
-                let d = Vector3::from(s.centroid_lps_mm) - Vector3::from(l.2);
-                let e = Vector3::from(s.core_lps_mm) - Vector3::from(l.2);
-                Some(std::array::from_fn(|n| {
-                    if n < 3 {
-                        d.dot(&axes[n]) / l.3[n]
-                    } else {
-                        e.dot(&axes[n - 3]) / l.3[n - 3]
-                    }
-                }))
-            })
-            .collect();
+    }
+    // Offsets of each found structure's centroid and core in its level's own frame, in mm.
+    let offsets: Vec<Vec<Option<[f64; 6]>>> = ArchPart::ALL
+        .iter()
+        .map(|part| {
+            levels
+                .iter()
+                .map(|l| {
+                    let s = l.0.as_ref()?.part(*part).filter(|s| s.found)?;
+                    let axes = [l.1.cranial, l.1.posterior, l.1.left].map(Vector3::from);
+                    let d = Vector3::from(s.centroid_lps_mm) - Vector3::from(l.2);
+                    let e = Vector3::from(s.core_lps_mm) - Vector3::from(l.2);
+                    Some(std::array::from_fn(|n| {
+                        if n < 3 {
+                            d.dot(&axes[n])
+                        } else {
+                            e.dot(&axes[n - 3])
+                        }
+                    }))
+                })
+                .collect()
+        })
+        .collect();
+    for (k, part) in ArchPart::ALL.into_iter().enumerate() {
         for i in 0..levels.len() {
             let needs = levels[i]
                 .0
@@ -571,24 +578,51 @@ pub fn reconcile(levels: &mut [Row]) {
             if !needs {
                 continue;
             }
-            let near: Vec<[f64; 6]> = (0..i)
-                .rev()
-                .filter_map(|j| offsets[j])
-                .take(1)
-                .chain((i + 1..levels.len()).filter_map(|j| offsets[j]).take(1))
-                .collect();
-            if near.is_empty() {
-                continue;
-            }
-            let mean: [f64; 6] =
-                std::array::from_fn(|n| near.iter().map(|o| o[n]).sum::<f64>() / near.len() as f64);
+            // A pedicle whose partner at the same level was found is its mirror image across
+            // the body's mid-sagittal plane: nearer than anything carried from other levels,
+            // whose bodies may be collapsed or shaped differently.
+            let partner = match part {
+                ArchPart::LeftPedicle => offsets[1][i],
+                ArchPart::RightPedicle => offsets[0][i],
+                _ => None,
+            };
+            let (mean, how) = if let Some(o) = partner {
+                let mut m = o;
+                m[2] = -m[2];
+                m[5] = -m[5];
+                (m, "mirror image of the other pedicle at this level")
+            } else {
+                // Carried in units of the body's size, since arches grow down the column with
+                // their bodies.
+                let near: Vec<[f64; 6]> = (0..i)
+                    .rev()
+                    .filter_map(|j| offsets[k][j].map(|o| (j, o)))
+                    .take(1)
+                    .chain(
+                        (i + 1..levels.len())
+                            .filter_map(|j| offsets[k][j].map(|o| (j, o)))
+                            .take(1),
+                    )
+                    .map(|(j, o)| {
+                        std::array::from_fn(|n| o[n] / levels[j].3[n % 3] * levels[i].3[n % 3])
+                    })
+                    .collect();
+                if near.is_empty() {
+                    continue;
+                }
+                (
+                    std::array::from_fn(|n| {
+                        near.iter().map(|o| o[n]).sum::<f64>() / near.len() as f64
+                    }),
+                    "expected position from the neighbouring levels",
+                )
+            };
             let f = &levels[i].1;
             let place = |k: usize| {
-                let size = levels[i].3;
                 let at = Vector3::from(levels[i].2)
-                    + Vector3::from(f.cranial) * (mean[k] * size[0])
-                    + Vector3::from(f.posterior) * (mean[k + 1] * size[1])
-                    + Vector3::from(f.left) * (mean[k + 2] * size[2]);
+                    + Vector3::from(f.cranial) * mean[k]
+                    + Vector3::from(f.posterior) * mean[k + 1]
+                    + Vector3::from(f.left) * mean[k + 2];
                 [at.x, at.y, at.z]
             };
             let (centroid, core) = (place(0), place(3));
@@ -601,9 +635,7 @@ pub fn reconcile(levels: &mut [Row]) {
                 seg.core_lps_mm = core;
                 seg.located = true;
                 let why = seg.note.take().unwrap_or_default();
-                seg.note = Some(format!(
-                    "{why}; expected position from the neighbouring levels"
-                ));
+                seg.note = Some(format!("{why}; {how}"));
             }
         }
     }
@@ -878,5 +910,51 @@ mod tests {
             .part(ArchPart::LeftPedicle)
             .unwrap();
         assert!(!small.found, "{small:?}");
+    }
+
+    /// A pedicle missing beside a found partner is the partner's mirror image at its own level,
+    /// not where the neighbouring levels (here placed 10 mm higher) would put it.
+    #[test]
+    fn reconcile_mirrors_the_other_pedicle_of_the_same_level() {
+        let row = |z: f64, left: Option<ArchSegment>, right: ArchSegment| -> Row {
+            let left = left.unwrap_or_else(|| {
+                missing(ArchPart::LeftPedicle, Vector3::new(0.0, 0.0, z), "no bone")
+            });
+            (
+                Some(PosteriorElements {
+                    parts: vec![left, right],
+                }),
+                frame(),
+                [1.0, 0.0, z],
+                [25.0, 35.0, 35.0],
+            )
+        };
+        let ped = |p: ArchPart, x: f64, z: f64| found(p, [x, 20.0, z], 1000.0);
+        let mut rows = vec![
+            row(
+                60.0,
+                Some(ped(ArchPart::LeftPedicle, 15.0, 70.0)),
+                ped(ArchPart::RightPedicle, -13.0, 70.0),
+            ),
+            row(30.0, None, ped(ArchPart::RightPedicle, -12.0, 32.0)),
+            row(
+                0.0,
+                Some(ped(ArchPart::LeftPedicle, 15.0, 10.0)),
+                ped(ArchPart::RightPedicle, -13.0, 10.0),
+            ),
+        ];
+        reconcile(&mut rows);
+        let mid = rows[1]
+            .0
+            .as_ref()
+            .unwrap()
+            .part(ArchPart::LeftPedicle)
+            .unwrap();
+        assert!(!mid.found && mid.located, "{mid:?}");
+        // 13 mm right of the centre at x = 1 mirrors to 13 mm left of it.
+        for (got, want) in mid.centroid_lps_mm.iter().zip([14.0, 20.0, 32.0]) {
+            assert!((got - want).abs() < 1e-9, "{mid:?}");
+        }
+        assert!(mid.note.as_deref().unwrap().contains("mirror"), "{mid:?}");
     }
 }

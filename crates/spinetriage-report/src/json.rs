@@ -126,9 +126,23 @@ pub fn study_json(s: &StudyInput) -> Value {
         .volumes
         .iter()
         .map(|v| {
+            // What each series contributed: the shape, a marrow signal, or nothing (and why).
+            let shape = s
+                .morphometry
+                .is_some_and(|m| m.shape_series_uid == v.series_uid);
+            let signal = s
+                .marrow
+                .and_then(|mr| mr.series.iter().find(|u| u.series_uid == v.series_uid));
+            let used_for = match (shape, signal) {
+                (true, Some(u)) if u.combined => format!("shape and {} signal", u.role),
+                (true, _) => "shape".to_string(),
+                (false, Some(u)) if u.combined => format!("{} signal", u.role),
+                (false, Some(u)) => format!("not used: {}", u.note),
+                (false, None) => "not used".to_string(),
+            };
             json!({"series_uid": v.series_uid, "kind": v.kind, "description": v.description,
                    "frame_of_reference_uid": v.frame_of_reference_uid,
-                   "used_for": if s.morphometry.is_some_and(|m| m.shape_series_uid == v.series_uid) {"shape"} else {"not used yet"}})
+                   "used_for": used_for})
         })
         .collect();
     let findings = s.findings.map(|f| &f.levels);
