@@ -29,6 +29,8 @@ pub struct Section {
     pub lengths_mm: (f64, f64),
     /// Area, mm².
     pub area_mm2: f64,
+    /// Whether it holds filled holes (a cortical shell filled; see [`candidates`]).
+    pub filled: bool,
 }
 
 /// A candidate body: body-like sections that line up across planes and bands.
@@ -80,7 +82,7 @@ fn bands(all: &[f32], air: f32) -> Vec<(f32, f32)> {
 /// lose up to two thirds of the height).
 fn section_like(s: &Section, minor_axis_si: f64) -> bool {
     let (major, minor) = s.lengths_mm;
-    (80.0..=2_600.0).contains(&s.area_mm2)
+    (80.0..=SECTION_MAX_MM2).contains(&s.area_mm2)
         && (10.0..=65.0).contains(&major)
         && (5.0..=45.0).contains(&minor)
         && major / minor <= 4.5
@@ -117,7 +119,11 @@ fn planes(coarse: &Coarse, air: f32) -> Vec<usize> {
 }
 
 /// All candidate bodies: body-like sections over all planes and bands, clustered.
-pub fn candidates(coarse: &Coarse) -> Vec<Candidate> {
+///
+/// With `shells` (CT, where cortex is the brightest tissue), holes of body size in the bands
+/// above a level are filled: a lytic or gas-filled body is then its cortical shell, filled. On MR
+/// cortex is dark and the bright bands hold fat and marrow, whose holes are other tissue.
+pub fn candidates(coarse: &Coarse, shells: bool) -> Vec<Candidate> {
     let all = sorted_sample(&coarse.data, 200_000);
     let air = air_level(&all);
     let bands = bands(&all, air);
@@ -134,11 +140,17 @@ pub fn candidates(coarse: &Coarse) -> Vec<Candidate> {
                 .into_owned();
             bands
                 .iter()
-                .flat_map(|&band| sections_in_plane(&img, coarse.spacing_mm, plane, band))
+                .flat_map(|&band| sections_in_plane(&img, coarse.spacing_mm, plane, band, shells))
                 .collect::<Vec<_>>()
         })
         .collect();
-    cluster(found, coarse.spacing_mm[2])
+    // Filled shells are candidates of their own: a body seen in its marrow keeps exactly the
+    // sections it had, and the shells add the bodies whose interior is not marrow. The chain
+    // takes one candidate per body (its steps are a body and a disc long).
+    let (filled, plain): (Vec<Section>, Vec<Section>) = found.into_iter().partition(|s| s.filled);
+    let mut out = cluster(plain, coarse.spacing_mm[2]);
+    out.extend(cluster(filled, coarse.spacing_mm[2]));
+    out
 }
 
 fn sections_in_plane(
@@ -146,18 +158,45 @@ fn sections_in_plane(
     s: [f64; 3],
     plane: usize,
     band: (f32, f32),
+    shells: bool,
 ) -> Vec<Section> {
     let (n0, n1) = img.dim();
     let Some(data) = img.as_slice() else {
         return Vec::new();
     };
-    // In band, eroded by one pixel (4-neighbourhood), on flat buffers: this runs for every
-    // plane and band, and is most of the detection time.
     // Branch-free: u8 and `&` (a short-circuit `&&` per pixel mispredicts at every edge).
-    let inb: Vec<u8> = data
+    let mut inb: Vec<u8> = data
         .iter()
         .map(|&v| u8::from(v >= band.0) & u8::from(v <= band.1))
         .collect();
+    let mut out = components(&inb, n0, n1, s, plane, band, None);
+    if shells && band.1 == f32::INFINITY {
+        // Above a level, a body is its cortical shell around marrow of any signal: a lytic or
+        // gas-filled (Kümmell) body on CT is a ring. Holes of at most a body's size are filled;
+        // larger ones (the patient inside a ring of fat) are not holes in a body. Only sections
+        // that are mostly fill are new: a few filled specks do not change a body of marrow.
+        let max_px = (SECTION_MAX_MM2 / (s[0] * s[1])) as usize + 1;
+        let filled = fill_small_holes(&mut inb, n0, n1, max_px);
+        out.extend(components(&inb, n0, n1, s, plane, band, Some(&filled)));
+    }
+    out
+}
+
+/// Largest area of a body's sagittal section, mm².
+const SECTION_MAX_MM2: f64 = 2_600.0;
+
+/// Body-like components of `inb` (`n0` × `n1`, row-major), eroded by one pixel (4-neighbourhood).
+/// With `filled`, only components of which at least a fifth was filled are kept, marked filled.
+fn components(
+    inb: &[u8],
+    n0: usize,
+    n1: usize,
+    s: [f64; 3],
+    plane: usize,
+    band: (f32, f32),
+    filled: Option<&[bool]>,
+) -> Vec<Section> {
+    // On flat buffers: this runs for every plane and band, and is most of the detection time.
     let mut mask = vec![0u8; n0 * n1];
     for a in 1..n0.saturating_sub(1) {
         let row = a * n1;
@@ -172,7 +211,7 @@ fn sections_in_plane(
         }
     }
     let px_mm2 = s[0] * s[1];
-    let max_px = (2_600.0 / px_mm2) as usize + 1;
+    let max_px = (SECTION_MAX_MM2 / px_mm2) as usize + 1;
     let min_px = (80.0 / px_mm2) as usize;
     let mut out = Vec::new();
     let mut stack: Vec<usize> = Vec::new();
@@ -202,12 +241,73 @@ fn sections_in_plane(
         if too_big || px.len() < min_px {
             continue;
         }
-        let (sec, minor_si) = describe_section(px, s, band, plane);
+        if let Some(f) = filled {
+            let n_filled = px.iter().filter(|(a, b)| f[a * n1 + b]).count();
+            if 5 * n_filled < px.len() {
+                continue;
+            }
+        }
+        let (mut sec, minor_si) = describe_section(px, s, band, plane);
+        sec.filled = filled.is_some();
         if section_like(&sec, minor_si) {
             out.push(sec);
         }
     }
     out
+}
+
+/// Sets every 4-connected region of zeros of `m` (`n0` × `n1`, row-major) that does not touch the
+/// border and has at most `max_px` pixels; returns which pixels were set.
+fn fill_small_holes(m: &mut [u8], n0: usize, n1: usize, max_px: usize) -> Vec<bool> {
+    // 0 unvisited background, 1 foreground, 2 visited background.
+    let mut stack: Vec<usize> = Vec::new();
+    let mut region: Vec<usize> = Vec::new();
+    for k0 in 0..n0 * n1 {
+        if m[k0] != 0 {
+            continue;
+        }
+        m[k0] = 2;
+        stack.push(k0);
+        region.clear();
+        let mut border = false;
+        while let Some(k) = stack.pop() {
+            let (a, b) = (k / n1, k % n1);
+            if region.len() <= max_px {
+                region.push(k);
+            }
+            if a == 0 || b == 0 || a + 1 == n0 || b + 1 == n1 {
+                border = true;
+            }
+            let mut visit = |q: usize| {
+                if m[q] == 0 {
+                    m[q] = 2;
+                    stack.push(q);
+                }
+            };
+            if a > 0 {
+                visit(k - n1);
+            }
+            if a + 1 < n0 {
+                visit(k + n1);
+            }
+            if b > 0 {
+                visit(k - 1);
+            }
+            if b + 1 < n1 {
+                visit(k + 1);
+            }
+        }
+        if !border && region.len() <= max_px {
+            for &k in &region {
+                m[k] = 3;
+            }
+        }
+    }
+    let filled = m.iter().map(|v| *v == 3).collect();
+    for v in m.iter_mut() {
+        *v = u8::from(*v & 1 == 1);
+    }
+    filled
 }
 
 /// Centroid, principal lengths and area of a pixel set; also how well the minor axis lines up
@@ -252,6 +352,7 @@ fn describe_section(
             centroid_mm: (m0, m1),
             lengths_mm: ((12.0 * l_major).sqrt(), (12.0 * l_minor).sqrt()),
             area_mm2: n * s[0] * s[1],
+            filled: false,
             pixels: px,
         },
         minor_si,
@@ -446,6 +547,7 @@ fn seed_section(
             centroid_mm: (at[0], at[1]),
             lengths_mm: (2.0 * half, 2.0 * half),
             area_mm2: (2.0 * half).powi(2),
+            filled: false,
         })
         .collect();
     if sections.is_empty() {
@@ -518,4 +620,70 @@ pub fn fill_gaps(chain: &[Candidate], all: &[Candidate], spacing_mm: [f64; 3]) -
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A CT plane with a 30 × 20 mm lytic body (a 2 mm cortical ring around soft tissue) beside
+    /// a normal one (trabecular bone inside the same ring).
+    fn plane(lytic_hu: f32) -> ndarray::Array2<f32> {
+        let mut img = ndarray::Array2::<f32>::from_elem((80, 60), 40.0);
+        for (off, inside) in [(5usize, lytic_hu), (45, 250.0)] {
+            for a in off..off + 20 {
+                for b in 15..45 {
+                    let ring = a < off + 2 || a >= off + 18 || b < 17 || b >= 43;
+                    img[[a, b]] = if ring { 900.0 } else { inside };
+                }
+            }
+        }
+        img
+    }
+
+    #[test]
+    fn a_lytic_body_is_found_as_its_filled_shell_on_ct_only() {
+        let img = plane(40.0);
+        let s = [1.0, 1.0, 1.0];
+        // Above cortex-and-trabecular level: the normal body is bone throughout, the lytic one
+        // only its ring.
+        let band = (200.0, f32::INFINITY);
+        let plain = sections_in_plane(&img, s, 0, band, false);
+        assert_eq!(plain.len(), 1, "{plain:?}");
+        assert!(!plain[0].filled);
+        assert!((plain[0].centroid_mm.0 - 54.5).abs() < 0.6, "{plain:?}");
+        let with_shells = sections_in_plane(&img, s, 0, band, true);
+        let shells: Vec<&Section> = with_shells.iter().filter(|x| x.filled).collect();
+        assert_eq!(shells.len(), 1, "{with_shells:?}");
+        // The lytic body's centre and size, eroded by one pixel.
+        assert!((shells[0].centroid_mm.0 - 14.5).abs() < 0.6, "{shells:?}");
+        assert!((shells[0].area_mm2 - 18.0 * 28.0).abs() < 1.0, "{shells:?}");
+        // The normal body keeps its plain section and gets no shell of its own.
+        assert_eq!(with_shells.iter().filter(|x| !x.filled).count(), 1);
+        // A closed band (soft tissue) is never filled.
+        let soft = sections_in_plane(&img, s, 0, (0.0, 100.0), true);
+        assert!(soft.iter().all(|x| !x.filled));
+    }
+
+    #[test]
+    fn holes_larger_than_a_body_or_open_to_the_border_stay_empty() {
+        // A 50 × 50 ring: its hole (48 × 48) is larger than 100 pixels.
+        let (n0, n1) = (60, 60);
+        let mut m = vec![0u8; n0 * n1];
+        for a in 5..55 {
+            for b in 5..55 {
+                if a == 5 || a == 54 || b == 5 || b == 54 {
+                    m[a * n1 + b] = 1;
+                }
+            }
+        }
+        let before = m.clone();
+        let filled = fill_small_holes(&mut m, n0, n1, 100);
+        assert!(filled.iter().all(|f| !f));
+        assert_eq!(m, before);
+        // With room for it, the hole is filled and only the hole is reported.
+        let filled = fill_small_holes(&mut m, n0, n1, 48 * 48);
+        assert_eq!(filled.iter().filter(|f| **f).count(), 48 * 48);
+        assert_eq!(m.iter().filter(|v| **v == 1).count(), 50 * 50);
+    }
 }

@@ -31,7 +31,7 @@ pub use refine::{BodyMask, MarrowStats};
 pub use view::CanonicalView;
 
 use rayon::prelude::*;
-use spinetriage_volume::{LpsPoint, Volume};
+use spinetriage_volume::{LpsPoint, SeriesKind, Volume};
 
 /// Why a volume could not be segmented.
 #[derive(Debug, thiserror::Error)]
@@ -137,7 +137,7 @@ pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentat
     let target_mm = COARSE_MM.max((physical_mm3 / 8.0e6).cbrt()).min(2.5);
     let coarse = work::Coarse::new(data, view.spacing_mm, target_mm);
     let t1 = t0.elapsed();
-    let cands = detect::candidates(&coarse);
+    let cands = detect::candidates(&coarse, vol.kind == SeriesKind::Ct);
     let t2 = t0.elapsed();
     let chain = detect::chain(&cands, coarse.spacing_mm[2]);
     if timing {
