@@ -633,7 +633,7 @@ mod tests {
         for (off, inside) in [(5usize, lytic_hu), (45, 250.0)] {
             for a in off..off + 20 {
                 for b in 15..45 {
-                    let ring = a < off + 2 || a >= off + 18 || b < 17 || b >= 43;
+                    let ring = !(off + 2..off + 18).contains(&a) || !(17..43).contains(&b);
                     img[[a, b]] = if ring { 900.0 } else { inside };
                 }
             }
