@@ -137,7 +137,16 @@ pub fn bench(
                         sac_compressed,
                         m.levels[i].derived.thecal_sac_compressed,
                     ),
+                    (
+                        "cortical_destruction",
+                        t.cortical_gap_deg > 0.0,
+                        sig.cortical_destruction,
+                    ),
                 ] {
+                    // Cortical destruction is a CT finding: MR-only runs do not count for it.
+                    if name == "cortical_destruction" && mr_only {
+                        continue;
+                    }
                     let e = findings.entry(name).or_default();
                     e.unknown += usize::from(got.is_none());
                     match (want, got == Some(true)) {

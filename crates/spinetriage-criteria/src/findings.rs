@@ -177,9 +177,8 @@ fn signal_of(s: Option<&LevelSignal>) -> SignalFindings {
             .ct_pattern
             .map(|p| p == "lytic" || p == "mixed")
             .or(s.marrow_replacement.map(|_| false)),
-        // Cortical destruction is not measured yet; epidural tissue comes from the canal
-        // measurement (the morphometry), set by the caller.
-        cortical_destruction: None,
+        cortical_destruction: s.cortical_destruction,
+        // Epidural tissue comes from the canal measurement (the morphometry), set by the caller.
         epidural_soft_tissue: None,
         reason: (!unknown.is_empty()).then(|| {
             format!(

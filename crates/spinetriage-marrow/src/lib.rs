@@ -197,6 +197,11 @@ pub struct LevelSignal {
     pub posterior: PosteriorSignal,
     /// CT pattern: "lytic", "sclerotic", "mixed" or "none".
     pub ct_pattern: Option<&'static str>,
+    /// Cortical destruction of the body's wall on CT: an arc of at least
+    /// [`CORTICAL_GAP_MIN_DEG`] without cortex.
+    pub cortical_destruction: Option<bool>,
+    /// The longest arc of the wall without cortex, degrees.
+    pub cortical_gap_deg: Option<f64>,
     /// L1 trabecular attenuation below the osteoporosis screening threshold.
     pub osteoporosis_screen: Option<bool>,
     /// Acuity.
@@ -456,6 +461,30 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
         v.get(v.len() / 2).copied()
     };
     let (stir_spread, t1_spread, ct_spread) = (spread(&stir_s), spread(&t1_s), spread(&ct_s));
+    // The cortex around each body on CT, and each body's typical cortical peak.
+    let cortex: Vec<Option<Vec<[f64; 3]>>> = m
+        .levels
+        .iter()
+        .map(|l| {
+            let sacral = spinetriage_measure::is_sacral(l.level.as_deref());
+            (l.measured() && !sacral)
+                .then(|| cortex_peaks(l, ct.as_ref()?))
+                .flatten()
+        })
+        .collect();
+    let cortex_level: Vec<Option<f64>> = cortex
+        .iter()
+        .map(|p| {
+            let all: Vec<f64> = p
+                .as_ref()?
+                .iter()
+                .flatten()
+                .copied()
+                .filter(|x| x.is_finite())
+                .collect();
+            stats(&all).map(|s| s.median)
+        })
+        .collect();
     // Discs: midway between consecutive bodies' facing endplates (middle height line).
     let disc_t1: Vec<Option<f64>> = (0..n.saturating_sub(1))
         .map(|i| {
@@ -638,6 +667,7 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
         }
         // CT: attenuation, pattern, gas.
         let (mut ct_pattern, mut osteo) = (None, None);
+        let (mut cortical_destruction, mut cortical_gap_deg) = (None, None);
         if let (Some(v), Some(s)) = (&ct_v[i], ct_s[i]) {
             let gas = v.iter().filter(|x| **x < GAS_HU).count() as f64 * rois[i].mm3;
             if gas >= CLEFT_MM3 {
@@ -674,6 +704,13 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
                     s.median
                 ));
             }
+            if let (Some(peaks), Some((r, _)), Some((c, _))) = (
+                &cortex[i],
+                &ct_ref,
+                reference(i, &ordinals, &unaffected, &cortex_level),
+            ) {
+                (cortical_destruction, cortical_gap_deg) = cortical_gap(peaks, *r, c, &mut ev);
+            }
             if l.level.as_deref() == Some("L1") {
                 osteo = Some(s.median < L1_OSTEOPOROSIS_HU);
                 ev.push(format!(
@@ -693,7 +730,8 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
                 // count only when seen: many studies have no CT, and the canal is not always
                 // measurable.
                 let epidural = l.derived.epidural_soft_tissue == Some(true);
-                let lytic = matches!(ct_pattern, Some("lytic" | "mixed"));
+                let lytic = matches!(ct_pattern, Some("lytic" | "mixed"))
+                    || cortical_destruction == Some(true);
                 let signs = [
                     stir_ratio.map(|s| s < 1.0 + STIR_RISE),
                     convex,
@@ -808,6 +846,8 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
             cleft_mm3,
             posterior,
             ct_pattern,
+            cortical_destruction,
+            cortical_gap_deg,
             osteoporosis_screen: osteo,
             acuity,
             reference_levels,
@@ -1050,6 +1090,174 @@ fn ct_pedicle_lysis(
     }
 }
 
+/// Directions of the cortical survey around a body, 10° apart (0 = anterior, 90° = left).
+const CORTEX_RAYS: usize = 36;
+
+/// Arc without cortex that makes cortical destruction, degrees: three neighbouring directions,
+/// about 15 mm of a lumbar body's wall; one or two can be a vessel's foramen or noise.
+pub const CORTICAL_GAP_MIN_DEG: f64 = 30.0;
+
+/// Below this contrast between the cortical and the trabecular references, HU, the cortex cannot
+/// be told from marrow and its destruction is not judged.
+const CORTEX_MIN_CONTRAST_HU: f64 = 100.0;
+
+/// For each direction around the body in its own axial plane, at three heights (the centre and
+/// a quarter of the smallest height above and below it), the highest attenuation met on the way
+/// from the centre to 6 mm beyond the wall (an ellipse of the body's depth and width), averaged
+/// over 1.5 mm. Every ray from inside the body leaves it through cortex, the wall's or an
+/// endplate's, unless that cortex is gone.
+fn cortex_peaks(l: &Level, ct: &Channel) -> Option<Vec<[f64; 3]>> {
+    let (c, up, post, left) = frame(l);
+    let ms = &l.measurement;
+    let (a, b) = (ms.depth_mm? / 2.0, ms.width_mm? / 2.0);
+    let h = [ms.anterior?, ms.middle?, ms.posterior?]
+        .iter()
+        .map(|x| x.height_mm)
+        .fold(f64::INFINITY, f64::min);
+    let step = 0.5;
+    Some(
+        (0..CORTEX_RAYS)
+            .map(|k| {
+                let th = (k as f64 * 360.0 / CORTEX_RAYS as f64).to_radians();
+                let dir = -post * th.cos() + left * th.sin();
+                let r = 1.0 / ((th.cos() / a).powi(2) + (th.sin() / b).powi(2)).sqrt();
+                std::array::from_fn(|j| {
+                    let p0 = c + up * ((j as f64 - 1.0) * 0.25 * h);
+                    let vals: Vec<f64> = (0..)
+                        .map(|n| n as f64 * step)
+                        .take_while(|t| *t <= r + 6.0)
+                        .filter_map(|t| ct.at(to_lps(p0 + dir * t)))
+                        .collect();
+                    vals.windows(3)
+                        .map(|w| w.iter().sum::<f64>() / 3.0)
+                        .fold(f64::NAN, f64::max)
+                })
+            })
+            .collect(),
+    )
+}
+
+/// Cortical destruction from a body's cortex survey: a direction lacks cortex when its peak
+/// stays below half-way from the trabecular (`trabecular_hu`) to the cortical (`cortex_hu`)
+/// reference at two of its three heights. The posterior midline (±15°) is not judged: the
+/// basivertebral veins leave the body there through a foramen in the cortex.
+fn cortical_gap(
+    peaks: &[[f64; 3]],
+    trabecular_hu: f64,
+    cortex_hu: f64,
+    ev: &mut Vec<String>,
+) -> (Option<bool>, Option<f64>) {
+    let contrast = cortex_hu - trabecular_hu;
+    if contrast < CORTEX_MIN_CONTRAST_HU {
+        ev.push(format!(
+            "CT cortex: not judged (cortical reference {cortex_hu:.0} HU is within {CORTEX_MIN_CONTRAST_HU:.0} HU of the trabecular {trabecular_hu:.0} HU)"
+        ));
+        return (None, None);
+    }
+    let cut = trabecular_hu + 0.5 * contrast;
+    let deg = 360.0 / CORTEX_RAYS as f64;
+    let lacks: Vec<bool> = peaks
+        .iter()
+        .enumerate()
+        .map(|(k, p)| {
+            let posterior_midline = (k as f64 * deg - 180.0).abs() <= 15.0;
+            !posterior_midline && p.iter().filter(|x| x.is_finite() && **x < cut).count() >= 2
+        })
+        .collect();
+    // Longest run around the circle.
+    let n = lacks.len();
+    let (mut best, mut best_end, mut run) = (0usize, 0usize, 0usize);
+    for k in 0..2 * n {
+        if lacks[k % n] {
+            run += 1;
+            if run > best {
+                best = run.min(n);
+                best_end = k % n;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    let gap = best as f64 * deg;
+    let centre_deg = (best_end as f64 - (best as f64 - 1.0) / 2.0) * deg;
+    const SIDES: [&str; 8] = [
+        "anterior",
+        "anterolateral left",
+        "left",
+        "posterolateral left",
+        "posterior",
+        "posterolateral right",
+        "right",
+        "anterolateral right",
+    ];
+    let side = SIDES[((centre_deg.rem_euclid(360.0) + 22.5) / 45.0) as usize % 8];
+    let flag = gap >= CORTICAL_GAP_MIN_DEG;
+    ev.push(format!(
+        "CT cortex: {gap:.0}° of the wall without cortex{} (a direction lacks it when its peak stays below {cut:.0} HU, half-way from the trabecular {trabecular_hu:.0} HU to the cortical {cortex_hu:.0} HU reference, at two of three heights; cortical destruction from {CORTICAL_GAP_MIN_DEG:.0}°)",
+        if best > 0 { format!(", centred {side}") } else { String::new() }
+    ));
+    (Some(flag), Some(gap))
+}
+
 fn fmt(x: Option<f64>) -> String {
     x.map_or("—".into(), |v| format!("{v:.2}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A survey with cortex (600 HU) everywhere but the given directions (60 HU at two heights).
+    fn survey(lacking: &[usize]) -> Vec<[f64; 3]> {
+        (0..CORTEX_RAYS)
+            .map(|k| {
+                if lacking.contains(&k) {
+                    [60.0, 600.0, 60.0]
+                } else {
+                    [600.0; 3]
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_arc_without_cortex_is_measured_and_placed() {
+        let mut ev = Vec::new();
+        // 30° to 60° from anterior towards the left: four directions, 40°.
+        let (flag, gap) = cortical_gap(&survey(&[3, 4, 5, 6]), 170.0, 600.0, &mut ev);
+        assert_eq!((flag, gap), (Some(true), Some(40.0)));
+        assert!(ev[0].contains("anterolateral left"), "{ev:?}");
+        // Across anterior (350°, 0°, 10°): the circle wraps.
+        let (flag, gap) = cortical_gap(&survey(&[35, 0, 1]), 170.0, 600.0, &mut ev);
+        assert_eq!((flag, gap), (Some(true), Some(30.0)));
+        assert!(ev[1].contains("centred anterior "), "{ev:?}");
+    }
+
+    #[test]
+    fn short_gaps_the_basivertebral_foramen_and_low_contrast_are_not_destruction() {
+        let mut ev = Vec::new();
+        assert_eq!(
+            cortical_gap(&survey(&[10, 11]), 170.0, 600.0, &mut ev),
+            (Some(false), Some(20.0))
+        );
+        // The posterior midline (170°–190°) is not judged.
+        assert_eq!(
+            cortical_gap(&survey(&[17, 18, 19]), 170.0, 600.0, &mut ev),
+            (Some(false), Some(0.0))
+        );
+        // One height alone lacking is not enough.
+        let mut one: Vec<[f64; 3]> = survey(&[]);
+        for p in one.iter_mut().take(8).skip(3) {
+            p[0] = 60.0;
+        }
+        assert_eq!(
+            cortical_gap(&one, 170.0, 600.0, &mut ev),
+            (Some(false), Some(0.0))
+        );
+        // Cortex and marrow references too close to tell apart.
+        assert_eq!(
+            cortical_gap(&survey(&[3, 4, 5]), 170.0, 240.0, &mut ev),
+            (None, None)
+        );
+    }
 }

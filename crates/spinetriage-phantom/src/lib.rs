@@ -282,6 +282,7 @@ pub const CASES: &[&str] = &[
     "rotated-multilevel",
     "osteoporotic-multi",
     "epidural-tumour-t12",
+    "lytic-destruction-l1",
 ];
 
 /// A built-in case by name.
@@ -375,6 +376,14 @@ pub fn case(name: &str, seed: u64) -> Option<PhantomConfig> {
             c.spine.trabecular_hu = 80.0;
             c
         }
+        "lytic-destruction-l1" => c.with(
+            "L1",
+            spec(|s| {
+                s.fracture = frac(Crush, 20.0);
+                s.tumour = Tumour::Lytic;
+                s.cortical_gap_deg = 70.0;
+            }),
+        ),
         "epidural-tumour-t12" => c.with(
             "T12",
             spec(|s| {

@@ -111,7 +111,13 @@ pub struct LevelSpec {
     /// it fills the anterior canal over the body's height, tapering to the sides, and effaces
     /// the dural sac and the cord in front.
     pub epidural_mm: f64,
+    /// Arc of the body's outer cortex destroyed (replaced by the marrow tissue), degrees, centred
+    /// antero-laterally on the left (45° from anterior), over the middle 60 % of the height.
+    pub cortical_gap_deg: f64,
 }
+
+/// Centre of the destroyed cortical arc: degrees from anterior towards the left.
+pub const CORTICAL_GAP_CENTRE_DEG: f64 = 45.0;
 
 /// Tissue classes; intensities per modality live in [`crate::render`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -398,6 +404,16 @@ impl Vertebra {
         let inner = u >= bot + CORTEX_MM
             && u <= top - CORTEX_MM
             && ell(v, w, av - CORTEX_MM, aw - CORTEX_MM) <= 1.0;
+        if !inner && self.spec.cortical_gap_deg > 0.0 {
+            // The destroyed arc of the wall (not the endplates): tumour through the cortex.
+            let (lo, hi) = (bot + 0.2 * (top - bot), top - 0.2 * (top - bot));
+            let azimuth = w.atan2(-v).to_degrees();
+            if (lo..=hi).contains(&u)
+                && (azimuth - CORTICAL_GAP_CENTRE_DEG).abs() <= self.spec.cortical_gap_deg / 2.0
+            {
+                return Some(false);
+            }
+        }
         Some(!inner)
     }
 
@@ -672,6 +688,7 @@ impl Spine {
             if !(0.0..=15.0).contains(&spec.retropulsion_mm)
                 || !(0.0..=10.0).contains(&spec.convex_posterior_mm)
                 || !(0.0..=12.0).contains(&spec.epidural_mm)
+                || !(0.0..=180.0).contains(&spec.cortical_gap_deg)
             {
                 return Err(ModelError::Invalid(format!("{name}: bump outside 0–15 mm")));
             }

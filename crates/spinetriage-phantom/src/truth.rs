@@ -83,6 +83,8 @@ pub struct LevelTruth {
     pub anterior_epidural_space_mm: f64,
     /// Ventral epidural soft tissue, midline thickness, mm (0: none).
     pub epidural_mm: f64,
+    /// Destroyed arc of the body's outer cortex, degrees (0: intact).
+    pub cortical_gap_deg: f64,
     /// Retropulsion as a share of the mean bony canal diameter of the nearest levels above and
     /// below whose walls are not displaced, %.
     pub canal_compromise_pct: f64,
@@ -276,6 +278,7 @@ fn level_truth(vb: &Vertebra) -> LevelTruth {
         thecal_sac_ap_mm: sac.1 - sac.0,
         anterior_epidural_space_mm: sac.0,
         epidural_mm: vb.spec.epidural_mm,
+        cortical_gap_deg: vb.spec.cortical_gap_deg,
         canal_compromise_pct: 0.0,
         spec: vb.spec,
         arch: Vec::new(),

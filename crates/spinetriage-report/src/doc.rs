@@ -260,7 +260,15 @@ pub fn document(studies: &[StudyInput]) -> Vec<Block> {
                         yn(x.cleft),
                         x.posterior.side.unwrap_or("unknown").to_string(),
                         x.ct_hu
-                            .map(|h| format!("{:.0} HU {}", h.median, x.ct_pattern.unwrap_or("")))
+                            .map(|h| {
+                                let cortex = match (x.cortical_destruction, x.cortical_gap_deg) {
+                                    (Some(true), Some(g)) => {
+                                        format!(", cortical destruction {g:.0}°")
+                                    }
+                                    _ => String::new(),
+                                };
+                                format!("{:.0} HU {}{cortex}", h.median, x.ct_pattern.unwrap_or(""))
+                            })
                             .unwrap_or_else(|| "—".into()),
                         format!("{:?}", x.acuity).to_lowercase(),
                     ]
