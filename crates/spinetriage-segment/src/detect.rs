@@ -450,6 +450,11 @@ fn cluster(mut found: Vec<Section>, plane_mm: f64) -> Vec<Candidate> {
         .collect()
 }
 
+/// A body is wide: a section seen in one or two planes is not one (unless the series is thin).
+fn wide(k: &Candidate, plane_mm: f64) -> bool {
+    k.sections.len() as f64 * plane_mm >= 9.0_f64.min(plane_mm * 2.0)
+}
+
 /// The best chain of candidates down the column, cranial first.
 ///
 /// Each candidate scores by its stability relative to the most stable candidates, so that the
@@ -457,11 +462,7 @@ fn cluster(mut found: Vec<Section>, plane_mm: f64) -> Vec<Candidate> {
 /// one body plus one disc apart (or two bodies, when one between was missed), roughly in line
 /// and of similar size. A disc cannot pass for a body: it is too close to both neighbours.
 pub fn chain(cands: &[Candidate], plane_mm: f64) -> Vec<Candidate> {
-    let mut c: Vec<&Candidate> = cands
-        .iter()
-        // A body is wide; a section seen in one or two planes is not one (unless the series is thin).
-        .filter(|k| k.sections.len() as f64 * plane_mm >= 9.0_f64.min(plane_mm * 2.0))
-        .collect();
+    let mut c: Vec<&Candidate> = cands.iter().filter(|k| wide(k, plane_mm)).collect();
     c.sort_by(|a, b| a.centroid_mm[0].total_cmp(&b.centroid_mm[0]));
     let mut stabs: Vec<usize> = c.iter().map(|k| k.stability).collect();
     stabs.sort_unstable();
@@ -608,7 +609,7 @@ pub fn fill_gaps(chain: &[Candidate], all: &[Candidate], spacing_mm: [f64; 3]) -
                 c.centroid_mm + (next.centroid_mm - c.centroid_mm) * (m as f64 / missing as f64);
             let found = all
                 .iter()
-                .filter(|x| (x.centroid_mm - at).norm() < 0.35 * typical)
+                .filter(|x| (x.centroid_mm - at).norm() < 0.35 * typical && wide(x, spacing_mm[2]))
                 .max_by_key(|x| x.stability);
             out.push(match found {
                 Some(x) => Slot::Found(x.clone()),

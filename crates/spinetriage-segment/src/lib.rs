@@ -155,6 +155,12 @@ pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentat
         view.to_lps(coarse.fine_centre(std::array::from_fn(|n| at[n] / coarse.spacing_mm[n])))
     };
     let voxel_mm3: f64 = view.spacing_mm.iter().product();
+    // Cortical bone is the densest tissue on CT and gives no signal on MR.
+    let cortex_sign = match vol.kind {
+        SeriesKind::Ct => Some(1.0),
+        SeriesKind::Other => None,
+        _ => Some(-1.0),
+    };
     let grown: Vec<Result<Body, (usize, LpsPoint, String)>> = slots
         .par_iter()
         .enumerate()
@@ -166,7 +172,9 @@ pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentat
                     return Err((ordinal, mm_to_lps(*at), why.to_string()));
                 }
             };
-            let Some((mask, marrow)) = refine::grow_body(data, &coarse, c, view.spacing_mm) else {
+            let Some((mask, marrow)) =
+                refine::grow_body(data, &coarse, c, view.spacing_mm, cortex_sign)
+            else {
                 let why = "body region could not be grown";
                 return Err((ordinal, mm_to_lps(c.centroid_mm), why.to_string()));
             };
@@ -178,6 +186,21 @@ pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentat
                 n += 1;
             }
             let centroid = sum.map(|s| s / n.max(1) as f64);
+            // A body grown from a stand-in seed (no candidate where a level was missed) must
+            // stay where the seed was: one that ran off into tissue of the seed's signal (CSF
+            // beside a sclerotic body on T1) is not that body.
+            if c.stability == 0 {
+                let drift: f64 = (0..3)
+                    .map(|k| (centroid[k] * view.spacing_mm[k] - c.centroid_mm[k]).powi(2))
+                    .sum::<f64>()
+                    .sqrt();
+                if drift > 0.3 * c.height_mm {
+                    let why = format!(
+                        "vertebral body not found between its neighbours (a region grown from its expected centre ended {drift:.0} mm away)"
+                    );
+                    return Err((ordinal, mm_to_lps(c.centroid_mm), why));
+                }
+            }
             Ok(Body {
                 ordinal,
                 label: None,

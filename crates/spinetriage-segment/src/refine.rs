@@ -71,11 +71,17 @@ const MAX_GROW_MM: f64 = 4.0;
 const CORTEX_MM: f64 = 1.0;
 
 /// Grows one body at full resolution from its coarse candidate.
+///
+/// `cortex_sign` is the side of the marrow the cortex lies on when the modality says it (−1 on
+/// MR, where cortical bone gives no signal; +1 on CT, where it is the densest tissue); without
+/// it, the rim around the marrow decides. A body whose marrow is replaced (dark on T1) among
+/// bright neighbours has a bright rim, and would take the neighbours for its cortex.
 pub fn grow_body(
     view: ArrayView3<f32>,
     coarse: &Coarse,
     cand: &Candidate,
     spacing_mm: [f64; 3],
+    cortex_sign: Option<f32>,
 ) -> Option<(BodyMask, MarrowStats)> {
     // Core: each plane's best section, mapped to the fine grid.
     let mut core = Vec::new();
@@ -203,7 +209,8 @@ pub fn grow_body(
     rim.sort_by(f32::total_cmp);
     // The cortex's own level: the extreme rim values on the cortex side (a thin cortex is mostly
     // seen mixed with its neighbours; its purest voxels are the extremes).
-    let q = if rim_contrast < 0.0 { 0.02 } else { 0.98 };
+    let sign = cortex_sign.unwrap_or(rim_contrast.signum());
+    let q = if sign < 0.0 { 0.02 } else { 0.98 };
     let cortex_level = rim
         .get(((n.max(1) - 1) as f64 * q) as usize)
         .copied()
@@ -215,7 +222,6 @@ pub fn grow_body(
     let r_cortex: [usize; 3] =
         std::array::from_fn(|n| (CORTEX_MM / spacing_mm[n]).round() as usize);
     let shell = box_filter(&body, r_cortex, true);
-    let sign = rim_contrast.signum();
     for ((a, b, c), v) in shell.indexed_iter() {
         if *v != 0 && body[[a, b, c]] == 0 && (block[[a, b, c]] - median) * sign > 0.5 * sigma {
             body[[a, b, c]] = 1;
