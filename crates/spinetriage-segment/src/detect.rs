@@ -82,7 +82,7 @@ fn bands(all: &[f32], air: f32) -> Vec<(f32, f32)> {
 /// lose up to two thirds of the height).
 fn section_like(s: &Section, minor_axis_si: f64) -> bool {
     let (major, minor) = s.lengths_mm;
-    (80.0..=SECTION_MAX_MM2).contains(&s.area_mm2)
+    (SECTION_MIN_MM2..=SECTION_MAX_MM2).contains(&s.area_mm2)
         && (10.0..=65.0).contains(&major)
         && (5.0..=45.0).contains(&minor)
         && major / minor <= 4.5
@@ -128,6 +128,13 @@ pub fn candidates(coarse: &Coarse, shells: bool) -> Vec<Candidate> {
     let air = air_level(&all);
     let bands = bands(&all, air);
     let planes = planes(coarse, air);
+    // Shells are looked for in the bands above the patient's median voxel (soft tissue on CT):
+    // lower bands hold the whole patient, whose holes are fat and gas, not bodies. (From the top
+    // decile only, the Kümmell body's gas slit inside marrow was lost.)
+    let shell_from = shells.then(|| {
+        let first = all.partition_point(|v| *v <= air);
+        quantile(&all[first..], 0.5)
+    });
     // One work item per plane, all bands on a contiguous copy of it: the plane is a strided
     // view of the coarse volume, read once instead of once per band.
     let found: Vec<Section> = planes
@@ -140,7 +147,9 @@ pub fn candidates(coarse: &Coarse, shells: bool) -> Vec<Candidate> {
                 .into_owned();
             bands
                 .iter()
-                .flat_map(|&band| sections_in_plane(&img, coarse.spacing_mm, plane, band, shells))
+                .flat_map(|&band| {
+                    sections_in_plane(&img, coarse.spacing_mm, plane, band, shell_from)
+                })
                 .collect::<Vec<_>>()
         })
         .collect();
@@ -158,7 +167,7 @@ fn sections_in_plane(
     s: [f64; 3],
     plane: usize,
     band: (f32, f32),
-    shells: bool,
+    shell_from: Option<f32>,
 ) -> Vec<Section> {
     let (n0, n1) = img.dim();
     let Some(data) = img.as_slice() else {
@@ -170,20 +179,31 @@ fn sections_in_plane(
         .map(|&v| u8::from(v >= band.0) & u8::from(v <= band.1))
         .collect();
     let mut out = components(&inb, n0, n1, s, plane, band, None);
-    if shells && band.1 == f32::INFINITY {
+    if band.1 == f32::INFINITY && shell_from.is_some_and(|q| band.0 >= q) {
         // Above a level, a body is its cortical shell around marrow of any signal: a lytic or
         // gas-filled (Kümmell) body on CT is a ring. Holes of at most a body's size are filled;
         // larger ones (the patient inside a ring of fat) are not holes in a body. Only sections
         // that are mostly fill are new: a few filled specks do not change a body of marrow.
-        let max_px = (SECTION_MAX_MM2 / (s[0] * s[1])) as usize + 1;
-        let filled = fill_small_holes(&mut inb, n0, n1, max_px);
-        out.extend(components(&inb, n0, n1, s, plane, band, Some(&filled)));
+        // Holes too small to be a fifth of the smallest section are noise in marrow; leaving
+        // them spares the second pass on most planes.
+        let px_mm2 = s[0] * s[1];
+        let sizes = (
+            (0.2 * SECTION_MIN_MM2 / px_mm2).ceil() as usize,
+            (SECTION_MAX_MM2 / px_mm2) as usize + 1,
+        );
+        let filled = fill_small_holes(&mut inb, n0, n1, sizes);
+        if filled.contains(&true) {
+            out.extend(components(&inb, n0, n1, s, plane, band, Some(&filled)));
+        }
     }
     out
 }
 
 /// Largest area of a body's sagittal section, mm².
 const SECTION_MAX_MM2: f64 = 2_600.0;
+
+/// Smallest area of a body's (eroded) sagittal section, mm².
+const SECTION_MIN_MM2: f64 = 80.0;
 
 /// Body-like components of `inb` (`n0` × `n1`, row-major), eroded by one pixel (4-neighbourhood).
 /// With `filled`, only components of which at least a fifth was filled are kept, marked filled.
@@ -212,7 +232,7 @@ fn components(
     }
     let px_mm2 = s[0] * s[1];
     let max_px = (SECTION_MAX_MM2 / px_mm2) as usize + 1;
-    let min_px = (80.0 / px_mm2) as usize;
+    let min_px = (SECTION_MIN_MM2 / px_mm2) as usize;
     let mut out = Vec::new();
     let mut stack: Vec<usize> = Vec::new();
     for k0 in 0..n0 * n1 {
@@ -257,55 +277,82 @@ fn components(
 }
 
 /// Sets every 4-connected region of zeros of `m` (`n0` × `n1`, row-major) that does not touch the
-/// border and has at most `max_px` pixels; returns which pixels were set.
-fn fill_small_holes(m: &mut [u8], n0: usize, n1: usize, max_px: usize) -> Vec<bool> {
-    // 0 unvisited background, 1 foreground, 2 visited background.
-    let mut stack: Vec<usize> = Vec::new();
-    let mut region: Vec<usize> = Vec::new();
-    for k0 in 0..n0 * n1 {
-        if m[k0] != 0 {
-            continue;
-        }
-        m[k0] = 2;
-        stack.push(k0);
-        region.clear();
-        let mut border = false;
-        while let Some(k) = stack.pop() {
-            let (a, b) = (k / n1, k % n1);
-            if region.len() <= max_px {
-                region.push(k);
-            }
-            if a == 0 || b == 0 || a + 1 == n0 || b + 1 == n1 {
-                border = true;
-            }
-            let mut visit = |q: usize| {
-                if m[q] == 0 {
-                    m[q] = 2;
-                    stack.push(q);
-                }
-            };
-            if a > 0 {
-                visit(k - n1);
-            }
-            if a + 1 < n0 {
-                visit(k + n1);
-            }
-            if b > 0 {
-                visit(k - 1);
-            }
-            if b + 1 < n1 {
-                visit(k + 1);
-            }
-        }
-        if !border && region.len() <= max_px {
-            for &k in &region {
-                m[k] = 3;
-            }
-        }
+/// border and has `min_px..=max_px` pixels; returns which pixels were set.
+///
+/// Works on runs of zeros, joined row to row by a union-find: the cost is one scan of the plane
+/// plus the number of runs, where a pixel flood would visit all the background (most of a
+/// plane), for every band and plane.
+fn fill_small_holes(
+    m: &mut [u8],
+    n0: usize,
+    n1: usize,
+    (min_px, max_px): (usize, usize),
+) -> Vec<bool> {
+    struct Run {
+        row: usize,
+        start: usize,
+        end: usize,
     }
-    let filled = m.iter().map(|v| *v == 3).collect();
-    for v in m.iter_mut() {
-        *v = u8::from(*v & 1 == 1);
+    let mut runs: Vec<Run> = Vec::new();
+    let mut parent: Vec<usize> = Vec::new();
+    fn find(parent: &mut [usize], mut x: usize) -> usize {
+        while parent[x] != x {
+            parent[x] = parent[parent[x]];
+            x = parent[x];
+        }
+        x
+    }
+    let mut prev: std::ops::Range<usize> = 0..0;
+    for a in 0..n0 {
+        let row = &m[a * n1..(a + 1) * n1];
+        let first = runs.len();
+        let mut b = 0;
+        while b < n1 {
+            if row[b] != 0 {
+                b += 1;
+                continue;
+            }
+            let start = b;
+            while b < n1 && row[b] == 0 {
+                b += 1;
+            }
+            let id = runs.len();
+            runs.push(Run {
+                row: a,
+                start,
+                end: b,
+            });
+            parent.push(id);
+            // Joined to every run of the row above that shares a column with it.
+            for q in prev.clone() {
+                if runs[q].start < b && start < runs[q].end {
+                    let (x, y) = (find(&mut parent, q), find(&mut parent, id));
+                    if x != y {
+                        parent[y] = x;
+                    }
+                }
+            }
+        }
+        prev = first..runs.len();
+    }
+    let mut size = vec![0usize; runs.len()];
+    let mut border = vec![false; runs.len()];
+    for k in 0..runs.len() {
+        let r = find(&mut parent, k);
+        size[r] += runs[k].end - runs[k].start;
+        border[r] |=
+            runs[k].row == 0 || runs[k].row + 1 == n0 || runs[k].start == 0 || runs[k].end == n1;
+    }
+    let mut filled = vec![false; n0 * n1];
+    for k in 0..runs.len() {
+        let r = find(&mut parent, k);
+        if !border[r] && (min_px..=max_px).contains(&size[r]) {
+            let at = runs[k].row * n1;
+            for b in runs[k].start..runs[k].end {
+                m[at + b] = 1;
+                filled[at + b] = true;
+            }
+        }
     }
     filled
 }
@@ -649,11 +696,11 @@ mod tests {
         // Above cortex-and-trabecular level: the normal body is bone throughout, the lytic one
         // only its ring.
         let band = (200.0, f32::INFINITY);
-        let plain = sections_in_plane(&img, s, 0, band, false);
+        let plain = sections_in_plane(&img, s, 0, band, None);
         assert_eq!(plain.len(), 1, "{plain:?}");
         assert!(!plain[0].filled);
         assert!((plain[0].centroid_mm.0 - 54.5).abs() < 0.6, "{plain:?}");
-        let with_shells = sections_in_plane(&img, s, 0, band, true);
+        let with_shells = sections_in_plane(&img, s, 0, band, Some(100.0));
         let shells: Vec<&Section> = with_shells.iter().filter(|x| x.filled).collect();
         assert_eq!(shells.len(), 1, "{with_shells:?}");
         // The lytic body's centre and size, eroded by one pixel.
@@ -662,7 +709,7 @@ mod tests {
         // The normal body keeps its plain section and gets no shell of its own.
         assert_eq!(with_shells.iter().filter(|x| !x.filled).count(), 1);
         // A closed band (soft tissue) is never filled.
-        let soft = sections_in_plane(&img, s, 0, (0.0, 100.0), true);
+        let soft = sections_in_plane(&img, s, 0, (0.0, 100.0), Some(0.0));
         assert!(soft.iter().all(|x| !x.filled));
     }
 
@@ -679,11 +726,11 @@ mod tests {
             }
         }
         let before = m.clone();
-        let filled = fill_small_holes(&mut m, n0, n1, 100);
+        let filled = fill_small_holes(&mut m, n0, n1, (1, 100));
         assert!(filled.iter().all(|f| !f));
         assert_eq!(m, before);
         // With room for it, the hole is filled and only the hole is reported.
-        let filled = fill_small_holes(&mut m, n0, n1, 48 * 48);
+        let filled = fill_small_holes(&mut m, n0, n1, (1, 48 * 48));
         assert_eq!(filled.iter().filter(|f| **f).count(), 48 * 48);
         assert_eq!(m.iter().filter(|v| **v == 1).count(), 50 * 50);
     }
