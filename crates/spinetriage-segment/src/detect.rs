@@ -337,21 +337,18 @@ fn fill_small_holes(
     }
     let mut size = vec![0usize; runs.len()];
     let mut border = vec![false; runs.len()];
-    for k in 0..runs.len() {
+    for (k, run) in runs.iter().enumerate() {
         let r = find(&mut parent, k);
-        size[r] += runs[k].end - runs[k].start;
-        border[r] |=
-            runs[k].row == 0 || runs[k].row + 1 == n0 || runs[k].start == 0 || runs[k].end == n1;
+        size[r] += run.end - run.start;
+        border[r] |= run.row == 0 || run.row + 1 == n0 || run.start == 0 || run.end == n1;
     }
     let mut filled = vec![false; n0 * n1];
-    for k in 0..runs.len() {
+    for (k, run) in runs.iter().enumerate() {
         let r = find(&mut parent, k);
         if !border[r] && (min_px..=max_px).contains(&size[r]) {
-            let at = runs[k].row * n1;
-            for b in runs[k].start..runs[k].end {
-                m[at + b] = 1;
-                filled[at + b] = true;
-            }
+            let at = run.row * n1;
+            m[at + run.start..at + run.end].fill(1);
+            filled[at + run.start..at + run.end].fill(true);
         }
     }
     filled
