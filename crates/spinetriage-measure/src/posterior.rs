@@ -844,6 +844,14 @@ mod tests {
         }
     }
 
+    fn left_pedicle(rows: &[Row], i: usize) -> &ArchSegment {
+        rows[i]
+            .0
+            .as_ref()
+            .and_then(|pe| pe.part(ArchPart::LeftPedicle))
+            .expect("a left pedicle")
+    }
+
     fn found(part: ArchPart, at: [f64; 3], volume_mm3: f64) -> ArchSegment {
         ArchSegment {
             part,
@@ -880,12 +888,7 @@ mod tests {
             row(0.0, ped(0.0), 35.0),
         ];
         reconcile(&mut rows);
-        let mid = rows[1]
-            .0
-            .as_ref()
-            .unwrap()
-            .part(ArchPart::LeftPedicle)
-            .unwrap();
+        let mid = left_pedicle(&rows, 1);
         assert!(!mid.found && mid.located, "{mid:?}");
         let want = [12.0, 30.0 * 20.0 / 35.0, 30.0 + 5.0];
         for (got, want) in mid.centroid_lps_mm.iter().zip(want) {
@@ -903,12 +906,7 @@ mod tests {
             row(-30.0, ped(-30.0), 35.0),
         ];
         reconcile(&mut rows);
-        let small = rows[1]
-            .0
-            .as_ref()
-            .unwrap()
-            .part(ArchPart::LeftPedicle)
-            .unwrap();
+        let small = left_pedicle(&rows, 1);
         assert!(!small.found, "{small:?}");
     }
 
@@ -944,12 +942,7 @@ mod tests {
             ),
         ];
         reconcile(&mut rows);
-        let mid = rows[1]
-            .0
-            .as_ref()
-            .unwrap()
-            .part(ArchPart::LeftPedicle)
-            .unwrap();
+        let mid = left_pedicle(&rows, 1);
         assert!(!mid.found && mid.located, "{mid:?}");
         // 13 mm right of the centre at x = 1 mirrors to 13 mm left of it.
         for (got, want) in mid.centroid_lps_mm.iter().zip([14.0, 20.0, 32.0]) {
