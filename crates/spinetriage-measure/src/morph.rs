@@ -330,7 +330,11 @@ impl Ctx<'_> {
         // sustained departure the other way: 1 mm of it (a thin layer of anterior epidural fat
         // is no thicker) ends the body too.
         let run = (1.0 / step) as usize;
-        let other = (0.15 * (cortex - marrow).abs()).max(6.0 * noise);
+        // On CT the cortex stands ~800 HU above marrow while a disc lies only ~80 HU below it:
+        // the other way's step is judged on a finer share of the cortex's contrast there. On MR
+        // (cortex dark) the other way is fat, a large step.
+        let share = if cortex > marrow { 0.08 } else { 0.15 };
+        let other = (share * (cortex - marrow).abs()).max(6.0 * noise);
         let away = |v: f64| {
             (marrow - v) * side >= other
                 && self
