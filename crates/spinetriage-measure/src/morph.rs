@@ -276,6 +276,16 @@ impl Ctx<'_> {
             fs.push(mean);
             x += step;
         }
+        // Whether the ray left the image before `max_mm`: a boundary not met then may lie
+        // outside it.
+        let left_image = (ts.len() as f64) * step < max_mm;
+        let not_met = || {
+            if left_image {
+                "outside the field of view".to_string()
+            } else {
+                "body boundary not found along the ray".to_string()
+            }
+        };
         if ts.len() < 12 {
             return Err("outside the field of view".to_string());
         }
@@ -348,13 +358,7 @@ impl Ctx<'_> {
             (a, b) => a.or(b),
         }
         .or_else(mask_exit)
-        .ok_or_else(|| {
-            if (ts.len() as f64) * step < max_mm {
-                "outside the field of view".to_string()
-            } else {
-                "body boundary not found along the ray".to_string()
-            }
-        })?;
+        .ok_or_else(not_met)?;
         let mut t_x = ts[cross];
         // A band of changed marrow under an endplate (oedema, dark on T1; sclerosis, bright on
         // CT) departs from the marrow level too, millimetres before the cortex, and on T1 it can
@@ -420,16 +424,9 @@ impl Ctx<'_> {
             .filter(|&k| ts[k] >= t_x - 5.0 && ts[k] <= end)
             .collect();
         if keep.last().map(|&k| ts[k]).unwrap_or(0.0) < min_end {
-            return Err(if (ts.len() as f64) * step < max_mm {
-                "outside the field of view".to_string()
-            } else {
-                "body boundary not found along the ray".to_string()
-            });
+            return Err(not_met());
         }
-        // Where the ray left the image, when it did before reaching `max_mm`.
-        let image_end = ((ts.len() as f64) * step < max_mm)
-            .then(|| ts.last().copied())
-            .flatten();
+        let image_end = left_image.then(|| ts.last().copied()).flatten();
         let ts: Vec<f64> = keep.iter().map(|&k| ts[k]).collect();
         let fs: Vec<f64> = keep.iter().map(|&k| fs[k]).collect();
         // The outer surface lies at most ~2.5 mm beyond the inner crossing (cortex plus blur).
@@ -496,7 +493,7 @@ fn principal(pts: &[Vector3<f64>]) -> (Vector3<f64>, SymmetricEigen<f64, nalgebr
 /// edge; a sliver of partial volume on the last slice is not a cut.
 fn cut_laterally(view: &CanonicalView, mask: &BodyMask) -> Option<&'static str> {
     let n = view.dims[2];
-    if n == 0 {
+    if n < 4 {
         return None;
     }
     let mut per_slice = vec![0usize; n];
@@ -507,9 +504,7 @@ fn cut_laterally(view: &CanonicalView, mask: &BodyMask) -> Option<&'static str> 
     // The segmentation leaves out the outermost slice, so the last two count as the edge.
     let cut = |ks: [usize; 2]| largest > 0 && ks.iter().any(|k| 5 * per_slice[*k] >= largest);
     // The canonical third axis runs to the patient's left.
-    if n < 4 {
-        None
-    } else if cut([n - 1, n - 2]) {
+    if cut([n - 1, n - 2]) {
         Some("left")
     } else if cut([0, 1]) {
         Some("right")
