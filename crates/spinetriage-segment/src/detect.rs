@@ -120,18 +120,18 @@ fn planes(coarse: &Coarse, air: f32) -> Vec<usize> {
 
 /// All candidate bodies: body-like sections over all planes and bands, clustered.
 ///
-/// With `shells` (CT, where cortex is the brightest tissue), holes of body size in the bands
+/// With `ct` (cortex is the brightest tissue), holes of body size in the bands
 /// above a level are filled: a lytic or gas-filled body is then its cortical shell, filled. On MR
 /// cortex is dark and the bright bands hold fat and marrow, whose holes are other tissue.
-pub fn candidates(coarse: &Coarse, shells: bool) -> Vec<Candidate> {
+pub fn candidates(coarse: &Coarse, ct: bool) -> Vec<Candidate> {
     let all = sorted_sample(&coarse.data, 200_000);
-    let air = air_level(&all);
+    let air = air_level(&all, !ct);
     let bands = bands(&all, air);
     let planes = planes(coarse, air);
     // Shells are looked for in the bands above the patient's median voxel (soft tissue on CT):
     // lower bands hold the whole patient, whose holes are fat and gas, not bodies. (From the top
     // decile only, the Kümmell body's gas slit inside marrow was lost.)
-    let shell_from = shells.then(|| {
+    let shell_from = ct.then(|| {
         let first = all.partition_point(|v| *v <= air);
         quantile(&all[first..], 0.5)
     });

@@ -64,9 +64,63 @@ impl Coarse {
 /// Level below which a voxel is air or background: halfway from the darkest values to Otsu's
 /// threshold. Otsu alone can land inside the tissue range on MR whose background is not black,
 /// and would then hide dark-ish marrow (T2) from the bands.
-pub(crate) fn air_level(sorted: &[f32]) -> f32 {
+///
+/// With `background_peak` (MR), a half-way level that leaves fewer than half of the voxels
+/// above the background's own peak is inside the tissue, and the peak's end is taken instead:
+/// on a T2 whose background is a narrow spike just under the darkest tissue, and whose tissue is
+/// mostly dark with bright fluid and fat, Otsu splits tissue from fluid, and half-way to it lies
+/// above the marrow (two of the real lumbar exams lost every body that way). Otherwise the
+/// half-way level stays: the quantile bands then fall finer through the marrow's range. CT
+/// keeps it always: its air is far below all tissue, and the lungs, between the two, are not
+/// the patient's tissue for the bands.
+pub(crate) fn air_level(sorted: &[f32], background_peak: bool) -> f32 {
     let lo = quantile(sorted, 0.01);
-    lo + 0.5 * (otsu(sorted) - lo)
+    let half_way = lo + 0.5 * (otsu(sorted) - lo);
+    if !background_peak {
+        return half_way;
+    }
+    let end = peak_end(sorted, lo, half_way);
+    let tissue = sorted.len() - sorted.partition_point(|v| *v < end);
+    let above = sorted.len() - sorted.partition_point(|v| *v <= half_way);
+    if 2 * above < tissue {
+        end
+    } else {
+        half_way
+    }
+}
+
+/// Where the lowest peak of a sorted sample's histogram over `lo..hi` has fallen to an eighth of
+/// its height, going up from it; `hi` when it never does. Bins are at least the data's own
+/// quantum wide (integer-valued images would otherwise alternate full and empty bins).
+fn peak_end(sorted: &[f32], lo: f32, hi: f32) -> f32 {
+    let from = sorted.partition_point(|v| *v < lo);
+    let to = sorted.partition_point(|v| *v < hi);
+    let part = &sorted[from..to];
+    let quantum = part
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|d| *d > 0.0)
+        .fold(f32::INFINITY, f32::min);
+    if part.len() < 2 || !quantum.is_finite() || hi <= lo {
+        return hi;
+    }
+    let width = ((hi - lo) / 128.0).max(quantum);
+    let bins = (((hi - lo) / width).ceil() as usize).max(1);
+    let mut hist = vec![0usize; bins];
+    for v in part {
+        hist[(((v - lo) / width) as usize).min(bins - 1)] += 1;
+    }
+    let Some((peak, &top)) = hist
+        .iter()
+        .enumerate()
+        .max_by_key(|(i, h)| (**h, usize::MAX - i))
+    else {
+        return hi;
+    };
+    match hist[peak..].iter().position(|h| 8 * h < top) {
+        Some(k) => lo + (peak + k) as f32 * width,
+        None => hi,
+    }
 }
 
 /// Sorted sample of values, for quantiles.
@@ -142,6 +196,28 @@ mod tests {
         assert_eq!(c.data[[0, 0, 0]], 2.0);
         assert_eq!(c.spacing_mm, [2.0, 2.0, 4.0]);
         assert_eq!(c.fine_centre([0.0, 1.0, 1.0]), [0.5, 2.5, 1.0]);
+    }
+
+    #[test]
+    fn mr_background_ends_where_its_spike_does() {
+        // Exam 06's histogram, roughly: a narrow background spike at 29–30 (43 % of the
+        // voxels), dark tissue at 31–45 (30 %) tailing off to 90 (15 %), bright fluid and fat
+        // at 100–220 (12 %).
+        let mut v: Vec<f32> = Vec::new();
+        v.extend((0..430).map(|i| 29.0 + (i % 2) as f32));
+        v.extend((0..300).map(|i| 31.0 + (i % 15) as f32));
+        v.extend((0..150).map(|i| 46.0 + (i % 45) as f32));
+        v.extend((0..120).map(|i| 100.0 + i as f32));
+        v.sort_by(f32::total_cmp);
+        let ct_like = air_level(&v, false);
+        let mr = air_level(&v, true);
+        // Half-way to Otsu's threshold (between tissue and fluid) is inside the tissue.
+        assert!(ct_like > 40.0, "{ct_like}");
+        assert!((30.0..=31.0).contains(&mr), "{mr}");
+        // Where the tissue lies above the half-way level (a black background), it stays.
+        let mut v: Vec<f32> = (0..500).map(|i| (i % 2) as f32).collect();
+        v.extend((0..500).map(|i| 100.0 + (i % 20) as f32));
+        assert_eq!(air_level(&v, true), air_level(&v, false));
     }
 
     #[test]
