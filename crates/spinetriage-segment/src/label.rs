@@ -70,8 +70,9 @@ fn median_along(vol: &Volume, c: Vector3<f64>, d: Vector3<f64>, from: f64, to: f
 fn sacrum(seg: &Segmentation, vol: &Volume) -> Option<(usize, &'static str, String)> {
     let n = seg.bodies.len();
     // The lowest body first; if nothing is recognised under it (it may be a pelvic structure or
-    // a lower sacral segment the chain took as a body), the one above it.
-    (0..2)
+    // a lower sacral segment the chain took as a body), the ones above it: the chain can take
+    // S2 and S3, whose central sections are body-like, below S1.
+    (0..3)
         .filter_map(|up| n.checked_sub(1 + up).filter(|k| *k >= 2))
         .find_map(|k| sacrum_under(seg, vol, k))
 }

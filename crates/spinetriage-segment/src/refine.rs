@@ -192,6 +192,7 @@ pub fn grow_body(
         std::array::from_fn(|n| (2.0 / spacing_mm[n]).round().max(1.0) as usize);
     let mut body = close(&grown, r_close);
     fill_holes_2d(&mut body, 2);
+    clip_behind_wall(&mut body, spacing_mm);
 
     // Rim just outside the marrow: which way the cortex goes.
     let ring = box_filter(&body, [1, 1, usize::from(spacing_mm[2] <= 2.0)], true);
@@ -236,6 +237,70 @@ pub fn grow_body(
             cortex_level,
         },
     ))
+}
+
+/// How far behind the mid-sagittal posterior wall a body may reach, mm: the wall is concave
+/// (its posterolateral corners stand 2–3 mm behind the midline).
+const WALL_SLACK_MM: f64 = 3.0;
+
+/// Cuts the body at its posterior wall. Away from the midline the marrow runs on into the
+/// pedicles with the same signal (15–20 mm of pedicle were taken on T2 and CT); at the midline
+/// the canal stops it. The wall is the mask's posterior edge in the middle third of its width,
+/// row by row, fitted by a line down the body (which may lean), and every plane is cut a little
+/// behind it.
+fn clip_behind_wall(body: &mut Array3<u8>, spacing_mm: [f64; 3]) {
+    let (n0, n1, n2) = body.dim();
+    let area: Vec<usize> = (0..n2)
+        .map(|c| {
+            body.index_axis(ndarray::Axis(2), c)
+                .iter()
+                .filter(|v| **v != 0)
+                .count()
+        })
+        .collect();
+    let big = area.iter().copied().max().unwrap_or(0);
+    let Some(first) = area.iter().position(|a| 5 * a >= big && big > 0) else {
+        return;
+    };
+    let last = area.iter().rposition(|a| 5 * a >= big).unwrap_or(first);
+    let third = (last - first + 1) / 3;
+    let central = first + third..=last - third;
+    // (row, posterior edge) pairs, one per central plane and row.
+    let mut edge: Vec<(f64, f64)> = Vec::new();
+    let rows: Vec<usize> = (0..n0)
+        .filter(|a| (0..n1).any(|b| central.clone().any(|c| body[[*a, b, c]] != 0)))
+        .collect();
+    let (Some(&top), Some(&bottom)) = (rows.first(), rows.last()) else {
+        return;
+    };
+    // The middle 70 % of the height: the endplates round the corners off.
+    let margin = (bottom - top) * 15 / 100;
+    for a in top + margin..=bottom - margin {
+        for c in central.clone() {
+            if let Some(b) = (0..n1).rposition(|b| body[[a, b, c]] != 0) {
+                edge.push((a as f64, b as f64));
+            }
+        }
+    }
+    if edge.len() < 3 {
+        return;
+    }
+    let n = edge.len() as f64;
+    let (ma, mb) = (
+        edge.iter().map(|e| e.0).sum::<f64>() / n,
+        edge.iter().map(|e| e.1).sum::<f64>() / n,
+    );
+    let saa: f64 = edge.iter().map(|e| (e.0 - ma).powi(2)).sum();
+    let sab: f64 = edge.iter().map(|e| (e.0 - ma) * (e.1 - mb)).sum();
+    let slope = if saa > 0.0 { sab / saa } else { 0.0 };
+    let slack = WALL_SLACK_MM / spacing_mm[1];
+    for a in 0..n0 {
+        let wall = mb + slope * (a as f64 - ma) + slack;
+        let from = (wall.floor() + 1.0).max(0.0) as usize;
+        if from < n1 {
+            body.slice_mut(ndarray::s![a, from.., ..]).fill(0);
+        }
+    }
 }
 
 /// Visits the 6-connected component of `mask` holding `seed`, clearing it; returns its voxels.
