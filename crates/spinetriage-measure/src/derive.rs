@@ -353,6 +353,16 @@ pub fn derive(levels: &[(Option<String>, LevelMeasurement)]) -> Vec<Derived> {
                     "own posterior height (no unaffected neighbour)",
                 ),
             };
+            // A fracture never makes the posterior wall taller: a body whose own posterior
+            // height exceeds what its neighbours predict (heights vary ±5 % level to level) was
+            // at least that tall before, and its loss is counted from there.
+            let (expected, from) = match (expected, hs) {
+                (Some(e), Some((_, _, p))) if p > e => (
+                    Some(p),
+                    "own posterior height (taller than its neighbours predict)",
+                ),
+                _ => (expected, from),
+            };
             let (expected, from) = if sacral(label) {
                 (None, SACRAL_NOT_GRADED)
             } else {
@@ -539,6 +549,26 @@ mod tests {
         let e3 = d[3].expected_height_mm.expect("expected");
         assert!((e3 - 23.0).abs() < 1e-9, "{e3}");
         assert_eq!(d[3].morphology, Some(Morphology::Crush));
+    }
+
+    #[test]
+    fn expected_height_is_never_below_the_own_posterior_height() {
+        // Level 2 is a tall body with a slight anterior wedge: its neighbours predict 21 mm,
+        // its own posterior wall stands 23 mm.
+        let levels = vec![
+            level(20.0, 20.0, 20.0),
+            level(21.0, 21.0, 21.0),
+            level(20.0, 21.5, 23.0),
+            level(21.0, 21.0, 21.0),
+            level(22.0, 22.0, 22.0),
+        ];
+        let d = derive(&levels);
+        let e = d[2].expected_height_mm.expect("expected");
+        assert!((e - 23.0).abs() < 1e-9, "{e}");
+        let loss = d[2].height_loss_pct.expect("loss");
+        assert!((loss - 100.0 * (1.0 - 20.0 / 23.0)).abs() < 1e-9, "{loss}");
+        assert_eq!(d[2].genant_grade, Some(0));
+        assert!(d[2].expected_from.starts_with("own posterior height"));
     }
 
     #[test]
