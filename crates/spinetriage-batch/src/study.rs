@@ -98,7 +98,11 @@ pub fn analyze_study(
             None
         }
     };
+    let t_marrow = std::time::Instant::now();
     let marrow = morph.as_ref().map(|m| analyze_marrow(&volumes, m));
+    if std::env::var_os("SPINETRIAGE_TIMING").is_some() {
+        eprintln!("marrow: {:?}", t_marrow.elapsed());
+    }
     let findings = ImagingFindings::from_morphometry(
         morph.as_ref(),
         volumes.iter().map(|v| v.kind).collect(),

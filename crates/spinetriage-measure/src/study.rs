@@ -70,8 +70,19 @@ pub fn analyze_volumes(
     let Some(vol) = shape_volume(vols) else {
         return Ok(None);
     };
+    let timing = std::env::var_os("SPINETRIAGE_TIMING").is_some();
+    let t_seg = std::time::Instant::now();
     let seg = segment_volume(vol, anchor)?;
+    let t_measure = std::time::Instant::now();
     let mut measured = measure_bodies(vol, &seg);
+    if timing {
+        eprintln!(
+            "segmentation: {:?}, morphometry: {:?}",
+            t_measure - t_seg,
+            t_measure.elapsed()
+        );
+    }
+    let t_canal = std::time::Instant::now();
     let canal_vol = crate::canal::canal_volume(vols, vol);
     let sac_vol = crate::canal::sac_volume(vols, vol);
     if canal_vol.is_some() || sac_vol.is_some() {
@@ -102,8 +113,12 @@ pub fn analyze_volumes(
     }
     let t_arch = std::time::Instant::now();
     segment_arches(vol, &seg, &mut measured);
-    if std::env::var_os("SPINETRIAGE_TIMING").is_some() {
-        eprintln!("posterior elements: {:?}", t_arch.elapsed());
+    if timing {
+        eprintln!(
+            "canal: {:?}, posterior elements: {:?}",
+            t_arch - t_canal,
+            t_arch.elapsed()
+        );
     }
     // Found and missed levels together, in column order: a missed level keeps its place (and its
     // name) and is reported as not evaluable.

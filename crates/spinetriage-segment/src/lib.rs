@@ -234,6 +234,14 @@ pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentat
         candidates: cands.len(),
         labelling: Vec::new(),
     };
+    let t3 = t0.elapsed();
     label::label(&mut seg, vol, anchor);
+    if timing {
+        eprintln!(
+            "segment: growth {:?}, labels {:?}",
+            t3 - t2,
+            t0.elapsed() - t3
+        );
+    }
     Ok(seg)
 }

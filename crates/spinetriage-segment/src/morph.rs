@@ -4,33 +4,87 @@ use ndarray::{Array3, Axis};
 
 /// Dilation (`grow = true`) or erosion with a box of half-widths `r` voxels per axis.
 pub fn box_filter(mask: &Array3<u8>, r: [usize; 3], grow: bool) -> Array3<u8> {
-    let mut cur = mask.clone();
+    let mut cur = mask.as_standard_layout().into_owned();
+    let (n0, n1, n2) = cur.dim();
+    let dims = [n0, n1, n2];
+    let Some(flat) = cur.as_slice_mut() else {
+        return cur;
+    };
+    let mut src: Vec<u8> = Vec::new();
+    let mut counts: Vec<u16> = Vec::new();
     for (ax, &rad) in r.iter().enumerate() {
-        if rad == 0 {
+        if rad == 0 || flat.is_empty() {
             continue;
         }
-        let mut next = cur.clone();
-        for (mut out, inp) in next
-            .lanes_mut(Axis(ax))
-            .into_iter()
-            .zip(cur.lanes(Axis(ax)))
-        {
-            let n = inp.len();
-            // Running count of set voxels in the window gives O(n) per lane.
-            let mut prefix = vec![0usize; n + 1];
-            for i in 0..n {
-                prefix[i + 1] = prefix[i] + usize::from(inp[i] != 0);
+        src.clear();
+        src.extend_from_slice(flat);
+        // Along `ax`, whole rows of `inner` voxels at a time: a running count per voxel of the
+        // row, added at the window's leading row and removed at its trailing one. Rows are
+        // contiguous, so every axis reads memory in order (strided lanes were most of the body
+        // growth's time).
+        let len = dims[ax];
+        let inner: usize = dims[ax + 1..].iter().product();
+        let outer: usize = dims[..ax].iter().product();
+        if inner == 1 {
+            // The contiguous axis: one running count along each lane.
+            let full = 2 * rad + 1;
+            for (out, lane) in flat.chunks_exact_mut(len).zip(src.chunks_exact(len)) {
+                let mut c: usize = lane[..=rad.min(len - 1)]
+                    .iter()
+                    .map(|v| usize::from(*v != 0))
+                    .sum();
+                for i in 0..len {
+                    let inside = i >= rad && i + rad < len;
+                    out[i] = u8::from(if grow { c > 0 } else { inside && c == full });
+                    if i + rad + 1 < len {
+                        c += usize::from(lane[i + rad + 1] != 0);
+                    }
+                    if i >= rad {
+                        c -= usize::from(lane[i - rad] != 0);
+                    }
+                }
             }
-            for i in 0..n {
+            continue;
+        }
+        counts.clear();
+        counts.resize(inner, 0);
+        for o in 0..outer {
+            let base = o * len * inner;
+            let row = |i: usize| base + i * inner..base + (i + 1) * inner;
+            counts.fill(0);
+            for i in 0..=rad.min(len - 1) {
+                for (c, v) in counts.iter_mut().zip(&src[row(i)]) {
+                    *c += u16::from(*v != 0);
+                }
+            }
+            for i in 0..len {
                 let lo = i.saturating_sub(rad);
-                let hi = (i + rad + 1).min(n);
-                let set = prefix[hi] - prefix[lo];
-                // Outside the block counts as background for erosion.
-                let full = hi - lo == 2 * rad + 1 && set == hi - lo;
-                out[i] = u8::from(if grow { set > 0 } else { full });
+                let hi = (i + rad + 1).min(len);
+                let inside = hi - lo == 2 * rad + 1;
+                let out = &mut flat[row(i)];
+                if grow {
+                    for (o, c) in out.iter_mut().zip(&counts) {
+                        *o = u8::from(*c > 0);
+                    }
+                } else {
+                    // Outside the block counts as background for erosion.
+                    let full = (2 * rad + 1) as u16;
+                    for (o, c) in out.iter_mut().zip(&counts) {
+                        *o = u8::from(inside && *c == full);
+                    }
+                }
+                if i + rad + 1 < len {
+                    for (c, v) in counts.iter_mut().zip(&src[row(i + rad + 1)]) {
+                        *c += u16::from(*v != 0);
+                    }
+                }
+                if i >= rad {
+                    for (c, v) in counts.iter_mut().zip(&src[row(i - rad)]) {
+                        *c -= u16::from(*v != 0);
+                    }
+                }
             }
         }
-        cur = next;
     }
     cur
 }
@@ -106,6 +160,46 @@ mod tests {
         assert_eq!(o[[0, 4, 4]], 0);
         assert_eq!(o[[0, 4, 1]], 1);
         assert_eq!(o[[0, 2, 0]], 1);
+    }
+
+    #[test]
+    fn box_filter_matches_a_brute_force_box() {
+        // A pseudo-random mask; every axis, both operations, radii 0–2.
+        let (n0, n1, n2) = (7, 9, 11);
+        let mut m = Array3::<u8>::zeros((n0, n1, n2));
+        let mut x = 12345u32;
+        for v in m.iter_mut() {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            *v = u8::from((x >> 16) % 3 != 0);
+        }
+        for r in [[1, 0, 0], [0, 2, 0], [0, 0, 1], [2, 1, 1]] {
+            for grow in [true, false] {
+                let got = box_filter(&m, r, grow);
+                for ((a, b, c), v) in got.indexed_iter() {
+                    let mut any = false;
+                    let mut all = true;
+                    for da in -(r[0] as i64)..=r[0] as i64 {
+                        for db in -(r[1] as i64)..=r[1] as i64 {
+                            for dc in -(r[2] as i64)..=r[2] as i64 {
+                                let q = [a as i64 + da, b as i64 + db, c as i64 + dc];
+                                let inside = q[0] >= 0
+                                    && q[1] >= 0
+                                    && q[2] >= 0
+                                    && (q[0] as usize) < n0
+                                    && (q[1] as usize) < n1
+                                    && (q[2] as usize) < n2;
+                                let set =
+                                    inside && m[[q[0] as usize, q[1] as usize, q[2] as usize]] != 0;
+                                any |= set;
+                                all &= set;
+                            }
+                        }
+                    }
+                    let want = u8::from(if grow { any } else { all });
+                    assert_eq!(*v, want, "{r:?} {grow} at {a},{b},{c}");
+                }
+            }
+        }
     }
 
     #[test]

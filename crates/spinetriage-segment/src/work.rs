@@ -1,7 +1,7 @@
 //! The coarse working copy used for detection: the canonical view box-averaged to about 2 mm, and
 //! the image's own intensity reference levels.
 
-use ndarray::{Array3, ArrayView3, Axis, Zip};
+use ndarray::{Array3, ArrayView3, Axis};
 use rayon::prelude::*;
 
 /// A box-averaged copy of a canonical view.
@@ -28,25 +28,59 @@ impl Coarse {
         ];
         let mut data = Array3::<f32>::zeros(dims);
         let [f0, f1, f2] = factor;
+        // Which coarse bin each fine index falls in (the last bin takes the remainder), and how
+        // many fine indices each bin holds: sums on flat rows, one division per bin at the end
+        // (indexed 2-D access per fine voxel was a quarter of a second on a 512² CT).
+        let bins = |d: usize, f: usize, n: usize| -> (Vec<usize>, Vec<f32>) {
+            let to: Vec<usize> = (0..d).map(|a| (a / f).min(n - 1)).collect();
+            let mut count = vec![0f32; n];
+            for b in &to {
+                count[*b] += 1.0;
+            }
+            (to, count)
+        };
+        let (to1, count1) = bins(d1, f1, dims[1]);
+        let (to2, count2) = bins(d2, f2, dims[2]);
         data.axis_iter_mut(Axis(0))
             .into_par_iter()
             .enumerate()
             .for_each(|(b0, mut plane)| {
-                let mut count = Array3::<f32>::zeros((1, dims[1], dims[2]));
-                for a0 in b0 * f0..((b0 + 1) * f0).min(d0) {
+                let Some(out) = plane.as_slice_mut() else {
+                    return;
+                };
+                let mut row_sum = vec![0f32; dims[2]];
+                let fine = b0 * f0..((b0 + 1) * f0).min(d0);
+                let n0 = fine.len() as f32;
+                for a0 in fine {
                     let src = view.index_axis(Axis(0), a0);
                     for (a1, row) in src.outer_iter().enumerate() {
-                        let b1 = (a1 / f1).min(dims[1] - 1);
-                        for (a2, v) in row.iter().enumerate() {
-                            let b2 = (a2 / f2).min(dims[2] - 1);
-                            plane[[b1, b2]] += *v;
-                            count[[0, b1, b2]] += 1.0;
+                        row_sum.fill(0.0);
+                        match row.as_slice() {
+                            Some(r) => {
+                                for (v, b2) in r.iter().zip(&to2) {
+                                    row_sum[*b2] += *v;
+                                }
+                            }
+                            None => {
+                                for (v, b2) in row.iter().zip(&to2) {
+                                    row_sum[*b2] += *v;
+                                }
+                            }
+                        }
+                        let b1 = to1[a1];
+                        for (o, v) in out[b1 * dims[2]..(b1 + 1) * dims[2]]
+                            .iter_mut()
+                            .zip(&row_sum)
+                        {
+                            *o += *v;
                         }
                     }
                 }
-                Zip::from(&mut plane)
-                    .and(count.index_axis(Axis(0), 0))
-                    .for_each(|p, c| *p /= c.max(1.0));
+                for (b1, row) in out.chunks_exact_mut(dims[2]).enumerate() {
+                    for (o, c2) in row.iter_mut().zip(&count2) {
+                        *o /= (n0 * count1[b1] * c2).max(1.0);
+                    }
+                }
             });
         Coarse {
             data,
