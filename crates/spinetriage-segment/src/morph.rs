@@ -170,7 +170,7 @@ mod tests {
         let mut x = 12345u32;
         for v in m.iter_mut() {
             x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-            *v = u8::from((x >> 16) % 3 != 0);
+            *v = u8::from(!(x >> 16).is_multiple_of(3));
         }
         for r in [[1, 0, 0], [0, 2, 0], [0, 0, 1], [2, 1, 1]] {
             for grow in [true, false] {
