@@ -143,12 +143,12 @@ pub fn fit_edge(
         let inner: Vec<Vec<f64>> = (0..=nb + nc)
             .map(|ja| steps(base + ja as f64 * st))
             .collect();
-        for ib in 0..=nb {
+        for (ib, gb) in outer.iter().enumerate() {
             let b = b_lo + ib as f64 * st;
             for ic in 0..=nc {
                 let ja = ib + nc - ic;
                 let a = base + ja as f64 * st;
-                let (sse, lv) = sse_rows(&inner[ja], &outer[ib], f, cortex);
+                let (sse, lv) = sse_rows(&inner[ja], gb, f, cortex);
                 if sse < best.0 {
                     *best = (sse, a, b, lv);
                 }
