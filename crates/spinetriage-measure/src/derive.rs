@@ -527,22 +527,35 @@ mod tests {
         (None, l)
     }
 
+    /// Derives levels of the given (Ha, Hm, Hp), cranial first.
+    fn derive_heights(hs: &[[f64; 3]]) -> Vec<Derived> {
+        let levels: Vec<_> = hs.iter().map(|h| level(h[0], h[1], h[2])).collect();
+        derive(&levels)
+    }
+
+    /// The expected height is `expected` and the loss counted from the smallest height `min`.
+    fn assert_expected(d: &Derived, expected: f64, min: f64) {
+        let e = d.expected_height_mm.expect("expected");
+        assert!((e - expected).abs() < 1e-9, "{e}");
+        let loss = d.height_loss_pct.expect("loss");
+        assert!(
+            (loss - 100.0 * (1.0 - min / expected)).abs() < 1e-9,
+            "{loss}"
+        );
+    }
+
     #[test]
     fn expected_height_skips_a_crushed_neighbour() {
         // Posterior heights rise 1 mm per level; level 2 is wedged, level 3 crushed as a whole.
-        let levels = vec![
-            level(20.0, 20.0, 20.0),
-            level(21.0, 21.0, 21.0),
-            level(14.0, 19.0, 22.0),
-            level(16.0, 16.0, 16.5),
-            level(24.0, 24.0, 24.0),
-        ];
-        let d = derive(&levels);
+        let d = derive_heights(&[
+            [20.0, 20.0, 20.0],
+            [21.0, 21.0, 21.0],
+            [14.0, 19.0, 22.0],
+            [16.0, 16.0, 16.5],
+            [24.0, 24.0, 24.0],
+        ]);
         // Level 2: neighbours 1 (21) and 4 (24), level 3 being crushed: 21 + (24 − 21)/3 = 22.
-        let e = d[2].expected_height_mm.expect("expected");
-        assert!((e - 22.0).abs() < 1e-9, "{e}");
-        let loss = d[2].height_loss_pct.expect("loss");
-        assert!((loss - 100.0 * (1.0 - 14.0 / 22.0)).abs() < 1e-9);
+        assert_expected(&d[2], 22.0, 14.0);
         assert_eq!(d[2].genant_grade, Some(2));
         assert_eq!(d[2].morphology, Some(Morphology::Wedge));
         // Level 3: level 2 is wedged, so between levels 1 and 4: 21 + 3 × 2/3 = 23.
@@ -555,18 +568,14 @@ mod tests {
     fn expected_height_is_never_below_the_own_posterior_height() {
         // Level 2 is a tall body with a slight anterior wedge: its neighbours predict 21 mm,
         // its own posterior wall stands 23 mm.
-        let levels = vec![
-            level(20.0, 20.0, 20.0),
-            level(21.0, 21.0, 21.0),
-            level(20.0, 21.5, 23.0),
-            level(21.0, 21.0, 21.0),
-            level(22.0, 22.0, 22.0),
-        ];
-        let d = derive(&levels);
-        let e = d[2].expected_height_mm.expect("expected");
-        assert!((e - 23.0).abs() < 1e-9, "{e}");
-        let loss = d[2].height_loss_pct.expect("loss");
-        assert!((loss - 100.0 * (1.0 - 20.0 / 23.0)).abs() < 1e-9, "{loss}");
+        let d = derive_heights(&[
+            [20.0, 20.0, 20.0],
+            [21.0, 21.0, 21.0],
+            [20.0, 21.5, 23.0],
+            [21.0, 21.0, 21.0],
+            [22.0, 22.0, 22.0],
+        ]);
+        assert_expected(&d[2], 23.0, 20.0);
         assert_eq!(d[2].genant_grade, Some(0));
         assert!(d[2].expected_from.starts_with("own posterior height"));
     }

@@ -1,9 +1,26 @@
 //! Development aid: prints the candidate bodies and the chain found in a NIfTI or DICOM volume.
 //!
-//! `cargo run --release -p spinetriage-segment --example candidates -- FILE.nii.gz`
+//! `cargo run --release -p spinetriage-segment --example candidates -- FILE.nii.gz|DICOM_DIR`;
+//! `ALLSECTIONS=1` also prints every candidate's sections, `SECTIONS=1` the chained ones'.
 use spinetriage_dicom::{discover, DiscoverOptions, Limits, SeriesKind};
 use spinetriage_segment::{detect, view::CanonicalView, work::Coarse};
 use spinetriage_volume::{assemble, read_nifti};
+
+/// One line per section of a candidate.
+fn print_sections(c: &detect::Candidate) {
+    for s in &c.sections {
+        println!(
+            "    plane {:3} si {:6.1} ap {:6.1} len {:5.1} x {:5.1} area {:6.0} band {:?}",
+            s.plane,
+            s.centroid_mm.0,
+            s.centroid_mm.1,
+            s.lengths_mm.0,
+            s.lengths_mm.1,
+            s.area_mm2,
+            s.band
+        );
+    }
+}
 
 fn main() {
     let path = std::env::args()
@@ -59,18 +76,7 @@ fn main() {
             c.sections.len()
         );
         if std::env::var_os("ALLSECTIONS").is_some() {
-            for s in &c.sections {
-                println!(
-                    "    plane {:3} si {:6.1} ap {:6.1} len {:5.1} x {:5.1} area {:6.0} band {:?}",
-                    s.plane,
-                    s.centroid_mm.0,
-                    s.centroid_mm.1,
-                    s.lengths_mm.0,
-                    s.lengths_mm.1,
-                    s.area_mm2,
-                    s.band
-                );
-            }
+            print_sections(c);
         }
     }
     let chain = detect::chain(&cands, coarse.spacing_mm[2]);
@@ -80,18 +86,7 @@ fn main() {
             c.centroid_mm[0], c.centroid_mm[1], c.centroid_mm[2], c.height_mm, c.stability
         );
         if std::env::var_os("SECTIONS").is_some() {
-            for s in &c.sections {
-                println!(
-                    "    plane {:3} si {:6.1} ap {:6.1} len {:5.1} x {:5.1} area {:6.0} band {:?}",
-                    s.plane,
-                    s.centroid_mm.0,
-                    s.centroid_mm.1,
-                    s.lengths_mm.0,
-                    s.lengths_mm.1,
-                    s.area_mm2,
-                    s.band
-                );
-            }
+            print_sections(c);
         }
     }
 }
