@@ -385,16 +385,21 @@ fn real_t2_lumbar_bodies_overlap_the_expert_masks() {
         height_err.len()
     );
     // Regression floors, not the targets (Dice 0.90, MAE 1.0 mm): see docs/segmentation.md.
-    assert!(mean >= 0.60, "mean Dice {mean:.3}");
-    assert!(median_body >= 0.80, "median body Dice {median_body:.3}");
+    // Session 7 measured 0.831, 0.856, 336 heights, 4.57 and 2.80 mm; every exam has a column.
+    assert!(mean >= 0.80, "mean Dice {mean:.3}");
     assert!(
-        height_err.len() >= 150,
+        per_exam.iter().all(|d| *d >= 0.5),
+        "an exam lost its column: {per_exam:.2?}"
+    );
+    assert!(median_body >= 0.83, "median body Dice {median_body:.3}");
+    assert!(
+        height_err.len() >= 300,
         "{} heights compared",
         height_err.len()
     );
-    assert!(height_mae < 8.0, "height MAE {height_mae:.2} mm");
+    assert!(height_mae < 6.0, "height MAE {height_mae:.2} mm");
     assert!(
-        height_median < 5.0,
+        height_median < 4.0,
         "median height error {height_median:.2} mm"
     );
 }
