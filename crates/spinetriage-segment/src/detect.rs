@@ -199,6 +199,15 @@ fn sections_in_plane(
     out
 }
 
+/// Root of `x` in a union-find forest of runs, halving the path on the way.
+fn find(parent: &mut [usize], mut x: usize) -> usize {
+    while parent[x] != x {
+        parent[x] = parent[parent[x]];
+        x = parent[x];
+    }
+    x
+}
+
 /// Largest area of a body's sagittal section, mm².
 const SECTION_MAX_MM2: f64 = 2_600.0;
 
@@ -238,13 +247,6 @@ fn components(
     // region (most of a wide band's plane; a third of a sagittal MR's analysis time).
     let mut runs: Vec<(usize, usize, usize)> = Vec::new();
     let mut parent: Vec<usize> = Vec::new();
-    fn find(parent: &mut [usize], mut x: usize) -> usize {
-        while parent[x] != x {
-            parent[x] = parent[parent[x]];
-            x = parent[x];
-        }
-        x
-    }
     let mut prev = 0..0;
     for a in 0..n0 {
         let row = &mask[a * n1..(a + 1) * n1];
@@ -349,13 +351,6 @@ fn fill_small_holes(
     }
     let mut runs: Vec<Run> = Vec::new();
     let mut parent: Vec<usize> = Vec::new();
-    fn find(parent: &mut [usize], mut x: usize) -> usize {
-        while parent[x] != x {
-            parent[x] = parent[parent[x]];
-            x = parent[x];
-        }
-        x
-    }
     let mut prev: std::ops::Range<usize> = 0..0;
     for a in 0..n0 {
         let row = &m[a * n1..(a + 1) * n1];
