@@ -337,6 +337,20 @@ pub fn summarise(runs: &[Run]) -> Summary {
     s
 }
 
+/// Development aid: with `SPINETRIAGE_BENCH_KEEP=DIR`, a bench's generated study is moved to
+/// `DIR/name` for inspection instead of being deleted.
+pub(crate) fn keep_or_remove(dir: &Path, name: &str) {
+    match std::env::var_os("SPINETRIAGE_BENCH_KEEP") {
+        Some(keep) => {
+            let _ = std::fs::create_dir_all(Path::new(&keep));
+            let _ = std::fs::rename(dir, Path::new(&keep).join(name));
+        }
+        None => {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
 /// The command.
 pub fn bench(
     cases: Option<Vec<String>>,
@@ -359,17 +373,7 @@ pub fn bench(
         let dir = tmp.path().join(format!("run{i}"));
         let t = std::time::Instant::now();
         let r = run_one(&cfg, &dir, verbose).map_err(|e| e.to_string());
-        match std::env::var_os("SPINETRIAGE_BENCH_KEEP") {
-            // Development aid: keep the generated studies to inspect a run.
-            Some(keep) => {
-                let to = Path::new(&keep).join(format!("run{i}"));
-                let _ = std::fs::create_dir_all(Path::new(&keep));
-                let _ = std::fs::rename(&dir, &to);
-            }
-            None => {
-                let _ = std::fs::remove_dir_all(&dir);
-            }
-        }
+        keep_or_remove(&dir, &format!("run{i}"));
         if verbose {
             match &r {
                 Ok((levels, all)) => {

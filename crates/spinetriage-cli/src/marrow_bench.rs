@@ -78,6 +78,8 @@ pub fn bench(
             }
             let m = analyze_volumes(&vols, None)?.context("no shape series")?;
             let report = analyze_marrow(&vols, &m);
+            let run_name = format!("run{runs}");
+            crate::accuracy::keep_or_remove(&tmp.path().join(&cfg.name), &run_name);
             runs += 1;
             let tag = format!(
                 "{case} seed {s} {} SNR {:.0} bias {:+.0} %",
@@ -86,7 +88,7 @@ pub fn bench(
                 cfg.mr.bias_pct
             );
             if verbose {
-                eprintln!("{tag}");
+                eprintln!("{run_name} {tag}");
             }
             for (ti, t) in truth.levels.iter().enumerate() {
                 let c = t.centre_lps_mm;

@@ -171,6 +171,11 @@ fn h(m: &LevelMeasurement) -> Option<(f64, f64, f64)> {
     ))
 }
 
+/// Smallest share of the neighbours' prediction a posterior wall keeps for the level to be its
+/// own reference: heights vary by about 5 % from one level to the next, so a wall 10 % short is
+/// a crush (a 25 % crushed L1 between T12 and the taller lumbar bodies kept 87 %).
+pub const OWN_REFERENCE_RATIO: f64 = 0.9;
+
 /// A neighbour is unaffected when its own shape shows no deformity beyond the physiologic (its
 /// smallest height is at least 85 % of its posterior height) and it is not crushed as a whole
 /// (its posterior height is at least 85 % of the median posterior height of the levels within two
@@ -355,12 +360,25 @@ pub fn derive(levels: &[(Option<String>, LevelMeasurement)]) -> Vec<Derived> {
             };
             // A fracture never makes the posterior wall taller: a body whose own posterior
             // height exceeds what its neighbours predict (heights vary ±5 % level to level) was
-            // at least that tall before, and its loss is counted from there.
+            // at least that tall before, and its loss is counted from there. A body whose own
+            // shape passes the test its neighbours must pass (no deformity beyond the
+            // physiologic, not crushed against the levels around it) and whose posterior wall is
+            // within the normal level-to-level variation of what its neighbours predict is its
+            // own reference too: its neighbours would only add that variation (an end level
+            // compared with a taller or shorter single neighbour read 5–6 % loss).
             let (expected, from) = match (expected, hs) {
                 (Some(e), Some((_, _, p))) if p > e => (
                     Some(p),
                     "own posterior height (taller than its neighbours predict)",
                 ),
+                (Some(e), Some((_, _, p)))
+                    if p >= OWN_REFERENCE_RATIO * e && unaffected(levels, i).is_some() =>
+                {
+                    (
+                        Some(p),
+                        "own posterior height (its own shape is unaffected)",
+                    )
+                }
                 _ => (expected, from),
             };
             let (expected, from) = if sacral(label) {
@@ -578,6 +596,26 @@ mod tests {
         assert_expected(&d[2], 23.0, 20.0);
         assert_eq!(d[2].genant_grade, Some(0));
         assert!(d[2].expected_from.starts_with("own posterior height"));
+    }
+
+    #[test]
+    fn an_unaffected_body_is_its_own_reference() {
+        // Heights grow caudally by ~6 % a level; the top level's only neighbour is taller, and
+        // level 2 has a mild physiologic wedge. Level 3 is crushed as a whole (18 of ~23 mm).
+        let d = derive_heights(&[
+            [19.0, 19.0, 20.0],
+            [21.0, 21.0, 21.2],
+            [19.5, 21.0, 22.5],
+            [18.0, 18.0, 18.0],
+            [24.0, 24.0, 24.0],
+        ]);
+        assert_expected(&d[0], 20.0, 19.0);
+        assert_expected(&d[2], 22.5, 19.5);
+        assert_eq!(d[0].genant_grade, Some(0));
+        assert!(d[0].expected_from.contains("own shape is unaffected"));
+        // The crushed level is still measured against its neighbours: 22.5 + (24 − 22.5)/2.
+        assert_expected(&d[3], 23.25, 18.0);
+        assert_eq!(d[3].genant_grade, Some(1));
     }
 
     #[test]

@@ -328,13 +328,36 @@ impl Ctx<'_> {
             .iter()
             .position(|v| (v - marrow).abs() < 0.5 * depart)
             .unwrap_or(0);
-        let cortex_way = fs.iter().skip(settled).position(|v| {
+        let cortex_like = |v: f64| {
             (v - marrow).abs() >= depart
                 && self
                     .body_marrow
                     .is_none_or(|mb| (v - mb).abs() > (marrow - mb).abs())
-        });
-        let cortex_way = cortex_way.map(|k| k + settled);
+        };
+        // On MR across thick slices, a departure that stays shallow (under 1.5 × the threshold,
+        // where even a blurred cortex reaches twice it) and comes back to the marrow level for
+        // 2 mm within the next 4 mm is the marrow's own texture, not the cortex: a dark tumour-
+        // or sclerosis-filled body on T1 sits barely above the cortex level, and its texture
+        // dipped that far (a sclerotic L3 read 4 mm wide on its left and its canal was measured
+        // off the midline; a lytic L4's mid-sagittal plane fell 4 mm off and its Hp 10 mm short).
+        let (ret, look) = ((2.0 / step) as usize, (4.0 / step) as usize);
+        let texture = |k: usize| {
+            // On CT the cortex stands hundreds of HU above any texture, and a disc as dense as
+            // osteoporotic marrow follows a faint endplate: the rule is for a dark cortex (MR).
+            // Where the blur keeps half the cortex's contrast or more (in-plane rays) a shallow
+            // dip is a real, faint endplate (before a disc as bright as oedematous marrow).
+            if cortex > marrow || visible >= 0.5 {
+                return false;
+            }
+            let end = (k + look + ret).min(fs.len());
+            let back = (k..end.saturating_sub(ret)).find(|&j| {
+                fs[j..j + ret]
+                    .iter()
+                    .all(|v| (v - marrow).abs() < 0.5 * depart)
+            });
+            back.is_some_and(|j| fs[k..j].iter().all(|v| (v - marrow).abs() < 1.5 * depart))
+        };
+        let cortex_way = (settled..fs.len()).find(|&k| cortex_like(fs[k]) && !texture(k));
         // A wall seen obliquely (a retropulsed fragment's back) keeps too little of its cortex
         // contrast to count, but what lies behind it (canal fat and fluid on CT, fat on T1) is a
         // sustained departure the other way: 1 mm of it (a thin layer of anterior epidural fat
@@ -926,5 +949,104 @@ mod wall_tests {
     fn a_concave_wall_reads_no_displacement() {
         let r = wall_displacement(&profile(|h| 0.02 * h * h)).unwrap().mm;
         assert!(r < 0.15, "{r}");
+    }
+}
+
+#[cfg(test)]
+mod surface_tests {
+    use super::*;
+
+    /// A sagittal-MR-like T1 body along x: dark (sclerotic or oedematous) marrow at 150 with a
+    /// 6 mm dip of texture by `dip` centred at 6 mm, a cortex at 41 from `wall_mm`, `beyond`
+    /// after it; a Gaussian blur of σ `psf_mm`.
+    struct Line {
+        dip: f64,
+        wall_mm: f64,
+        cortex_mm: f64,
+        beyond: f64,
+        psf_mm: f64,
+    }
+
+    impl Sampler for Line {
+        fn sample(&self, p: &Point3<f64>) -> Option<f64> {
+            let level = |x: f64| {
+                if x < self.wall_mm && (3.0..9.0).contains(&x) {
+                    150.0 - self.dip * (std::f64::consts::PI * (x - 3.0) / 6.0).sin().powi(2)
+                } else if x < self.wall_mm {
+                    150.0
+                } else if x < self.wall_mm + self.cortex_mm {
+                    41.0
+                } else {
+                    self.beyond
+                }
+            };
+            let (mut sum, mut wsum) = (0.0, 0.0);
+            for k in -40..=40 {
+                let d = f64::from(k) * 0.1;
+                let w = (-0.5 * (d / self.psf_mm(&Vector3::x())).powi(2)).exp();
+                sum += w * level(p.x + d);
+                wsum += w;
+            }
+            (p.x < 60.0).then_some(sum / wsum)
+        }
+        fn psf_mm(&self, _: &Vector3<f64>) -> f64 {
+            self.psf_mm
+        }
+    }
+
+    /// The wall along +x from the origin; the mask runs from `mask_from_mm` to the cortex's end.
+    fn wall(line: Line, mask_from_mm: f64) -> Result<f64, String> {
+        let end = line.wall_mm + line.cortex_mm;
+        let inside = move |p: &Point3<f64>| p.x >= mask_from_mm && p.x < end;
+        let ctx = Ctx {
+            img: &line,
+            cortex: Some(41.0),
+            body_marrow: Some(150.0),
+            inside: &inside,
+        };
+        ctx.surface(Point3::origin(), Vector3::x(), 40.0)
+            .map(|e| e.outer_mm)
+    }
+
+    #[test]
+    fn a_dip_of_dark_marrow_texture_is_not_the_wall() {
+        // The dip reaches ~13 below the marrow after the blur, past the departure threshold
+        // (12 here); with and without a visible cortex.
+        for (dip, cortex_mm) in [(0.0, 1.0), (24.0, 1.0), (0.0, 0.0), (24.0, 0.0)] {
+            let w = wall(
+                Line {
+                    dip,
+                    wall_mm: 21.0,
+                    cortex_mm,
+                    beyond: 390.0,
+                    psf_mm: 1.8,
+                },
+                0.0,
+            )
+            .unwrap();
+            let truth = 21.0 + cortex_mm;
+            assert!(
+                (w - truth).abs() < 1.0,
+                "dip {dip}: wall at {w} mm, not {truth}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_faint_endplate_before_a_disc_as_bright_as_the_marrow_is_the_wall() {
+        // A thin endplate 8 mm out, in-plane (σ 0.6 mm), as shallow as texture after the blur,
+        // and a disc at the marrow's own level beyond it (oedema on T1); the ray starts on the
+        // mask's edge (a height at 10 % of the depth), so the mask's exit cannot stand in.
+        let w = wall(
+            Line {
+                dip: 0.0,
+                wall_mm: 8.0,
+                cortex_mm: 0.5,
+                beyond: 154.0,
+                psf_mm: 0.6,
+            },
+            0.1,
+        );
+        assert!(w.as_ref().is_ok_and(|w| (w - 8.5).abs() < 1.0), "{w:?}");
     }
 }
