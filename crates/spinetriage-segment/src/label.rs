@@ -63,28 +63,192 @@ fn median_along(vol: &Volume, c: Vector3<f64>, d: Vector3<f64>, from: f64, to: f
     Some(v[v.len() / 2])
 }
 
-/// Recognises the sacrum from what lies below the lowest body, along the column: bone straight
-/// away (no disc: S1 fused to S2, so the lowest body is S1), or a disc and then bone that the
-/// chain did not take as a body (the sacrum, so the lowest body is L5). The disc's own signal is
-/// read between the two lowest bodies; "bone" means closer to the body's marrow than to that.
-fn sacrum(seg: &Segmentation, vol: &Volume) -> Option<(usize, &'static str, String)> {
-    let n = seg.bodies.len();
-    // The lowest body first; if nothing is recognised under it (it may be a pelvic structure or
-    // a lower sacral segment the chain took as a body), the ones above it: the chain can take
-    // S2 and S3, whose central sections are body-like, below S1.
-    (0..3)
-        .filter_map(|up| n.checked_sub(1 + up).filter(|k| *k >= 2))
-        .find_map(|k| sacrum_under(seg, vol, k))
+/// What lies under a body along its own axis.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Interface {
+    /// A disc-like stretch this long, mm, then bone: a mobile segment's disc.
+    Disc(f64),
+    /// Bone straight away, or after a disc-like stretch this short, mm, well under the discs
+    /// above (a bony plate on CT, a vestigial S1–S2 disc on MR): fused segments.
+    Fused(f64),
+    /// Neither (the image ends, or soft tissue follows).
+    Unknown,
 }
 
-/// The sacrum test under body `k`: bone straight away means `k` is S1; disc-like signal and then
-/// bone means `k` is L5.
-fn sacrum_under(
+/// Share of the discs above under which a disc-like stretch is a vestigial (fused) one: the
+/// S1–S2 remnant is 2–3 mm against the 8–12 mm of lumbar discs.
+const VESTIGIAL_DISC_SHARE: f64 = 0.45;
+
+/// A body's own caudal axis (the least principal axis of its mask: a body is wider and deeper
+/// than tall), pointing away from the body above, half the body's height, mm, and the point
+/// (LPS) to walk from. The column bends at the lumbosacral junction: the way from the body above
+/// points in front of the sacrum.
+fn caudal_axis(seg: &Segmentation, k: usize) -> Option<(Vector3<f64>, f64, Vector3<f64>)> {
+    let b = &seg.bodies[k];
+    let pts: Vec<Vector3<f64>> = b
+        .mask
+        .voxels()
+        .map(|p| seg.view.to_lps(p.map(|x| x as f64)).0.coords)
+        .collect();
+    if pts.len() < 50 {
+        return None;
+    }
+    let mean = pts.iter().sum::<Vector3<f64>>() / pts.len() as f64;
+    let mut cov = nalgebra::Matrix3::zeros();
+    for p in &pts {
+        let d = p - mean;
+        cov += d * d.transpose();
+    }
+    let eig = nalgebra::SymmetricEigen::new(cov);
+    let least = (0..3).min_by(|a, b| eig.eigenvalues[*a].total_cmp(&eig.eigenvalues[*b]))?;
+    let mut axis: Vector3<f64> = eig.eigenvectors.column(least).into();
+    let down = match k.checked_sub(1) {
+        Some(up) => (b.centroid_lps.0.coords - seg.bodies[up].centroid_lps.0.coords).normalize(),
+        None => Vector3::new(0.0, 0.0, -1.0),
+    };
+    if axis.dot(&down) < 0.0 {
+        axis = -axis;
+    }
+    // A mask too round to have a least axis (or one leaking sideways) keeps the column's way.
+    if axis.dot(&down) < 0.5f64.sqrt() {
+        axis = down;
+    }
+    // Half the body's height: not the mask's reach, since the lowest mask can take in the
+    // sacral segments below S1.
+    let spacing = k.checked_sub(1).map_or(0.0, |up| {
+        (b.centroid_lps.0.coords - seg.bodies[up].centroid_lps.0.coords).norm()
+    });
+    // The walk starts from the mask's coordinate-wise median: a lowest mask leaking into the
+    // sacral ala or the pelvis moves its mean, not its median, off the body.
+    let median = Vector3::from_fn(|r, _| {
+        let mut v: Vec<f64> = pts.iter().map(|p| p[r]).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    });
+    Some((
+        axis,
+        0.5 * b.candidate.height_mm.max(0.35 * spacing),
+        median,
+    ))
+}
+
+/// The interface under body `k`: along its own axis from 3 mm inside its lower surface, each
+/// sample the median of a 5-ray bundle 3 mm wide; signal classed as marrow-like bone or as disc
+/// (`disc` is the discs' signal above, `marrow` the bodies').
+fn interface_below(
     seg: &Segmentation,
     vol: &Volume,
     k: usize,
-) -> Option<(usize, &'static str, String)> {
+    disc: f64,
+    marrow: f64,
+) -> Interface {
+    let Some((a, reach, c)) = caudal_axis(seg, k) else {
+        return Interface::Unknown;
+    };
+    if (disc - marrow).abs() < 1e-6 {
+        return Interface::Unknown;
+    }
+    let e1 = a
+        .cross(&Vector3::x())
+        .try_normalize(1e-6)
+        .unwrap_or_else(|| a.cross(&Vector3::y()).normalize());
+    let e2 = a.cross(&e1);
+    let bright_cortex = f64::from(seg.bodies[k].marrow.cortex_level) > marrow;
+    let class: Vec<Class> = (0..)
+        .map(|n| reach - 3.0 + f64::from(n) * STEP)
+        .take_while(|t| *t <= reach + 25.0)
+        .map_while(|t| {
+            let mut v: Vec<f64> = [(0.0, 0.0), (3.0, 0.0), (-3.0, 0.0), (0.0, 3.0), (0.0, -3.0)]
+                .iter()
+                .filter_map(|(x, y)| {
+                    let p = c + a * t + e1 * *x + e2 * *y;
+                    vol.sample_lps(LpsPoint::new(p.x, p.y, p.z)).map(f64::from)
+                })
+                .collect();
+            (v.len() >= 3).then(|| {
+                v.sort_by(f64::total_cmp);
+                let x = (v[v.len() / 2] - marrow) / (disc - marrow);
+                // Denser than marrow, away from the disc, is cortex where cortex is bright (CT):
+                // a sacral plate is bone. On MR that side is fat.
+                if x.abs() < 0.4 || (bright_cortex && x <= -0.4) {
+                    Class::Bone
+                } else if (x - 1.0).abs() < 0.5 {
+                    Class::Disc
+                } else {
+                    Class::Other
+                }
+            })
+        })
+        .collect();
+    interface_of(&class)
+}
+
+/// Signal class of one sample under a body.
+#[derive(Debug, PartialEq, Clone, Copy)]
+enum Class {
+    /// Marrow-like.
+    Bone,
+    /// Disc-like.
+    Disc,
+    /// Neither (cortex, fat, soft tissue).
+    Other,
+}
+
+/// Sampling step of the walk under a body, mm.
+const STEP: f64 = 0.5;
+
+/// The interface from the classes met walking down from 3 mm inside a body's surface.
+fn interface_of(class: &[Class]) -> Interface {
+    let mm = |x: f64| (x / STEP).round() as usize;
+    // Bone for 2 mm from sample `i`.
+    let bone_at = |i: usize| {
+        i + mm(2.0) <= class.len() && class[i..i + mm(2.0)].iter().all(|c| *c == Class::Bone)
+    };
+    // The body's own marrow first (the walk starts 3 mm inside its surface); 6 mm of bone past
+    // the surface is no interface at all.
+    let lead = class.iter().take_while(|c| **c == Class::Bone).count();
+    if lead >= mm(9.0) {
+        return Interface::Fused(0.0);
+    }
+    // The disc-like stretch right after it (within 5 mm: the endplate's cortex comes first),
+    // one odd sample tolerated.
+    let window = lead..class.len().min(lead + mm(5.0));
+    match window.clone().find(|&i| class[i] == Class::Disc) {
+        Some(f) => {
+            let mut end = f;
+            while end + 1 < class.len()
+                && (class[end + 1] == Class::Disc
+                    || (end + 2 < class.len() && class[end + 2] == Class::Disc))
+            {
+                end += 1;
+            }
+            let len = (end + 1 - f) as f64 * STEP;
+            // Bone within 6 mm (the next endplate's cortex, blurred on CT, comes first).
+            if (end + 1..class.len().min(end + 1 + mm(6.0))).any(bone_at) {
+                Interface::Disc(len)
+            } else {
+                Interface::Unknown
+            }
+        }
+        // A bony plate (CT; up to 8 mm with its blur) and then bone.
+        None if (lead..class.len().min(lead + mm(8.0))).any(bone_at) => Interface::Fused(0.0),
+        None => Interface::Unknown,
+    }
+}
+
+/// Recognises the sacrum from the interfaces under the lowest bodies, each along the body's own
+/// axis: S1 is a body with fused bone under it (no disc, or a vestigial one well under the
+/// discs above) and a disc above it; otherwise a lowest body with a full disc and then bone
+/// under it is L5 (the sacrum below was not taken as a body). The chain can take S2 and S3,
+/// whose central sections are body-like, below S1: the three lowest bodies are looked at.
+fn sacrum(seg: &Segmentation, vol: &Volume) -> Option<(usize, &'static str, String)> {
+    let n = seg.bodies.len();
+    if n < 3 {
+        return None;
+    }
     let c = |i: usize| seg.bodies[i].centroid_lps.0.coords;
+    // The discs' signal: the middle of the way between neighbouring bodies, median of the three
+    // lowest gaps above the lowest body.
     let gap = |i: usize| {
         let step = c(i) - c(i - 1);
         let spacing = step.norm();
@@ -96,78 +260,91 @@ fn sacrum_under(
             0.55 * spacing,
         )
     };
-    let step = c(k) - c(k - 1);
-    let spacing = step.norm();
-    let d = step / spacing;
-    let marrow = f64::from(seg.bodies[k].marrow.median);
-    let disc = gap(k)?;
-    if (disc - marrow).abs() < 1e-6 {
-        return None;
-    }
-    // The chain can take a fused lower sacral segment (S2) as a body: then nothing disc-like
-    // separates it from the body above, which is S1. Disc signal is judged from the discs
-    // higher up (the median of the three gaps above), and only where discs differ clearly from
-    // marrow.
-    let mut above: Vec<f64> = (k.saturating_sub(3).max(1)..k).filter_map(gap).collect();
-    above.sort_by(f64::total_cmp);
-    if let Some(&disc_ref) = above.get(above.len() / 2) {
-        let contrast = (disc_ref - marrow).abs();
-        // Fused only if no stretch of the way between them reads disc-like: a lowest "body"
-        // that merges several sacral segments puts its centroid far down, and the disc above
-        // it away from the middle of the way.
-        let most_disc_like = (0..)
-            .map(|mm| 0.2 * spacing + f64::from(mm))
-            .take_while(|a| *a + 4.0 <= 0.8 * spacing)
-            .filter_map(|a| median_along(vol, c(k - 1), d, a, a + 4.0))
-            .map(|v| (v - marrow).abs())
-            .fold(0.0, f64::max);
-        let fused = (disc - marrow).abs() < 0.3 * contrast && most_disc_like < 0.3 * contrast;
-        if above.len() >= 2 && contrast > 0.25 * marrow.abs().max(1.0) && fused {
+    let mut gaps: Vec<f64> = ((n - 1).saturating_sub(3).max(1)..n - 1)
+        .filter_map(gap)
+        .collect();
+    gaps.sort_by(f64::total_cmp);
+    let disc = *gaps.get(gaps.len() / 2)?;
+    let lowest = n.saturating_sub(5).max(1);
+    // Each body's marrow, or the median of its own and the three above when it strays towards
+    // disc signal (a lowest mask that took in pelvic tissue).
+    let marrow_of = |k: usize| {
+        let own = f64::from(seg.bodies[k].marrow.median);
+        let mut m: Vec<f64> = (k.saturating_sub(3)..=k)
+            .map(|j| f64::from(seg.bodies[j].marrow.median))
+            .collect();
+        m.sort_by(f64::total_cmp);
+        let typical = m[m.len() / 2];
+        if (own - typical).abs() > 0.3 * (typical - disc).abs() {
+            typical
+        } else {
+            own
+        }
+    };
+    let iface: Vec<(usize, Interface)> = (lowest..n)
+        .map(|k| (k, interface_below(seg, vol, k, disc, marrow_of(k))))
+        .collect();
+    let at = |k: usize| iface.iter().find(|(j, _)| *j == k).map(|x| x.1);
+    // A typical mobile disc's thickness: the discs found under the bodies above the lowest.
+    let mut discs: Vec<f64> = iface
+        .iter()
+        .filter(|(k, _)| *k + 1 < n)
+        .filter_map(|(_, f)| match f {
+            Interface::Disc(l) => Some(*l),
+            _ => None,
+        })
+        .collect();
+    discs.sort_by(f64::total_cmp);
+    let typical = discs.get(discs.len() / 2).copied();
+    // Re-class a thin disc-like stretch as vestigial once the typical disc is known.
+    let class = |f: Interface| match (f, typical) {
+        (Interface::Disc(l), Some(t)) if l < VESTIGIAL_DISC_SHARE * t => Interface::Fused(l),
+        _ => f,
+    };
+    let describe = |f: Interface| match f {
+        Interface::Disc(l) => format!("a {l:.1} mm disc, then bone"),
+        Interface::Fused(l) if l > 0.0 => format!(
+            "a {l:.1} mm disc-like remnant (the discs above: {}), then bone",
+            typical.map_or("—".into(), |t| format!("{t:.1} mm"))
+        ),
+        Interface::Fused(_) => "bone straight away".into(),
+        Interface::Unknown => "neither disc then bone nor bone".into(),
+    };
+    let name = |k: usize| {
+        if k + 1 == n {
+            "the lowest body".to_string()
+        } else {
+            format!("the body {} above the lowest", n - 1 - k)
+        }
+    };
+    for k in (n.saturating_sub(3).max(2)..n).rev() {
+        let (Some(below), Some(above)) = (at(k).map(class), at(k - 1).map(class)) else {
+            continue;
+        };
+        if matches!(below, Interface::Fused(_)) && matches!(above, Interface::Disc(_)) {
             return Some((
-                k - 1,
+                k,
                 "S1",
                 format!(
-                    "sacrum recognised above the lowest body: it is fused to the body above (the gap between them reads {:.2} of the way from marrow to the disc signal above), so the body above is S1",
-                    (disc - marrow) / (disc_ref - marrow)
+                    "sacrum recognised at {}: under it {} along its own axis (S1 fused to S2), above it {}",
+                    name(k),
+                    describe(below),
+                    describe(above)
                 ),
             ));
         }
     }
-    // 0 = marrow-like, 1 = disc-like; fat or air beyond either end is neither.
-    let discness = |v: f64| (v - marrow) / (disc - marrow);
-    let bone = |x: f64| x.abs() < 0.4;
-    let disc_like = |x: f64| (x - 1.0).abs() < 0.5;
-    // Half the body's height along the column.
-    let half = 0.5 * seg.bodies[k].candidate.height_mm.max(0.35 * spacing);
-    let just_below = discness(median_along(vol, c(k), d, half + 2.0, half + 6.0)?);
-    let further =
-        median_along(vol, c(k), d, half + 0.45 * spacing, half + 0.9 * spacing).map(discness);
-    let which = if k + 1 == seg.bodies.len() {
-        "the lowest body"
-    } else {
-        "the body above the lowest"
-    };
-    let evidence = format!(
-        "under {which} the signal is {just_below:.2} of the way from its marrow to disc signal, {} further down",
-        further.map(|f| format!("{f:.2}")).unwrap_or_else(|| "outside the image".into())
-    );
-    if bone(just_below) {
-        return Some((
-            k,
-            "S1",
-            format!("sacrum recognised at {which}: no disc below it, S1 fused to S2 ({evidence})"),
-        ));
-    }
-    if disc_like(just_below) && further.is_some_and(bone) {
-        return Some((
-            k,
+    match at(n - 1).map(class) {
+        Some(f @ Interface::Disc(_)) => Some((
+            n - 1,
             "L5",
             format!(
-                "sacrum recognised below {which}, across its disc: that body is L5 ({evidence})"
+                "sacrum recognised below the lowest body: under it {} along its own axis, so it is L5",
+                describe(f)
             ),
-        ));
+        )),
+        _ => None,
     }
-    None
 }
 
 fn index_of(l: &str) -> Option<usize> {
@@ -251,6 +428,35 @@ pub fn label(seg: &mut Segmentation, vol: &Volume, anchor: Option<&Anchor>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn classes(s: &str) -> Vec<Class> {
+        s.chars()
+            .map(|c| match c {
+                'B' => Class::Bone,
+                'D' => Class::Disc,
+                _ => Class::Other,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn interfaces_under_a_body() {
+        // Walks at 0.5 mm, as read under phantom bodies (MR T1: L4 over its disc, S1 over its
+        // vestigial S1–S2 disc; CT: S1 over a bony plate).
+        let lumbar = interface_of(&classes(
+            "BBBBD.DDDDDDDDDDDDDDDDDDDDDDDDDDBBBBBBBBBBBBBBBBBBBBBBBBB",
+        ));
+        assert_eq!(lumbar, Interface::Disc(14.0));
+        let vestigial = interface_of(&classes("B.D.DDBBBBBBBBBBBBBBBBBBBBBBBBBBBB"));
+        assert_eq!(vestigial, Interface::Disc(2.0));
+        let plate = interface_of(&classes("........BBBBBBBBBBBBBBBBBBBBBBBBBBBB"));
+        assert_eq!(plate, Interface::Fused(0.0));
+        let solid = interface_of(&classes("BBBBBBBBBBBBBBBBBBBBBBBBBBBB"));
+        assert_eq!(solid, Interface::Fused(0.0));
+        // A disc and then soft tissue (the way in front of the sacrum): not an answer.
+        let open = interface_of(&classes("BBBDDDDDDDDDDDDDDDD.................."));
+        assert_eq!(open, Interface::Unknown);
+    }
 
     #[test]
     fn anchors_parse() {
