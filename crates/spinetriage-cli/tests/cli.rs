@@ -640,3 +640,26 @@ fn prior_study_comparison_finds_the_new_fracture() {
         facts["new_fracture"]
     );
 }
+
+/// Bench variants the session-7 sacrum test labelled one level off: a vestigial S1–S2 disc read
+/// as the L5–S1 disc (seed 2, MR), the line under L5 running into pelvic tissue (seed 2, CT) and
+/// a CT disc taken for a body above a merged S1–S2 (seed 3).
+#[test]
+fn bench_variants_once_mislabelled_are_labelled_right() {
+    for (seed, only) in [(2, 3), (2, 8), (3, 0)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let json = tmp.path().join("bench.json");
+        bin()
+            .args(["bench-accuracy", "--seed", &seed.to_string()])
+            .args(["--only", &only.to_string(), "--json"])
+            .arg(&json)
+            .assert()
+            .success();
+        let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        let run = &j["runs"][0];
+        assert_eq!(
+            run["labels_correct"], true,
+            "seed {seed} variant {only}: {run}"
+        );
+    }
+}

@@ -63,6 +63,87 @@ fn median_along(vol: &Volume, c: Vector3<f64>, d: Vector3<f64>, from: f64, to: f
     Some(v[v.len() / 2])
 }
 
+/// The signal in the middle of the way between bodies `i − 1` and `i` (the disc between them).
+fn gap_signal(seg: &Segmentation, vol: &Volume, i: usize) -> Option<f64> {
+    let (a, b) = (
+        seg.bodies[i.checked_sub(1)?].centroid_lps.0.coords,
+        seg.bodies[i].centroid_lps.0.coords,
+    );
+    let spacing = (b - a).norm();
+    (spacing > 0.0).then_some(())?;
+    median_along(vol, a, (b - a) / spacing, 0.45 * spacing, 0.55 * spacing)
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied()
+}
+
+/// Drops a disc the chain took for a body (on CT a disc with its two endplates can pass the
+/// shape test, and the chain accepts it when the body below it is a merged S1–S2 whose centre
+/// lies low): a body less than 0.6 of the typical spacing from a neighbour, whose marrow is
+/// nearer the discs' signal than the bodies'. A lytic or crushed body keeps its place in the
+/// column (its neighbours stay about one interval away), so it is not dropped. Ordinals below
+/// close up; the labelling says what was dropped.
+pub fn drop_discs(seg: &mut Segmentation, vol: &Volume) {
+    let n = seg.bodies.len();
+    if n < 4 {
+        return;
+    }
+    let c = |i: usize| seg.bodies[i].centroid_lps.0.coords;
+    let spacing = |i: usize, j: usize| (c(i) - c(j)).norm();
+    let Some(typical) = median((1..n).map(|i| spacing(i, i - 1)).collect()) else {
+        return;
+    };
+    let Some(marrow) = median(
+        seg.bodies
+            .iter()
+            .map(|b| f64::from(b.marrow.median))
+            .collect(),
+    ) else {
+        return;
+    };
+    // The discs between bodies a full interval apart.
+    let Some(disc) = median(
+        (1..n)
+            .filter(|&i| spacing(i, i - 1) >= 0.8 * typical)
+            .filter_map(|i| gap_signal(seg, vol, i))
+            .collect(),
+    ) else {
+        return;
+    };
+    let drop: Vec<usize> = (0..n)
+        .filter(|&i| {
+            let near = [i.checked_sub(1), (i + 1 < n).then_some(i + 1)]
+                .into_iter()
+                .flatten()
+                .map(|j| spacing(i, j))
+                .fold(f64::INFINITY, f64::min);
+            let own = f64::from(seg.bodies[i].marrow.median);
+            near < 0.6 * typical && (own - disc).abs() < (own - marrow).abs()
+        })
+        .collect();
+    for &i in drop.iter().rev() {
+        let b = seg.bodies.remove(i);
+        let p = b.centroid_lps.0;
+        seg.labelling.push(format!(
+            "a disc-like region at ({:.0}, {:.0}, {:.0}) mm LPS, {:.0} mm from its neighbour against a typical {typical:.0} mm and of disc signal ({:.0}; discs {disc:.0}, bodies {marrow:.0}), was taken for a body and dropped",
+            p.x, p.y, p.z,
+            [i.checked_sub(1).map(|j| (p.coords - seg.bodies[j].centroid_lps.0.coords).norm()), seg.bodies.get(i).map(|nb| (p.coords - nb.centroid_lps.0.coords).norm())]
+                .into_iter()
+                .flatten()
+                .fold(f64::INFINITY, f64::min),
+            b.marrow.median
+        ));
+        for other in seg.bodies.iter_mut().filter(|o| o.ordinal > b.ordinal) {
+            other.ordinal -= 1;
+        }
+        for m in seg.missing.iter_mut().filter(|m| m.ordinal > b.ordinal) {
+            m.ordinal -= 1;
+        }
+    }
+}
+
 /// What lies under a body along its own axis.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Interface {
@@ -246,22 +327,9 @@ fn sacrum(seg: &Segmentation, vol: &Volume) -> Option<(usize, &'static str, Stri
     if n < 3 {
         return None;
     }
-    let c = |i: usize| seg.bodies[i].centroid_lps.0.coords;
-    // The discs' signal: the middle of the way between neighbouring bodies, median of the three
-    // lowest gaps above the lowest body.
-    let gap = |i: usize| {
-        let step = c(i) - c(i - 1);
-        let spacing = step.norm();
-        median_along(
-            vol,
-            c(i - 1),
-            step / spacing,
-            0.45 * spacing,
-            0.55 * spacing,
-        )
-    };
+    // The discs' signal: the median of the three lowest gaps above the lowest body.
     let mut gaps: Vec<f64> = ((n - 1).saturating_sub(3).max(1)..n - 1)
-        .filter_map(gap)
+        .filter_map(|i| gap_signal(seg, vol, i))
         .collect();
     gaps.sort_by(f64::total_cmp);
     let disc = *gaps.get(gaps.len() / 2)?;

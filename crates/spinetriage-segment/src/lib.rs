@@ -235,6 +235,7 @@ pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentat
         labelling: Vec::new(),
     };
     let t3 = t0.elapsed();
+    label::drop_discs(&mut seg, vol);
     label::label(&mut seg, vol, anchor);
     if timing {
         eprintln!(
