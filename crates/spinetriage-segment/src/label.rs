@@ -74,6 +74,12 @@ fn gap_signal(seg: &Segmentation, vol: &Volume, i: usize) -> Option<f64> {
     median_along(vol, a, (b - a) / spacing, 0.45 * spacing, 0.55 * spacing)
 }
 
+/// Whether marrow and disc signal differ enough (a quarter of the larger) to tell bone from
+/// disc by signal.
+fn contrasted(marrow: f64, disc: f64) -> bool {
+    (marrow - disc).abs() >= 0.25 * marrow.abs().max(disc.abs())
+}
+
 fn median(mut v: Vec<f64>) -> Option<f64> {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied()
@@ -112,6 +118,9 @@ pub fn drop_discs(seg: &mut Segmentation, vol: &Volume) {
     ) else {
         return;
     };
+    if !contrasted(marrow, disc) {
+        return;
+    }
     let drop: Vec<usize> = (0..n)
         .filter(|&i| {
             let near = [i.checked_sub(1), (i + 1 < n).then_some(i + 1)]
@@ -336,21 +345,31 @@ fn sacrum(seg: &Segmentation, vol: &Volume) -> Option<(usize, &'static str, Stri
     let lowest = n.saturating_sub(5).max(1);
     // Each body's marrow, or the median of its own and the three above when it strays towards
     // disc signal (a lowest mask that took in pelvic tissue).
-    let marrow_of = |k: usize| {
-        let own = f64::from(seg.bodies[k].marrow.median);
-        let mut m: Vec<f64> = (k.saturating_sub(3)..=k)
-            .map(|j| f64::from(seg.bodies[j].marrow.median))
-            .collect();
-        m.sort_by(f64::total_cmp);
-        let typical = m[m.len() / 2];
-        if (own - typical).abs() > 0.3 * (typical - disc).abs() {
-            typical
-        } else {
-            own
-        }
-    };
+    let typical_marrow = median(
+        seg.bodies
+            .iter()
+            .map(|b| f64::from(b.marrow.median))
+            .collect(),
+    )?;
+    // Where marrow and disc read alike (osteoporotic marrow on CT) neither can be told from the
+    // other, and nothing is named.
+    if !contrasted(typical_marrow, disc) {
+        return None;
+    }
+    // A body whose marrow strays towards disc signal (lytic, gas-filled) cannot be read from
+    // inside: the interface under it is unknown. The lowest body is judged on the marrow of
+    // the bodies above instead: its mask can take in pelvic tissue beside S1.
     let iface: Vec<(usize, Interface)> = (lowest..n)
-        .map(|k| (k, interface_below(seg, vol, k, disc, marrow_of(k))))
+        .map(|k| {
+            let own = f64::from(seg.bodies[k].marrow.median);
+            let strays = (own - typical_marrow).abs() > 0.3 * (typical_marrow - disc).abs();
+            let f = match (strays, k + 1 == n) {
+                (false, _) => interface_below(seg, vol, k, disc, own),
+                (true, true) => interface_below(seg, vol, k, disc, typical_marrow),
+                (true, false) => Interface::Unknown,
+            };
+            (k, f)
+        })
         .collect();
     let at = |k: usize| iface.iter().find(|(j, _)| *j == k).map(|x| x.1);
     // A typical mobile disc's thickness: the discs found under the bodies above the lowest.
