@@ -144,12 +144,97 @@ pub fn drop_discs(seg: &mut Segmentation, vol: &Volume) {
                 .fold(f64::INFINITY, f64::min),
             b.marrow.median
         ));
-        for other in seg.bodies.iter_mut().filter(|o| o.ordinal > b.ordinal) {
-            other.ordinal -= 1;
+        close_slot(seg, b.ordinal);
+    }
+}
+
+/// Closes up the column's ordinals after the body at `ordinal` is gone.
+fn close_slot(seg: &mut Segmentation, ordinal: usize) {
+    for other in seg.bodies.iter_mut().filter(|o| o.ordinal > ordinal) {
+        other.ordinal -= 1;
+    }
+    for m in seg.missing.iter_mut().filter(|m| m.ordinal > ordinal) {
+        m.ordinal -= 1;
+    }
+}
+
+/// Merges two neighbouring bodies that share one interval: a crushed lytic body on T1 can be
+/// grown as two (its upper half with the disc above, and its lower half), which puts one body
+/// too many between its neighbours and names every level above one too high. Bodies `i` and
+/// `i + 1` are merged when they lie under 0.8 of the column's median interval apart, the way
+/// from the body above them to the body below them spans under 2.4 local intervals (two
+/// intervals, not three; the local interval is the median of the three above) and the merged
+/// body then sits 0.8–1.25 local intervals from both. Runs after [`drop_discs`].
+pub fn merge_split_bodies(seg: &mut Segmentation) {
+    let voxel_mm3: f64 = seg.view.spacing_mm.iter().product();
+    let c0 = |seg: &Segmentation, j: usize| seg.bodies[j].centroid_lps.0.coords;
+    let Some(column) = median(
+        (1..seg.bodies.len())
+            .map(|j| (c0(seg, j) - c0(seg, j - 1)).norm())
+            .collect(),
+    ) else {
+        return;
+    };
+    let mut i = 1;
+    while i + 2 < seg.bodies.len() {
+        let c = |j: usize| c0(seg, j);
+        let local = median(
+            (i.saturating_sub(3)..i)
+                .filter(|&j| j >= 1)
+                .map(|j| (c(j) - c(j - 1)).norm())
+                .collect(),
+        );
+        let Some(local) = local.filter(|l| *l > 0.0) else {
+            i += 1;
+            continue;
+        };
+        let span = (c(i + 2) - c(i - 1)).norm();
+        let (va, vb) = (seg.bodies[i].volume_mm3, seg.bodies[i + 1].volume_mm3);
+        let merged = (c(i) * va + c(i + 1) * vb) / (va + vb).max(1e-9);
+        let fits = |d: f64| (0.8 * local..=1.25 * local).contains(&d);
+        if (c(i + 1) - c(i)).norm() >= 0.8 * column
+            || span >= 2.4 * local
+            || !fits((merged - c(i - 1)).norm())
+            || !fits((c(i + 2) - merged).norm())
+        {
+            i += 1;
+            continue;
         }
-        for m in seg.missing.iter_mut().filter(|m| m.ordinal > b.ordinal) {
-            m.ordinal -= 1;
+        let b = seg.bodies.remove(i + 1);
+        let a = &mut seg.bodies[i];
+        let (pa, pb) = (a.centroid_lps.0, b.centroid_lps.0);
+        let origin: [usize; 3] = std::array::from_fn(|k| a.mask.origin[k].min(b.mask.origin[k]));
+        let end: [usize; 3] = std::array::from_fn(|k| {
+            (a.mask.origin[k] + a.mask.mask.shape()[k])
+                .max(b.mask.origin[k] + b.mask.mask.shape()[k])
+        });
+        let mut mask = ndarray::Array3::<u8>::zeros((
+            end[0] - origin[0],
+            end[1] - origin[1],
+            end[2] - origin[2],
+        ));
+        for p in a.mask.voxels().chain(b.mask.voxels()) {
+            mask[[p[0] - origin[0], p[1] - origin[1], p[2] - origin[2]]] = 1;
         }
+        let merged_mask = crate::BodyMask { origin, mask };
+        let (mut sum, mut n) = (nalgebra::Vector3::zeros(), 0usize);
+        for p in merged_mask.voxels() {
+            sum += seg.view.to_lps(p.map(|x| x as f64)).0.coords;
+            n += 1;
+        }
+        if vb > va {
+            a.marrow = b.marrow;
+            a.candidate = b.candidate.clone();
+        }
+        a.centroid_lps = LpsPoint(nalgebra::Point3::from(sum / n.max(1) as f64));
+        a.volume_mm3 = n as f64 * voxel_mm3;
+        a.mask = merged_mask;
+        seg.labelling.push(format!(
+            "two regions at ({:.0}, {:.0}, {:.0}) and ({:.0}, {:.0}, {:.0}) mm LPS share one interval ({span:.0} mm between their neighbours against a local {local:.0} mm): merged as one body",
+            pa.x, pa.y, pa.z, pb.x, pb.y, pb.z
+        ));
+        close_slot(seg, b.ordinal);
+        i += 1;
     }
 }
 

@@ -236,6 +236,7 @@ pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentat
     };
     let t3 = t0.elapsed();
     label::drop_discs(&mut seg, vol);
+    label::merge_split_bodies(&mut seg);
     label::label(&mut seg, vol, anchor);
     if timing {
         eprintln!(
