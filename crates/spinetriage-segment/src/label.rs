@@ -49,7 +49,7 @@ impl std::str::FromStr for Anchor {
 
 /// Median of the volume along a segment `from`..`to` mm of the line `c + t·d`.
 fn median_along(vol: &Volume, c: Vector3<f64>, d: Vector3<f64>, from: f64, to: f64) -> Option<f64> {
-    let mut v: Vec<f64> = (0..=20)
+    let v: Vec<f64> = (0..=20)
         .filter_map(|k| {
             let t = from + (to - from) * f64::from(k) / 20.0;
             let p = c + d * t;
@@ -59,8 +59,7 @@ fn median_along(vol: &Volume, c: Vector3<f64>, d: Vector3<f64>, from: f64, to: f
     if v.len() < 10 {
         return None;
     }
-    v.sort_by(f64::total_cmp);
-    Some(v[v.len() / 2])
+    median(v)
 }
 
 /// The signal in the middle of the way between bodies `i − 1` and `i` (the disc between them).
@@ -121,28 +120,23 @@ pub fn drop_discs(seg: &mut Segmentation, vol: &Volume) {
     if !contrasted(marrow, disc) {
         return;
     }
-    let drop: Vec<usize> = (0..n)
-        .filter(|&i| {
+    let drop: Vec<(usize, f64)> = (0..n)
+        .filter_map(|i| {
             let near = [i.checked_sub(1), (i + 1 < n).then_some(i + 1)]
                 .into_iter()
                 .flatten()
                 .map(|j| spacing(i, j))
                 .fold(f64::INFINITY, f64::min);
             let own = f64::from(seg.bodies[i].marrow.median);
-            near < 0.6 * typical && (own - disc).abs() < (own - marrow).abs()
+            (near < 0.6 * typical && (own - disc).abs() < (own - marrow).abs()).then_some((i, near))
         })
         .collect();
-    for &i in drop.iter().rev() {
+    for &(i, near) in drop.iter().rev() {
         let b = seg.bodies.remove(i);
         let p = b.centroid_lps.0;
         seg.labelling.push(format!(
             "a disc-like region at ({:.0}, {:.0}, {:.0}) mm LPS, {:.0} mm from its neighbour against a typical {typical:.0} mm and of disc signal ({:.0}; discs {disc:.0}, bodies {marrow:.0}), was taken for a body and dropped",
-            p.x, p.y, p.z,
-            [i.checked_sub(1).map(|j| (p.coords - seg.bodies[j].centroid_lps.0.coords).norm()), seg.bodies.get(i).map(|nb| (p.coords - nb.centroid_lps.0.coords).norm())]
-                .into_iter()
-                .flatten()
-                .fold(f64::INFINITY, f64::min),
-            b.marrow.median
+            p.x, p.y, p.z, near, b.marrow.median
         ));
         close_slot(seg, b.ordinal);
     }
@@ -203,32 +197,14 @@ pub fn merge_split_bodies(seg: &mut Segmentation) {
         let b = seg.bodies.remove(i + 1);
         let a = &mut seg.bodies[i];
         let (pa, pb) = (a.centroid_lps.0, b.centroid_lps.0);
-        let origin: [usize; 3] = std::array::from_fn(|k| a.mask.origin[k].min(b.mask.origin[k]));
-        let end: [usize; 3] = std::array::from_fn(|k| {
-            (a.mask.origin[k] + a.mask.mask.shape()[k])
-                .max(b.mask.origin[k] + b.mask.mask.shape()[k])
-        });
-        let mut mask = ndarray::Array3::<u8>::zeros((
-            end[0] - origin[0],
-            end[1] - origin[1],
-            end[2] - origin[2],
-        ));
-        for p in a.mask.voxels().chain(b.mask.voxels()) {
-            mask[[p[0] - origin[0], p[1] - origin[1], p[2] - origin[2]]] = 1;
-        }
-        let merged_mask = crate::BodyMask { origin, mask };
-        let (mut sum, mut n) = (nalgebra::Vector3::zeros(), 0usize);
-        for p in merged_mask.voxels() {
-            sum += seg.view.to_lps(p.map(|x| x as f64)).0.coords;
-            n += 1;
-        }
+        a.mask = a.mask.union(&b.mask);
+        let (centroid, n) = a.mask.centroid_index();
         if vb > va {
             a.marrow = b.marrow;
             a.candidate = b.candidate.clone();
         }
-        a.centroid_lps = LpsPoint(nalgebra::Point3::from(sum / n.max(1) as f64));
+        a.centroid_lps = seg.view.to_lps(centroid);
         a.volume_mm3 = n as f64 * voxel_mm3;
-        a.mask = merged_mask;
         seg.labelling.push(format!(
             "two regions at ({:.0}, {:.0}, {:.0}) and ({:.0}, {:.0}, {:.0}) mm LPS share one interval ({span:.0} mm between their neighbours against a local {local:.0} mm): merged as one body",
             pa.x, pa.y, pa.z, pb.x, pb.y, pb.z
@@ -277,10 +253,10 @@ fn caudal_axis(seg: &Segmentation, k: usize) -> Option<(Vector3<f64>, f64, Vecto
     let eig = nalgebra::SymmetricEigen::new(cov);
     let least = (0..3).min_by(|a, b| eig.eigenvalues[*a].total_cmp(&eig.eigenvalues[*b]))?;
     let mut axis: Vector3<f64> = eig.eigenvectors.column(least).into();
-    let down = match k.checked_sub(1) {
-        Some(up) => (b.centroid_lps.0.coords - seg.bodies[up].centroid_lps.0.coords).normalize(),
-        None => Vector3::new(0.0, 0.0, -1.0),
-    };
+    let step = k
+        .checked_sub(1)
+        .map(|up| b.centroid_lps.0.coords - seg.bodies[up].centroid_lps.0.coords);
+    let down = step.map_or(Vector3::new(0.0, 0.0, -1.0), |s| s.normalize());
     if axis.dot(&down) < 0.0 {
         axis = -axis;
     }
@@ -290,21 +266,12 @@ fn caudal_axis(seg: &Segmentation, k: usize) -> Option<(Vector3<f64>, f64, Vecto
     }
     // Half the body's height: not the mask's reach, since the lowest mask can take in the
     // sacral segments below S1.
-    let spacing = k.checked_sub(1).map_or(0.0, |up| {
-        (b.centroid_lps.0.coords - seg.bodies[up].centroid_lps.0.coords).norm()
-    });
+    let spacing = step.map_or(0.0, |s| s.norm());
     // The walk starts from the mask's coordinate-wise median: a lowest mask leaking into the
     // sacral ala or the pelvis moves its mean, not its median, off the body.
-    let median = Vector3::from_fn(|r, _| {
-        let mut v: Vec<f64> = pts.iter().map(|p| p[r]).collect();
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    });
-    Some((
-        axis,
-        0.5 * b.candidate.height_mm.max(0.35 * spacing),
-        median,
-    ))
+    let start =
+        Vector3::from_fn(|r, _| median(pts.iter().map(|p| p[r]).collect()).unwrap_or(mean[r]));
+    Some((axis, 0.5 * b.candidate.height_mm.max(0.35 * spacing), start))
 }
 
 /// The interface under body `k`: along its own axis from 3 mm inside its lower surface, each
@@ -333,16 +300,16 @@ fn interface_below(
         .map(|n| reach - 3.0 + f64::from(n) * STEP)
         .take_while(|t| *t <= reach + 25.0)
         .map_while(|t| {
-            let mut v: Vec<f64> = [(0.0, 0.0), (3.0, 0.0), (-3.0, 0.0), (0.0, 3.0), (0.0, -3.0)]
+            let v: Vec<f64> = [(0.0, 0.0), (3.0, 0.0), (-3.0, 0.0), (0.0, 3.0), (0.0, -3.0)]
                 .iter()
                 .filter_map(|(x, y)| {
                     let p = c + a * t + e1 * *x + e2 * *y;
                     vol.sample_lps(LpsPoint::new(p.x, p.y, p.z)).map(f64::from)
                 })
                 .collect();
-            (v.len() >= 3).then(|| {
-                v.sort_by(f64::total_cmp);
-                let x = (v[v.len() / 2] - marrow) / (disc - marrow);
+            let enough = v.len() >= 3;
+            median(v).filter(|_| enough).map(|value| {
+                let x = (value - marrow) / (disc - marrow);
                 // Denser than marrow, away from the disc, is cortex where cortex is bright (CT):
                 // a sacral plate is bone. On MR that side is fat.
                 if x.abs() < 0.4 || (bright_cortex && x <= -0.4) {

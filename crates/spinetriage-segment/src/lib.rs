@@ -178,14 +178,7 @@ pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentat
                 let why = "body region could not be grown";
                 return Err((ordinal, mm_to_lps(c.centroid_mm), why.to_string()));
             };
-            let (mut sum, mut n) = ([0.0f64; 3], 0usize);
-            for p in mask.voxels() {
-                for k in 0..3 {
-                    sum[k] += p[k] as f64;
-                }
-                n += 1;
-            }
-            let centroid = sum.map(|s| s / n.max(1) as f64);
+            let (centroid, n) = mask.centroid_index();
             // A body grown from a stand-in seed (no candidate where a level was missed) must
             // stay where the seed was: one that ran off into tissue of the seed's signal (CSF
             // beside a sclerotic body on T1) is not that body.

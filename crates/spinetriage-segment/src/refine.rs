@@ -25,6 +25,32 @@ impl BodyMask {
             .map(|((a, b, c), _)| [a + self.origin[0], b + self.origin[1], c + self.origin[2]])
     }
 
+    /// Mean canonical index of the voxels inside, and their number.
+    pub fn centroid_index(&self) -> ([f64; 3], usize) {
+        let (mut sum, mut n) = ([0.0f64; 3], 0usize);
+        for p in self.voxels() {
+            for k in 0..3 {
+                sum[k] += p[k] as f64;
+            }
+            n += 1;
+        }
+        (sum.map(|s| s / n.max(1) as f64), n)
+    }
+
+    /// The voxels of either mask, on one block covering both.
+    pub fn union(&self, other: &BodyMask) -> BodyMask {
+        let origin: [usize; 3] = std::array::from_fn(|k| self.origin[k].min(other.origin[k]));
+        let end: [usize; 3] = std::array::from_fn(|k| {
+            (self.origin[k] + self.mask.shape()[k]).max(other.origin[k] + other.mask.shape()[k])
+        });
+        let mut mask =
+            Array3::<u8>::zeros((end[0] - origin[0], end[1] - origin[1], end[2] - origin[2]));
+        for p in self.voxels().chain(other.voxels()) {
+            mask[[p[0] - origin[0], p[1] - origin[1], p[2] - origin[2]]] = 1;
+        }
+        BodyMask { origin, mask }
+    }
+
     /// Whether an LPS point falls in a voxel of this mask (on `view`'s canonical grid).
     pub fn contains_lps(&self, view: &CanonicalView, p: LpsPoint) -> bool {
         let c = view.to_canonical(p);
