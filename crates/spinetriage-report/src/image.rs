@@ -3,6 +3,7 @@
 //! lines and labels returned as vector overlays in pixel coordinates.
 
 use ndarray::ArrayView3;
+use rayon::prelude::*;
 use spinetriage_measure::StudyMorphometry;
 use spinetriage_volume::{LpsPoint, Volume};
 
@@ -118,56 +119,80 @@ pub fn sagittal(vol: &Volume, m: &StudyMorphometry) -> Option<Sagittal> {
             (x as f64 + 0.5) * pixel_mm / s_ap - 0.5,
         )
     };
+    // Rows in parallel; a row's left-right position is one lookup.
     let mut grey = vec![0f32; (w * h) as usize];
-    for y in 0..h {
-        for x in 0..w {
-            let (si, ap) = to_idx(x, y);
-            grey[(y * w + x) as usize] = sample(&a, si, ap, lr_at(si)).unwrap_or(0.0);
-        }
-    }
-    // Window from the picture's own histogram (1st–99.5th percentile).
-    let mut sorted: Vec<f32> = grey.iter().copied().filter(|v| v.is_finite()).collect();
-    if sorted.is_empty() {
+    grey.par_chunks_mut(w as usize)
+        .enumerate()
+        .for_each(|(y, row)| {
+            let lr = lr_at(to_idx(0, y as u32).0);
+            for (x, g) in row.iter_mut().enumerate() {
+                let (si, ap) = to_idx(x as u32, y as u32);
+                *g = sample(&a, si, ap, lr).unwrap_or(0.0);
+            }
+        });
+    // Window from the picture's own histogram (1st–99.5th percentile): two order statistics,
+    // not a sort.
+    let mut finite: Vec<f32> = grey.iter().copied().filter(|v| v.is_finite()).collect();
+    if finite.is_empty() {
         return None;
     }
-    sorted.sort_by(|a, b| a.total_cmp(b));
-    let lo = sorted[sorted.len() / 100];
-    let hi = sorted[(sorted.len() * 995 / 1000).min(sorted.len() - 1)];
+    let n = finite.len();
+    let lo = *finite.select_nth_unstable_by(n / 100, f32::total_cmp).1;
+    let hi = *finite
+        .select_nth_unstable_by((n * 995 / 1000).min(n - 1), f32::total_cmp)
+        .1;
     let span = (hi - lo).max(1e-6);
-    let mut rgb_img = image::RgbImage::new(w, h);
-    for (i, v) in grey.iter().enumerate() {
-        let g = (((v - lo) / span).clamp(0.0, 1.0) * 255.0) as u8;
-        rgb_img.put_pixel(i as u32 % w, i as u32 / w, image::Rgb([g, g, g]));
-    }
-    // Outlines: picture pixels inside a body whose 4-neighbours are not all inside.
+    let pixels: Vec<u8> = grey
+        .iter()
+        .flat_map(|v| {
+            let g = (((v - lo) / span).clamp(0.0, 1.0) * 255.0) as u8;
+            [g, g, g]
+        })
+        .collect();
+    let mut rgb_img = image::RgbImage::from_raw(w, h, pixels)?;
+    // Outlines: picture pixels inside a body whose 4-neighbours are not all inside; found per
+    // body in parallel (each pixel's inside test once), painted in body order.
     let levels_by_ordinal = |o: usize| m.levels.iter().find(|l| l.ordinal == o);
-    for b in &seg.bodies {
-        let colour = rgb(levels_by_ordinal(b.ordinal).map_or("not_evaluable", state));
-        let inside = |x: i64, y: i64| -> bool {
-            if x < 0 || y < 0 || x >= w as i64 || y >= h as i64 {
-                return false;
-            }
-            let (si, ap) = to_idx(x as u32, y as u32);
-            b.mask
-                .contains([si.round() as usize, ap.round() as usize, lr_at(si)])
-        };
-        let o = b.mask.origin;
-        let md = b.mask.mask.dim();
-        let y0 = ((o[0] as f64 - 1.0) * s_si / pixel_mm).floor().max(0.0) as i64;
-        let y1 = (((o[0] + md.0) as f64 + 1.0) * s_si / pixel_mm).ceil() as i64;
-        let x0 = ((o[1] as f64 - 1.0) * s_ap / pixel_mm).floor().max(0.0) as i64;
-        let x1 = (((o[1] + md.1) as f64 + 1.0) * s_ap / pixel_mm).ceil() as i64;
-        for y in y0..y1.min(h as i64) {
-            for x in x0..x1.min(w as i64) {
-                if inside(x, y)
-                    && !(inside(x - 1, y)
-                        && inside(x + 1, y)
-                        && inside(x, y - 1)
-                        && inside(x, y + 1))
-                {
-                    rgb_img.put_pixel(x as u32, y as u32, image::Rgb(colour));
+    type Outline = (Vec<(u32, u32)>, [u8; 3]);
+    let outlines: Vec<Outline> = seg
+        .bodies
+        .par_iter()
+        .map(|b| {
+            let colour = rgb(levels_by_ordinal(b.ordinal).map_or("not_evaluable", state));
+            let o = b.mask.origin;
+            let md = b.mask.mask.dim();
+            let y0 = ((o[0] as f64 - 1.0) * s_si / pixel_mm).floor().max(0.0) as i64;
+            let y1 = ((((o[0] + md.0) as f64 + 1.0) * s_si / pixel_mm).ceil() as i64).min(h as i64);
+            let x0 = ((o[1] as f64 - 1.0) * s_ap / pixel_mm).floor().max(0.0) as i64;
+            let x1 = ((((o[1] + md.1) as f64 + 1.0) * s_ap / pixel_mm).ceil() as i64).min(w as i64);
+            // The box with a one-pixel frame, which is outside the picture or the body.
+            let (bw, bh) = ((x1 - x0 + 2).max(0) as usize, (y1 - y0 + 2).max(0) as usize);
+            let mut inside = vec![false; bw * bh];
+            for y in y0.max(0)..y1 {
+                let (si, _) = to_idx(0, y as u32);
+                let lr = lr_at(si);
+                for x in x0.max(0)..x1 {
+                    let (si, ap) = to_idx(x as u32, y as u32);
+                    inside[(y - y0 + 1) as usize * bw + (x - x0 + 1) as usize] =
+                        b.mask
+                            .contains([si.round() as usize, ap.round() as usize, lr]);
                 }
             }
+            let mut px = Vec::new();
+            for y in 1..bh.saturating_sub(1) {
+                for x in 1..bw.saturating_sub(1) {
+                    let at = |x: usize, y: usize| inside[y * bw + x];
+                    if at(x, y) && !(at(x - 1, y) && at(x + 1, y) && at(x, y - 1) && at(x, y + 1)) {
+                        px.push(((x as i64 + x0 - 1) as u32, (y as i64 + y0 - 1) as u32));
+                    }
+                }
+            }
+            (px, colour)
+        })
+        .collect();
+    for (px, colour) in outlines {
+        for (x, y) in px {
+            rgb_img.put_pixel(x, y, image::Rgb(colour));
         }
     }
     let to_px = |p: [f64; 3]| {

@@ -145,17 +145,33 @@ pub fn write_outputs(
     studies: &[StudyInput],
     masks: bool,
 ) -> Result<Vec<PathBuf>, ReportError> {
-    let images: Vec<Option<image::Sagittal>> = studies
-        .iter()
-        .map(|s| {
-            let m = s.morphometry?;
-            let vol = s
-                .volumes
+    // The picture is most of the report's time: the documents are built beside it.
+    let (images, (srs, (blocks, pretty))) = rayon::join(
+        || -> Vec<Option<image::Sagittal>> {
+            studies
                 .iter()
-                .find(|v| v.series_uid == m.shape_series_uid)?;
-            s.has_image.then(|| image::sagittal(vol, m)).flatten()
-        })
-        .collect();
+                .map(|s| {
+                    let m = s.morphometry?;
+                    let vol = s
+                        .volumes
+                        .iter()
+                        .find(|v| v.series_uid == m.shape_series_uid)?;
+                    s.has_image.then(|| image::sagittal(vol, m)).flatten()
+                })
+                .collect()
+        },
+        || {
+            rayon::join(
+                || studies.iter().map(sr::build).collect::<Vec<_>>(),
+                || {
+                    let json = json::report_json(studies);
+                    let pretty = serde_json::to_string_pretty(&json)
+                        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+                    (doc::document(studies), pretty)
+                },
+            )
+        },
+    );
     let mut written = Vec::new();
     for (n, img) in images.iter().enumerate() {
         if let Some(img) = img {
@@ -165,13 +181,13 @@ pub fn write_outputs(
         }
     }
     // One SR per study: an SR document belongs to one study.
-    for (n, s) in studies.iter().enumerate() {
+    for (n, (s, obj)) in studies.iter().zip(srs).enumerate() {
         let suffix = if studies.len() == 1 {
             String::new()
         } else {
             format!("-{}", n + 1)
         };
-        if let Some(obj) = sr::build(s) {
+        if let Some(obj) = obj {
             let p = dir.join(format!("report-sr{suffix}.dcm"));
             sr::write(obj, &p)?;
             written.push(p);
@@ -180,10 +196,6 @@ pub fn write_outputs(
             written.extend(seg::write(dir, s, &suffix)?);
         }
     }
-    let blocks = doc::document(studies);
-    let json = json::report_json(studies);
-    let pretty =
-        serde_json::to_string_pretty(&json).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     for (name, bytes) in [
         ("levels.csv", levels_csv(studies).into_bytes()),
         ("report.md", render::markdown(&blocks, &images).into_bytes()),

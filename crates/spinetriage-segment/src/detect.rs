@@ -48,8 +48,18 @@ pub struct Candidate {
     pub stability: usize,
 }
 
-/// Intensity bands to try: pairs of quantiles of the patient's (non-air) voxels.
-fn bands(all: &[f32], air: f32) -> Vec<(f32, f32)> {
+/// An intensity band: the values from `levels[lo]` to `levels[hi]` (or upwards, with no `hi`),
+/// both ends included.
+#[derive(Debug, Clone, Copy)]
+struct Band {
+    lo: usize,
+    hi: Option<usize>,
+    /// The limits in image units.
+    value: (f32, f32),
+}
+
+/// Levels the bands run between: quantiles of the patient's (non-air) voxels, sorted, distinct.
+fn levels(all: &[f32], air: f32) -> Vec<f32> {
     let patient: Vec<f32> = all.iter().copied().filter(|v| *v > air).collect();
     let mut levels: Vec<f32> = (0..=20)
         .map(|q| quantile(&patient, q as f64 / 20.0))
@@ -61,20 +71,112 @@ fn bands(all: &[f32], air: f32) -> Vec<(f32, f32)> {
     levels.extend((0..=12).map(|k| top_lo + (top_hi - top_lo) * k as f32 / 12.0));
     levels.sort_by(f32::total_cmp);
     levels.dedup();
+    levels
+}
+
+/// Intensity bands to try: pairs of `levels`, and everything above each.
+fn bands(levels: &[f32]) -> Vec<Band> {
     let mut out = Vec::new();
     for width in [2usize, 4, 7, 11] {
-        for lo in 0..levels.len() - width {
+        for lo in 0..levels.len().saturating_sub(width) {
             let (a, b) = (levels[lo], levels[lo + width]);
             if b > a {
-                out.push((a, b));
+                out.push(Band {
+                    lo,
+                    hi: Some(lo + width),
+                    value: (a, b),
+                });
             }
         }
     }
     // Also "everything above" a level: CT bone, T1 fat-rich marrow.
-    for q in levels.iter().skip(4) {
-        out.push((*q, f32::INFINITY));
+    for (lo, q) in levels.iter().enumerate().skip(4) {
+        out.push(Band {
+            lo,
+            hi: None,
+            value: (*q, f32::INFINITY),
+        });
     }
     out
+}
+
+/// A plane's pixels placed among the band levels once, so that each of the ~140 bands is a
+/// comparison of bytes (32 to a vector) instead of floats: how many levels are `<=` and `<`
+/// each value. A value `v` lies in [`Band`] `(lo, hi)` exactly when `le > lo` and `lt <= hi`.
+struct CodedPlane {
+    n0: usize,
+    n1: usize,
+    le: Vec<u8>,
+    lt: Vec<u8>,
+}
+
+impl CodedPlane {
+    fn new(img: &ndarray::Array2<f32>, levels: &[f32]) -> CodedPlane {
+        // Codes stay below 128 for the byte arithmetic of `bits` (there are at most 32 levels).
+        let levels = &levels[..levels.len().min(127)];
+        let (n0, n1) = img.dim();
+        let code = |v: f32, le: bool| {
+            // NaN is `<=` no level and lies in no band.
+            levels.partition_point(|l| if le { *l <= v } else { *l < v }) as u8
+        };
+        CodedPlane {
+            n0,
+            n1,
+            le: img.iter().map(|v| code(*v, true)).collect(),
+            lt: img.iter().map(|v| code(*v, false)).collect(),
+        }
+    }
+
+    /// Rows of bits (bit `b % 64` of word `b / 64` for pixel `b`; bits past `n1` are 0): 1
+    /// where the pixel lies in `band`.
+    fn bits(&self, band: &Band) -> Vec<u64> {
+        // Eight pixels at a time in one word (SWAR): codes are below 128, so adding `127 − lo`
+        // to a byte sets its high bit exactly when the code is above `lo`, and never carries
+        // into the next byte.
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        let above_lo = ONES * (127 - band.lo.min(127) as u64);
+        let above_hi = band.hi.map(|h| ONES * (127 - h.min(127) as u64));
+        let (n1, words) = (self.n1, self.n1.div_ceil(64));
+        let load = |row: &[u8], from: usize| {
+            let mut w = [0u8; 8];
+            match row.get(from..from + 8) {
+                Some(eight) => w.copy_from_slice(eight),
+                None => {
+                    for (o, v) in w.iter_mut().zip(&row[from..]) {
+                        *o = *v;
+                    }
+                }
+            }
+            u64::from_le_bytes(w)
+        };
+        let mut out = vec![0u64; self.n0 * words];
+        for (a, dst) in out.chunks_exact_mut(words).enumerate() {
+            let (le, lt) = (
+                &self.le[a * n1..(a + 1) * n1],
+                &self.lt[a * n1..(a + 1) * n1],
+            );
+            for (k, word) in dst.iter_mut().enumerate() {
+                let mut acc = 0u64;
+                for c in 0..8 {
+                    let from = 64 * k + 8 * c;
+                    if from >= n1 {
+                        break;
+                    }
+                    let mut f = load(le, from).wrapping_add(above_lo);
+                    if let Some(h) = above_hi {
+                        f &= !load(lt, from).wrapping_add(h);
+                    }
+                    // Bytes of 0 or 1 to eight bits with one multiplication: byte j lands on
+                    // bit 56 + j, and no two partial products share a bit (nothing carries).
+                    let flags = (f & HIGH) >> 7;
+                    acc |= (flags.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * c);
+                }
+                *word = acc;
+            }
+        }
+        out
+    }
 }
 
 /// Shape limits for a body's sagittal section, C7 to S1, with margin for fractures and for the
@@ -126,7 +228,8 @@ fn planes(coarse: &Coarse, air: f32) -> Vec<usize> {
 pub fn candidates(coarse: &Coarse, ct: bool) -> Vec<Candidate> {
     let all = sorted_sample(&coarse.data, 200_000);
     let air = air_level(&all, !ct);
-    let bands = bands(&all, air);
+    let levels = levels(&all, air);
+    let bands = bands(&levels);
     let planes = planes(coarse, air);
     // Shells are looked for in the bands above the patient's median voxel (soft tissue on CT):
     // lower bands hold the whole patient, whose holes are fat and gas, not bodies. (From the top
@@ -145,10 +248,11 @@ pub fn candidates(coarse: &Coarse, ct: bool) -> Vec<Candidate> {
                 .index_axis(ndarray::Axis(2), plane)
                 .as_standard_layout()
                 .into_owned();
+            let coded = CodedPlane::new(&img, &levels);
             bands
                 .iter()
-                .flat_map(|&band| {
-                    sections_in_plane(&img, coarse.spacing_mm, plane, band, shell_from)
+                .flat_map(|band| {
+                    sections_in_plane(&coded, coarse.spacing_mm, plane, band, shell_from)
                 })
                 .collect::<Vec<_>>()
         })
@@ -163,21 +267,15 @@ pub fn candidates(coarse: &Coarse, ct: bool) -> Vec<Candidate> {
 }
 
 fn sections_in_plane(
-    img: &ndarray::Array2<f32>,
+    coded: &CodedPlane,
     s: [f64; 3],
     plane: usize,
-    band: (f32, f32),
+    band: &Band,
     shell_from: Option<f32>,
 ) -> Vec<Section> {
-    let (n0, n1) = img.dim();
-    let Some(data) = img.as_slice() else {
-        return Vec::new();
-    };
-    // Branch-free: u8 and `&` (a short-circuit `&&` per pixel mispredicts at every edge).
-    let mut inb: Vec<u8> = data
-        .iter()
-        .map(|&v| u8::from(v >= band.0) & u8::from(v <= band.1))
-        .collect();
+    let (n0, n1) = (coded.n0, coded.n1);
+    let mut inb = coded.bits(band);
+    let band = band.value;
     let mut out = components(&inb, n0, n1, s, plane, band, None);
     if band.1 == f32::INFINITY && shell_from.is_some_and(|q| band.0 >= q) {
         // Above a level, a body is its cortical shell around marrow of any signal: a lytic or
@@ -192,7 +290,7 @@ fn sections_in_plane(
             (SECTION_MAX_MM2 / px_mm2) as usize + 1,
         );
         let filled = fill_small_holes(&mut inb, n0, n1, sizes);
-        if filled.contains(&true) {
+        if filled.iter().any(|w| *w != 0) {
             out.extend(components(&inb, n0, n1, s, plane, band, Some(&filled)));
         }
     }
@@ -214,31 +312,21 @@ const SECTION_MAX_MM2: f64 = 2_600.0;
 /// Smallest area of a body's (eroded) sagittal section, mm².
 const SECTION_MIN_MM2: f64 = 80.0;
 
-/// Body-like components of `inb` (`n0` × `n1`, row-major), eroded by one pixel (4-neighbourhood).
-/// With `filled`, only components of which at least a fifth was filled are kept, marked filled.
+/// Body-like components of `inb` (`n0` rows of `n1` pixels, as [`CodedPlane::bits`] makes them), eroded
+/// by one pixel (4-neighbourhood). With `filled` (rows of bits likewise), only components of which
+/// at least a fifth was filled are kept, marked filled.
 fn components(
-    inb: &[u8],
+    inb: &[u64],
     n0: usize,
     n1: usize,
     s: [f64; 3],
     plane: usize,
     band: (f32, f32),
-    filled: Option<&[bool]>,
+    filled: Option<&[u64]>,
 ) -> Vec<Section> {
-    // On flat buffers: this runs for every plane and band, and is most of the detection time.
-    let mut mask = vec![0u8; n0 * n1];
-    for a in 1..n0.saturating_sub(1) {
-        let row = a * n1;
-        let (up, mid, down) = (
-            &inb[row - n1..row],
-            &inb[row..row + n1],
-            &inb[row + n1..row + 2 * n1],
-        );
-        let out = &mut mask[row..row + n1];
-        for b in 1..n1 - 1 {
-            out[b] = mid[b] & up[b] & down[b] & mid[b - 1] & mid[b + 1];
-        }
-    }
+    // On bit rows (64 pixels to a word): this runs for every plane and band.
+    let words = n1.div_ceil(64);
+    let mask = erode_rows(inb, n0, words);
     let px_mm2 = s[0] * s[1];
     let max_px = (SECTION_MAX_MM2 / px_mm2) as usize + 1;
     let min_px = (SECTION_MIN_MM2 / px_mm2) as usize;
@@ -249,31 +337,16 @@ fn components(
     let mut parent: Vec<usize> = Vec::new();
     let mut prev = 0..0;
     for a in 0..n0 {
-        let row = &mask[a * n1..(a + 1) * n1];
+        let row = &mask[a * words..(a + 1) * words];
         let first = runs.len();
         let mut b = 0;
         let mut q = prev.start;
-        // Eight pixels at a time through empty and full stretches (mask values are 0 or 1).
-        let word = |b: usize| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&row[b..b + 8]);
-            u64::from_ne_bytes(w)
-        };
-        while b < n1 {
-            if row[b] == 0 {
-                b += 1;
-                while b + 8 <= n1 && word(b) == 0 {
-                    b += 8;
-                }
-                continue;
+        loop {
+            let start = next_bit(row, b, true).min(n1);
+            if start >= n1 {
+                break;
             }
-            let start = b;
-            while b + 8 <= n1 && word(b) == 0x0101_0101_0101_0101 {
-                b += 8;
-            }
-            while b < n1 && row[b] != 0 {
-                b += 1;
-            }
+            b = next_bit(row, start, false).min(n1);
             let id = runs.len();
             runs.push((a, start, b));
             parent.push(id);
@@ -318,7 +391,10 @@ fn components(
             px.extend((lo..hi).map(|b| (a, b)));
         }
         if let Some(f) = filled {
-            let n_filled = px.iter().filter(|(a, b)| f[a * n1 + b]).count();
+            let n_filled = px
+                .iter()
+                .filter(|(a, b)| f[a * words + b / 64] >> (b % 64) & 1 == 1)
+                .count();
             if 5 * n_filled < px.len() {
                 continue;
             }
@@ -332,73 +408,106 @@ fn components(
     out
 }
 
-/// Sets every 4-connected region of zeros of `m` (`n0` × `n1`, row-major) that does not touch the
-/// border and has `min_px..=max_px` pixels; returns which pixels were set.
+/// Erosion of bit rows by one pixel (4-neighbourhood); the border rows and columns become 0.
+fn erode_rows(m: &[u64], n0: usize, words: usize) -> Vec<u64> {
+    let mut out = vec![0u64; m.len()];
+    for a in 1..n0.saturating_sub(1) {
+        let row = |r: usize| &m[r * words..(r + 1) * words];
+        let (up, mid, down) = (row(a - 1), row(a), row(a + 1));
+        for k in 0..words {
+            let before = if k > 0 { mid[k - 1] >> 63 } else { 0 };
+            let after = if k + 1 < words { mid[k + 1] << 63 } else { 0 };
+            let left = (mid[k] << 1) | before;
+            let right = (mid[k] >> 1) | after;
+            out[a * words + k] = mid[k] & up[k] & down[k] & left & right;
+        }
+    }
+    out
+}
+
+/// The first pixel at or after `from` whose bit is `set`; past the row when there is none.
+fn next_bit(row: &[u64], from: usize, set: bool) -> usize {
+    let mut k = from / 64;
+    if k >= row.len() {
+        return from;
+    }
+    let flip = if set { 0 } else { u64::MAX };
+    let mut w = (row[k] ^ flip) & (u64::MAX << (from % 64));
+    while w == 0 {
+        k += 1;
+        if k == row.len() {
+            return 64 * k;
+        }
+        w = row[k] ^ flip;
+    }
+    64 * k + w.trailing_zeros() as usize
+}
+
+/// Sets every 4-connected region of zeros of `m` (`n0` rows of `n1` pixels, as [`CodedPlane::bits`]
+/// makes them) that does not touch the border and has `min_px..=max_px` pixels; returns which pixels
+/// were set, as rows of bits likewise.
 ///
 /// Works on runs of zeros, joined row to row by a union-find: the cost is one scan of the plane
 /// plus the number of runs, where a pixel flood would visit all the background (most of a
 /// plane), for every band and plane.
 fn fill_small_holes(
-    m: &mut [u8],
+    m: &mut [u64],
     n0: usize,
     n1: usize,
     (min_px, max_px): (usize, usize),
-) -> Vec<bool> {
-    struct Run {
-        row: usize,
-        start: usize,
-        end: usize,
-    }
-    let mut runs: Vec<Run> = Vec::new();
+) -> Vec<u64> {
+    let words = n1.div_ceil(64);
+    let mut runs: Vec<(usize, usize, usize)> = Vec::new();
     let mut parent: Vec<usize> = Vec::new();
-    let mut prev: std::ops::Range<usize> = 0..0;
+    let mut prev = 0..0;
     for a in 0..n0 {
-        let row = &m[a * n1..(a + 1) * n1];
+        let row = &m[a * words..(a + 1) * words];
         let first = runs.len();
         let mut b = 0;
-        while b < n1 {
-            if row[b] != 0 {
-                b += 1;
-                continue;
+        let mut q = prev.start;
+        loop {
+            let start = next_bit(row, b, false).min(n1);
+            if start >= n1 {
+                break;
             }
-            let start = b;
-            while b < n1 && row[b] == 0 {
-                b += 1;
-            }
+            b = next_bit(row, start, true).min(n1);
             let id = runs.len();
-            runs.push(Run {
-                row: a,
-                start,
-                end: b,
-            });
+            runs.push((a, start, b));
             parent.push(id);
-            // Joined to every run of the row above that shares a column with it.
-            for q in prev.clone() {
-                if runs[q].start < b && start < runs[q].end {
-                    let (x, y) = (find(&mut parent, q), find(&mut parent, id));
-                    if x != y {
-                        parent[y] = x;
-                    }
+            // Joined to every run of the row above that shares a column with it (both lists
+            // are sorted).
+            while q < prev.end && runs[q].2 <= start {
+                q += 1;
+            }
+            let mut k = q;
+            while k < prev.end && runs[k].1 < b {
+                let (x, y) = (find(&mut parent, k), find(&mut parent, id));
+                if x != y {
+                    parent[x.max(y)] = x.min(y);
                 }
+                k += 1;
             }
         }
         prev = first..runs.len();
     }
     let mut size = vec![0usize; runs.len()];
     let mut border = vec![false; runs.len()];
-    for (k, run) in runs.iter().enumerate() {
+    for (k, &(row, start, end)) in runs.iter().enumerate() {
         let r = find(&mut parent, k);
-        size[r] += run.end - run.start;
-        border[r] |= run.row == 0 || run.row + 1 == n0 || run.start == 0 || run.end == n1;
+        size[r] += end - start;
+        border[r] |= row == 0 || row + 1 == n0 || start == 0 || end == n1;
     }
-    let mut filled = vec![false; n0 * n1];
-    for (k, run) in runs.iter().enumerate() {
+    let mut filled = vec![0u64; m.len()];
+    for (k, &(row, start, end)) in runs.iter().enumerate() {
         let r = find(&mut parent, k);
         if !border[r] && (min_px..=max_px).contains(&size[r]) {
-            let at = run.row * n1;
-            m[at + run.start..at + run.end].fill(1);
-            filled[at + run.start..at + run.end].fill(true);
+            for b in start..end {
+                filled[row * words + b / 64] |= 1 << (b % 64);
+            }
         }
+    }
+    for (w, f) in m.iter_mut().zip(&filled) {
+        *w |= f;
     }
     filled
 }
@@ -814,18 +923,125 @@ mod tests {
         img
     }
 
+    /// `m` (`n0` × `n1` bytes of 0 or 1, row-major) as rows of bits, as [`CodedPlane::bits`]
+    /// makes them.
+    fn pack_rows(m: &[u8], n0: usize, n1: usize) -> Vec<u64> {
+        let words = n1.div_ceil(64);
+        let mut out = vec![0u64; n0 * words];
+        for (p, v) in m.iter().enumerate() {
+            let (a, b) = (p / n1, p % n1);
+            out[a * words + b / 64] |= u64::from(*v != 0) << (b % 64);
+        }
+        out
+    }
+
+    /// Sections of `img` in the band `(lo, hi)` (no `hi`: upwards), as [`candidates`] finds them.
+    fn sections_in(
+        img: &ndarray::Array2<f32>,
+        lo: f32,
+        hi: Option<f32>,
+        shell_from: Option<f32>,
+    ) -> Vec<Section> {
+        let levels: Vec<f32> = std::iter::once(lo).chain(hi).collect();
+        let band = Band {
+            lo: 0,
+            hi: hi.map(|_| 1),
+            value: (lo, hi.unwrap_or(f32::INFINITY)),
+        };
+        sections_in_plane(
+            &CodedPlane::new(img, &levels),
+            [1.0; 3],
+            0,
+            &band,
+            shell_from,
+        )
+    }
+
+    #[test]
+    fn bands_select_the_same_pixels_as_comparing_values() {
+        // Rows of 70 pixels: full and partial groups of eight, and a second word.
+        let img = ndarray::Array2::from_shape_fn((7, 70), |(a, b)| {
+            if a == 3 && b == 66 {
+                f32::NAN
+            } else {
+                ((a * 70 + b) % 13) as f32
+            }
+        });
+        let levels = [2.0f32, 5.0, 5.5, 9.0, 12.0];
+        let coded = CodedPlane::new(&img, &levels);
+        let mut bands = bands(&levels);
+        bands.extend((0..levels.len()).map(|lo| Band {
+            lo,
+            hi: Some((lo + 1).min(levels.len() - 1)),
+            value: (levels[lo], levels[(lo + 1).min(levels.len() - 1)]),
+        }));
+        for (lo, level) in levels.iter().enumerate() {
+            bands.push(Band {
+                lo,
+                hi: None,
+                value: (*level, f32::INFINITY),
+            });
+        }
+        for band in &bands {
+            let want: Vec<u8> = img
+                .iter()
+                .map(|v| u8::from(*v >= band.value.0 && *v <= band.value.1))
+                .collect();
+            assert_eq!(coded.bits(band), pack_rows(&want, 7, 70), "{band:?}");
+        }
+    }
+
+    #[test]
+    fn bit_rows_erode_like_bytes() {
+        // Rows of 1, 63, 64, 65 and 130 pixels: every word boundary and row end.
+        for n1 in [1usize, 3, 63, 64, 65, 130] {
+            let n0 = 6;
+            let m: Vec<u8> = (0..n0 * n1)
+                .map(|p| u8::from((p * 7919) % 11 != 0))
+                .collect();
+            let words = n1.div_ceil(64);
+            let eroded = erode_rows(&pack_rows(&m, n0, n1), n0, words);
+            for a in 0..n0 {
+                for b in 0..n1 {
+                    let at = |a: usize, b: usize| m[a * n1 + b] == 1;
+                    let want = a > 0
+                        && a + 1 < n0
+                        && b > 0
+                        && b + 1 < n1
+                        && at(a, b)
+                        && at(a - 1, b)
+                        && at(a + 1, b)
+                        && at(a, b - 1)
+                        && at(a, b + 1);
+                    let got = eroded[a * words + b / 64] >> (b % 64) & 1 == 1;
+                    assert_eq!(got, want, "n1 {n1} at ({a}, {b})");
+                }
+                let row = &eroded[a * words..(a + 1) * words];
+                let mut b = 0;
+                while b < n1 {
+                    let on = next_bit(row, b, true).min(n1);
+                    assert!((b..on).all(|x| row[x / 64] >> (x % 64) & 1 == 0));
+                    b = on;
+                    if b < n1 {
+                        let off = next_bit(row, b, false).min(n1);
+                        assert!(off > b && (b..off).all(|x| row[x / 64] >> (x % 64) & 1 == 1));
+                        b = off;
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_lytic_body_is_found_as_its_filled_shell_on_ct_only() {
         let img = plane(40.0);
-        let s = [1.0, 1.0, 1.0];
         // Above cortex-and-trabecular level: the normal body is bone throughout, the lytic one
         // only its ring.
-        let band = (200.0, f32::INFINITY);
-        let plain = sections_in_plane(&img, s, 0, band, None);
+        let plain = sections_in(&img, 200.0, None, None);
         assert_eq!(plain.len(), 1, "{plain:?}");
         assert!(!plain[0].filled);
         assert!((plain[0].centroid_mm.0 - 54.5).abs() < 0.6, "{plain:?}");
-        let with_shells = sections_in_plane(&img, s, 0, band, Some(100.0));
+        let with_shells = sections_in(&img, 200.0, None, Some(100.0));
         let shells: Vec<&Section> = with_shells.iter().filter(|x| x.filled).collect();
         assert_eq!(shells.len(), 1, "{with_shells:?}");
         // The lytic body's centre and size, eroded by one pixel.
@@ -834,7 +1050,7 @@ mod tests {
         // The normal body keeps its plain section and gets no shell of its own.
         assert_eq!(with_shells.iter().filter(|x| !x.filled).count(), 1);
         // A closed band (soft tissue) is never filled.
-        let soft = sections_in_plane(&img, s, 0, (0.0, 100.0), Some(0.0));
+        let soft = sections_in(&img, 0.0, Some(100.0), Some(0.0));
         assert!(soft.iter().all(|x| !x.filled));
     }
 
@@ -857,7 +1073,15 @@ mod tests {
         set(25, 31, 5, 37);
         set(5, 25, 50, 64);
         set(25, 45, 64, 78);
-        let got = components(&m, n0, n1, [1.0; 3], 0, (0.0, 1.0), None);
+        let got = components(
+            &pack_rows(&m, n0, n1),
+            n0,
+            n1,
+            [1.0; 3],
+            0,
+            (0.0, 1.0),
+            None,
+        );
         let areas: Vec<f64> = got.iter().map(|s| s.area_mm2).collect();
         // Eroded: the U is one region of 522 pixels,
         // the two blocks (18 × 12 = 216 each) are two; in the order of their first pixels.
@@ -886,13 +1110,15 @@ mod tests {
                 }
             }
         }
+        let mut m = pack_rows(&m, n0, n1);
         let before = m.clone();
         let filled = fill_small_holes(&mut m, n0, n1, (1, 100));
-        assert!(filled.iter().all(|f| !f));
+        assert!(filled.iter().all(|f| *f == 0));
         assert_eq!(m, before);
         // With room for it, the hole is filled and only the hole is reported.
         let filled = fill_small_holes(&mut m, n0, n1, (1, 48 * 48));
-        assert_eq!(filled.iter().filter(|f| **f).count(), 48 * 48);
-        assert_eq!(m.iter().filter(|v| **v == 1).count(), 50 * 50);
+        let ones = |v: &[u64]| v.iter().map(|w| w.count_ones()).sum::<u32>();
+        assert_eq!(ones(&filled), 48 * 48);
+        assert_eq!(ones(&m), 50 * 50);
     }
 }

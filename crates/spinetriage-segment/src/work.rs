@@ -29,8 +29,7 @@ impl Coarse {
         let mut data = Array3::<f32>::zeros(dims);
         let [f0, f1, f2] = factor;
         // Which coarse bin each fine index falls in (the last bin takes the remainder), and how
-        // many fine indices each bin holds: sums on flat rows, one division per bin at the end
-        // (indexed 2-D access per fine voxel was a quarter of a second on a 512² CT).
+        // many fine indices each bin holds.
         let bins = |d: usize, f: usize, n: usize| -> (Vec<usize>, Vec<f32>) {
             let to: Vec<usize> = (0..d).map(|a| (a / f).min(n - 1)).collect();
             let mut count = vec![0f32; n];
@@ -48,35 +47,30 @@ impl Coarse {
                 let Some(out) = plane.as_slice_mut() else {
                     return;
                 };
-                let mut row_sum = vec![0f32; dims[2]];
+                // Fine rows are first added column by column into one fine-width row per coarse
+                // row (a vectorised add), and the columns binned once at the end: binning every
+                // fine row through the bin table cost a tenth of a second on a 512² CT.
+                let mut acc = vec![0f32; dims[1] * d2];
                 let fine = b0 * f0..((b0 + 1) * f0).min(d0);
                 let n0 = fine.len() as f32;
                 for a0 in fine {
                     let src = view.index_axis(Axis(0), a0);
                     for (a1, row) in src.outer_iter().enumerate() {
-                        row_sum.fill(0.0);
+                        let dst = &mut acc[to1[a1] * d2..(to1[a1] + 1) * d2];
                         match row.as_slice() {
-                            Some(r) => {
-                                for (v, b2) in r.iter().zip(&to2) {
-                                    row_sum[*b2] += *v;
-                                }
-                            }
-                            None => {
-                                for (v, b2) in row.iter().zip(&to2) {
-                                    row_sum[*b2] += *v;
-                                }
-                            }
-                        }
-                        let b1 = to1[a1];
-                        for (o, v) in out[b1 * dims[2]..(b1 + 1) * dims[2]]
-                            .iter_mut()
-                            .zip(&row_sum)
-                        {
-                            *o += *v;
+                            Some(r) => dst.iter_mut().zip(r).for_each(|(o, v)| *o += *v),
+                            None => dst.iter_mut().zip(row.iter()).for_each(|(o, v)| *o += *v),
                         }
                     }
                 }
-                for (b1, row) in out.chunks_exact_mut(dims[2]).enumerate() {
+                for (b1, (row, sums)) in out
+                    .chunks_exact_mut(dims[2])
+                    .zip(acc.chunks_exact(d2))
+                    .enumerate()
+                {
+                    for (v, b2) in sums.iter().zip(&to2) {
+                        row[*b2] += *v;
+                    }
                     for (o, c2) in row.iter_mut().zip(&count2) {
                         *o /= (n0 * count1[b1] * c2).max(1.0);
                     }
