@@ -127,12 +127,45 @@ impl Volume {
             (j - j0 as f64) as f32,
             (k - k0 as f64) as f32,
         );
-        let d = &self.data;
         let lerp = |a: f32, b: f32, t: f32| a + (b - a) * t;
-        let c00 = lerp(d[[k0, j0, i0]], d[[k0, j0, i1]], fi);
-        let c01 = lerp(d[[k0, j1, i0]], d[[k0, j1, i1]], fi);
-        let c10 = lerp(d[[k1, j0, i0]], d[[k1, j0, i1]], fi);
-        let c11 = lerp(d[[k1, j1, i0]], d[[k1, j1, i1]], fi);
+        // Rays read millions of samples: on the (usual) contiguous array, offsets into the flat
+        // slice instead of an ndarray index with three bounds checks per corner.
+        let d = match self
+            .data
+            .as_slice()
+            .filter(|_| self.data.dim() == (nk, nj, ni))
+        {
+            Some(flat) => {
+                let at = |k: usize, j: usize, i: usize| flat[(k * nj + j) * ni + i];
+                [
+                    at(k0, j0, i0),
+                    at(k0, j0, i1),
+                    at(k0, j1, i0),
+                    at(k0, j1, i1),
+                    at(k1, j0, i0),
+                    at(k1, j0, i1),
+                    at(k1, j1, i0),
+                    at(k1, j1, i1),
+                ]
+            }
+            None => {
+                let a = &self.data;
+                [
+                    a[[k0, j0, i0]],
+                    a[[k0, j0, i1]],
+                    a[[k0, j1, i0]],
+                    a[[k0, j1, i1]],
+                    a[[k1, j0, i0]],
+                    a[[k1, j0, i1]],
+                    a[[k1, j1, i0]],
+                    a[[k1, j1, i1]],
+                ]
+            }
+        };
+        let c00 = lerp(d[0], d[1], fi);
+        let c01 = lerp(d[2], d[3], fi);
+        let c10 = lerp(d[4], d[5], fi);
+        let c11 = lerp(d[6], d[7], fi);
         Some(lerp(lerp(c00, c01, fj), lerp(c10, c11, fj), fk))
     }
 

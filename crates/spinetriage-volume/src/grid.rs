@@ -52,7 +52,19 @@ impl Grid {
         if det.abs() < 1e-9 {
             return None;
         }
-        let lps_to_index = index_to_lps.try_inverse()?;
+        // An affine's inverse is affine: inverted as such, its last row stays exactly
+        // (0, 0, 0, 1) (a general 4 × 4 inverse leaves rounding there), which `to_index` relies on.
+        let affine_row = nalgebra::RowVector4::new(0.0, 0.0, 0.0, 1.0);
+        let lps_to_index = if index_to_lps.fixed_view::<1, 4>(3, 0) == affine_row {
+            let inv = index_to_lps.fixed_view::<3, 3>(0, 0).try_inverse()?;
+            let t = -(inv * index_to_lps.fixed_view::<3, 1>(0, 3));
+            let mut m = Matrix4::identity();
+            m.fixed_view_mut::<3, 3>(0, 0).copy_from(&inv);
+            m.fixed_view_mut::<3, 1>(0, 3).copy_from(&t);
+            m
+        } else {
+            index_to_lps.try_inverse()?
+        };
         Some(Grid {
             dims,
             index_to_lps,
@@ -67,7 +79,16 @@ impl Grid {
 
     /// Continuous voxel index of an LPS position.
     pub fn to_index(&self, p: LpsPoint) -> IndexPoint {
-        IndexPoint(self.lps_to_index.transform_point(&p.0))
+        // With a last row of (0, 0, 0, 1), three rows and no homogeneous divide: rays call this
+        // for every sample. The sums run in the order of nalgebra's `transform_point` (column
+        // by column, then the translation), so results are the same to the bit.
+        let m = &self.lps_to_index;
+        if m.fixed_view::<1, 4>(3, 0) != nalgebra::RowVector4::new(0.0, 0.0, 0.0, 1.0) {
+            return IndexPoint(m.transform_point(&p.0));
+        }
+        let q = &p.0;
+        let row = |r: usize| m[(r, 0)] * q.x + m[(r, 1)] * q.y + m[(r, 2)] * q.z + m[(r, 3)];
+        IndexPoint(Point3::new(row(0), row(1), row(2)))
     }
 
     /// Spacing along i, j, k in mm (lengths of the affine's columns).
@@ -113,5 +134,36 @@ mod tests {
         assert!((g.to_index(l).0 - p.0).norm() < 1e-9);
         assert_eq!(g.spacing_mm(), [0.8, 0.8, 3.5]);
         assert!(Grid::new([1, 1, 1], Vector3::zeros(), [Vector3::zeros(); 3]).is_none());
+    }
+
+    #[test]
+    fn to_index_is_nalgebras_transform_to_the_bit() {
+        // An oblique grid with awkward spacings, and points all over: the three-row product
+        // must equal the homogeneous one exactly (rays and masks compare indices).
+        let (c, s) = (0.3f64.cos(), 0.3f64.sin());
+        let g = Grid::new(
+            [512, 512, 300],
+            Vector3::new(-176.35, -96.217, -525.46),
+            [
+                Vector3::new(0.7 * c, 0.7 * s, 0.013),
+                Vector3::new(-0.7 * s, 0.7 * c, 0.0),
+                Vector3::new(0.01, -0.02, 1.2),
+            ],
+        )
+        .unwrap();
+        // (The fast path is taken: the inverse keeps the affine's last row exactly.)
+        assert_eq!(
+            g.lps_to_index.fixed_view::<1, 4>(3, 0),
+            nalgebra::RowVector4::new(0.0, 0.0, 0.0, 1.0)
+        );
+        let mut x = 0.123_456_789f64;
+        for _ in 0..10_000 {
+            let mut next = || {
+                x = (x * 9_301.0 + 49_297.0) % 233_280.0;
+                x / 233_280.0 * 700.0 - 350.0
+            };
+            let p = LpsPoint(Point3::new(next(), next(), next()));
+            assert_eq!(g.to_index(p).0, g.lps_to_index.transform_point(&p.0));
+        }
     }
 }
