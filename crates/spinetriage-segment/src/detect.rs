@@ -201,15 +201,23 @@ fn planes(coarse: &Coarse, air: f32) -> Vec<usize> {
     if step == 1 {
         return (0..n2).collect();
     }
-    // Left-right extent of the patient (non-air) in the coarse volume.
-    let mut lo = n2;
-    let mut hi = 0;
-    for ((_, _, c), v) in coarse.data.indexed_iter() {
-        if *v > air {
-            lo = lo.min(c);
-            hi = hi.max(c);
-        }
-    }
+    // Left-right extent of the patient (non-air) in the coarse volume: per row, its first and
+    // last such voxel (rows run left-right; planes in parallel).
+    let (lo, hi) = coarse
+        .data
+        .axis_iter(ndarray::Axis(0))
+        .into_par_iter()
+        .map(|plane| {
+            let mut ends = (n2, 0);
+            for row in plane.rows() {
+                if let Some(first) = row.iter().position(|v| *v > air) {
+                    let last = row.iter().rposition(|v| *v > air).unwrap_or(first);
+                    ends = (ends.0.min(first), ends.1.max(last));
+                }
+            }
+            ends
+        })
+        .reduce(|| (n2, 0), |a, b| (a.0.min(b.0), a.1.max(b.1)));
     if lo > hi {
         return Vec::new();
     }

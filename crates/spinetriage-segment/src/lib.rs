@@ -161,9 +161,20 @@ pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentat
         SeriesKind::Other => None,
         _ => Some(-1.0),
     };
-    let grown: Vec<Result<Body, (usize, LpsPoint, String)>> = slots
+    // Largest candidates first, one task each: the sacrum's block alone can take as long as
+    // half the others together, and started last it kept one core idle.
+    let mut order: Vec<usize> = (0..slots.len()).collect();
+    order.sort_by(|a, b| {
+        let size = |k: usize| match &slots[k] {
+            detect::Slot::Found(c) => c.volume_mm3,
+            detect::Slot::Missed(_) => 0.0,
+        };
+        size(*b).total_cmp(&size(*a))
+    });
+    let mut grown: Vec<(usize, Result<Body, (usize, LpsPoint, String)>)> = order
         .par_iter()
-        .enumerate()
+        .with_max_len(1)
+        .map(|&ordinal| (ordinal, &slots[ordinal]))
         .map(|(ordinal, slot)| {
             let c = match slot {
                 detect::Slot::Found(c) => c,
@@ -205,10 +216,12 @@ pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentat
                 candidate: c.clone(),
             })
         })
+        .map(|r| (r.as_ref().map_or_else(|e| e.0, |b| b.ordinal), r))
         .collect();
+    grown.sort_by_key(|g| g.0);
     let mut bodies = Vec::new();
     let mut missing = Vec::new();
-    for g in grown {
+    for (_, g) in grown {
         match g {
             Ok(b) => bodies.push(b),
             Err((ordinal, centre_lps, reason)) => missing.push(Missing {

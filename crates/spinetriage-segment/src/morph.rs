@@ -1,6 +1,6 @@
 //! Binary morphology on small blocks: separable box erosion and dilation, hole filling.
 
-use ndarray::{Array3, Axis};
+use ndarray::Array3;
 
 /// Dilation (`grow = true`) or erosion with a box of half-widths `r` voxels per axis.
 pub fn box_filter(mask: &Array3<u8>, r: [usize; 3], grow: bool) -> Array3<u8> {
@@ -101,13 +101,35 @@ pub fn close(mask: &Array3<u8>, r: [usize; 3]) -> Array3<u8> {
 
 /// Fills holes plane by plane across `axis` (background not connected to the plane's border).
 pub fn fill_holes_2d(mask: &mut Array3<u8>, axis: usize) {
-    for mut plane in mask.axis_iter_mut(Axis(axis)) {
-        let (n0, n1) = plane.dim();
-        let mut outside = vec![false; n0 * n1];
-        let mut stack = Vec::new();
+    let dims = mask.dim();
+    let dims = [dims.0, dims.1, dims.2];
+    if mask.as_slice().is_none() {
+        let mut own = mask.as_standard_layout().into_owned();
+        fill_holes_2d(&mut own, axis);
+        mask.assign(&own);
+        return;
+    }
+    let Some(flat) = mask.as_slice_mut() else {
+        return;
+    };
+    // Flat offsets: a plane across `axis` is spanned by the other two axes (`u`, `v`).
+    let strides = [dims[1] * dims[2], dims[2], 1];
+    let (u, v) = match axis {
+        0 => (1, 2),
+        1 => (0, 2),
+        _ => (0, 1),
+    };
+    let (n0, n1) = (dims[u], dims[v]);
+    let (su, sv) = (strides[u], strides[v]);
+    let mut outside = vec![false; n0 * n1];
+    let mut stack = Vec::new();
+    for plane in 0..dims[axis.min(2)] {
+        let base = plane * strides[axis.min(2)];
+        let at = |a: usize, b: usize| base + a * su + b * sv;
+        outside.fill(false);
         for a in 0..n0 {
             for b in 0..n1 {
-                if (a == 0 || b == 0 || a + 1 == n0 || b + 1 == n1) && plane[[a, b]] == 0 {
+                if (a == 0 || b == 0 || a + 1 == n0 || b + 1 == n1) && flat[at(a, b)] == 0 {
                     outside[a * n1 + b] = true;
                     stack.push((a, b));
                 }
@@ -115,7 +137,7 @@ pub fn fill_holes_2d(mask: &mut Array3<u8>, axis: usize) {
         }
         while let Some((a, b)) = stack.pop() {
             let mut visit = |x: usize, y: usize| {
-                if plane[[x, y]] == 0 && !outside[x * n1 + y] {
+                if flat[at(x, y)] == 0 && !outside[x * n1 + y] {
                     outside[x * n1 + y] = true;
                     stack.push((x, y));
                 }
@@ -136,7 +158,7 @@ pub fn fill_holes_2d(mask: &mut Array3<u8>, axis: usize) {
         for a in 0..n0 {
             for b in 0..n1 {
                 if !outside[a * n1 + b] {
-                    plane[[a, b]] = 1;
+                    flat[at(a, b)] = 1;
                 }
             }
         }
@@ -213,9 +235,20 @@ mod tests {
         m[[2, 2, 0]] = 0; // hole
         m[[5, 4, 0]] = 0; // bay open to outside
         m[[4, 4, 0]] = 0;
+        let before = m.clone();
         fill_holes_2d(&mut m, 2);
         assert_eq!(m[[2, 2, 0]], 1);
         assert_eq!(m[[4, 4, 0]], 0);
         assert_eq!(m[[5, 4, 0]], 0);
+        // The same plane across axis 0 or 1, strided (a permuted view made owned) or contiguous.
+        for (axis, order, back) in [(0, [2, 0, 1], [1, 2, 0]), (1, [0, 2, 1], [0, 2, 1])] {
+            let strided = before.clone().permuted_axes(order);
+            let mut contiguous = strided.as_standard_layout().into_owned();
+            let mut strided = strided;
+            fill_holes_2d(&mut strided, axis);
+            fill_holes_2d(&mut contiguous, axis);
+            assert_eq!(strided.permuted_axes(back), m, "axis {axis}");
+            assert_eq!(contiguous.permuted_axes(back), m, "axis {axis}");
+        }
     }
 }

@@ -155,11 +155,12 @@ pub fn grow_body(
             }
         }
     }
-    vals.sort_by(f32::total_cmp);
-    let median = vals[vals.len() / 2];
+    // Order statistics, not sorts (the sacrum's core is ~10⁵ voxels).
+    let mid = vals.len() / 2;
+    let median = *vals.select_nth_unstable_by(mid, f32::total_cmp).1;
     let mut dev: Vec<f32> = vals.iter().map(|v| (v - median).abs()).collect();
-    dev.sort_by(f32::total_cmp);
-    let sigma = (1.4826 * dev[dev.len() / 2]).max(1e-3 * median.abs().max(1.0));
+    let mad = *dev.select_nth_unstable_by(mid, f32::total_cmp).1;
+    let sigma = (1.4826 * mad).max(1e-3 * median.abs().max(1.0));
     let k = 2.5;
     let (wlo, whi) = (median - k * sigma, median + k * sigma);
     let mut inside = block.mapv(|v| u8::from(v >= wlo && v <= whi));
@@ -168,12 +169,23 @@ pub fn grow_body(
     }
     // Geodesic growth, a few millimetres at most: the core already has the body's shape, so the
     // boundary only moves out to the marrow's edge and cannot run off along a neighbour of
-    // similar signal.
+    // similar signal. (Flat indices: the block can be 1.5 M voxels.)
+    let dims3 = [bd.0, bd.1, bd.2];
+    let stride = [bd.1 * bd.2, bd.2, 1];
+    let flat = |q: &[usize; 3]| q[0] * stride[0] + q[1] * stride[1] + q[2];
+    // Across thick slices one step is already several millimetres.
+    let axes = if spacing_mm[2] > 2.0 * spacing_mm[0].min(spacing_mm[1]) {
+        2
+    } else {
+        3
+    };
+    let inside_px = inside.as_slice().expect("a new array is contiguous");
     let mut grown = Array3::<u8>::zeros(bd);
+    let grown_px = grown.as_slice_mut().expect("a new array is contiguous");
     let mut front = Vec::new();
     for q in &seeds {
-        if grown[*q] == 0 {
-            grown[*q] = 1;
+        if grown_px[flat(q)] == 0 {
+            grown_px[flat(q)] = 1;
             front.push(*q);
         }
     }
@@ -181,36 +193,33 @@ pub fn grow_body(
     for _ in 0..steps {
         let mut next = Vec::new();
         for p in &front {
-            for (ax, d) in [(0usize, -1i64), (0, 1), (1, -1), (1, 1), (2, -1), (2, 1)] {
-                // Across thick slices one step is already several millimetres.
-                if ax == 2 && spacing_mm[2] > 2.0 * spacing_mm[0].min(spacing_mm[1]) {
-                    continue;
-                }
-                let mut q = *p;
-                let v = q[ax] as i64 + d;
-                if v < 0 || v as usize >= [bd.0, bd.1, bd.2][ax] {
-                    continue;
-                }
-                q[ax] = v as usize;
-                if grown[q] == 0 && inside[q] != 0 {
-                    grown[q] = 1;
-                    next.push(q);
+            let at = flat(p);
+            for ax in 0..axes {
+                for up in [false, true] {
+                    let q = if up {
+                        if p[ax] + 1 >= dims3[ax] {
+                            continue;
+                        }
+                        at + stride[ax]
+                    } else {
+                        if p[ax] == 0 {
+                            continue;
+                        }
+                        at - stride[ax]
+                    };
+                    if grown_px[q] == 0 && inside_px[q] != 0 {
+                        grown_px[q] = 1;
+                        let mut n = *p;
+                        n[ax] = if up { p[ax] + 1 } else { p[ax] - 1 };
+                        next.push(n);
+                    }
                 }
             }
         }
         front = next;
     }
     let r_open: [usize; 3] = std::array::from_fn(|n| (1.6 / spacing_mm[n]).floor() as usize);
-    let opened = open(&grown, r_open);
-    let mut work = opened.clone();
-    let mut grown = Array3::<u8>::zeros(bd);
-    for q in &seeds {
-        if work[*q] != 0 {
-            for v in flood(&mut work, *q) {
-                grown[v] = 1;
-            }
-        }
-    }
+    let grown = seeded_components(&open(&grown, r_open), &seeds);
     if grown.iter().all(|v| *v == 0) {
         return None;
     }
@@ -223,9 +232,11 @@ pub fn grow_body(
     // Rim just outside the marrow: which way the cortex goes.
     let ring = box_filter(&body, [1, 1, usize::from(spacing_mm[2] <= 2.0)], true);
     let mut rim: Vec<f32> = ring
-        .indexed_iter()
-        .filter(|((a, b, c), v)| **v != 0 && body[[*a, *b, *c]] == 0)
-        .map(|((a, b, c), _)| block[[a, b, c]])
+        .iter()
+        .zip(body.iter())
+        .zip(block.iter())
+        .filter(|((r, b), _)| **r != 0 && **b == 0)
+        .map(|(_, v)| *v)
         .collect();
     let n = rim.len();
     let rim_contrast = if n > 0 {
@@ -249,9 +260,9 @@ pub fn grow_body(
     let r_cortex: [usize; 3] =
         std::array::from_fn(|n| (CORTEX_MM / spacing_mm[n]).round() as usize);
     let shell = box_filter(&body, r_cortex, true);
-    for ((a, b, c), v) in shell.indexed_iter() {
-        if *v != 0 && body[[a, b, c]] == 0 && (block[[a, b, c]] - median) * sign > 0.5 * sigma {
-            body[[a, b, c]] = 1;
+    for ((s, b), v) in shell.iter().zip(body.iter_mut()).zip(block.iter()) {
+        if *s != 0 && *b == 0 && (v - median) * sign > 0.5 * sigma {
+            *b = 1;
         }
     }
     Some((
@@ -329,41 +340,48 @@ fn clip_behind_wall(body: &mut Array3<u8>, spacing_mm: [f64; 3]) {
     }
 }
 
-/// Visits the 6-connected component of `mask` holding `seed`, clearing it; returns its voxels.
-fn flood(mask: &mut Array3<u8>, seed: [usize; 3]) -> Vec<[usize; 3]> {
+/// The 6-connected components of `mask` that hold a seed.
+fn seeded_components(mask: &Array3<u8>, seeds: &[[usize; 3]]) -> Array3<u8> {
     let (n0, n1, n2) = mask.dim();
-    let mut out = Vec::new();
-    if mask[seed] == 0 {
-        return out;
-    }
-    mask[seed] = 0;
-    let mut stack = vec![seed];
-    while let Some(p) = stack.pop() {
-        out.push(p);
-        let [a, b, c] = p;
-        let mut push = |q: [usize; 3], stack: &mut Vec<[usize; 3]>| {
-            if mask[q] != 0 {
-                mask[q] = 0;
-                stack.push(q);
+    let mask = mask.as_standard_layout();
+    let src = mask.as_slice().expect("standard layout is contiguous");
+    let mut out = Array3::<u8>::zeros((n0, n1, n2));
+    let kept = out.as_slice_mut().expect("a new array is contiguous");
+    let (s0, s1) = (n1 * n2, n2);
+    let mut stack: Vec<[usize; 3]> = Vec::new();
+    for q in seeds {
+        let at = q[0] * s0 + q[1] * s1 + q[2];
+        if src[at] == 0 || kept[at] != 0 {
+            continue;
+        }
+        kept[at] = 1;
+        stack.push(*q);
+        while let Some([a, b, c]) = stack.pop() {
+            let mut push = |q: [usize; 3]| {
+                let at = q[0] * s0 + q[1] * s1 + q[2];
+                if src[at] != 0 && kept[at] == 0 {
+                    kept[at] = 1;
+                    stack.push(q);
+                }
+            };
+            if a > 0 {
+                push([a - 1, b, c]);
             }
-        };
-        if a > 0 {
-            push([a - 1, b, c], &mut stack);
-        }
-        if a + 1 < n0 {
-            push([a + 1, b, c], &mut stack);
-        }
-        if b > 0 {
-            push([a, b - 1, c], &mut stack);
-        }
-        if b + 1 < n1 {
-            push([a, b + 1, c], &mut stack);
-        }
-        if c > 0 {
-            push([a, b, c - 1], &mut stack);
-        }
-        if c + 1 < n2 {
-            push([a, b, c + 1], &mut stack);
+            if a + 1 < n0 {
+                push([a + 1, b, c]);
+            }
+            if b > 0 {
+                push([a, b - 1, c]);
+            }
+            if b + 1 < n1 {
+                push([a, b + 1, c]);
+            }
+            if c > 0 {
+                push([a, b, c - 1]);
+            }
+            if c + 1 < n2 {
+                push([a, b, c + 1]);
+            }
         }
     }
     out

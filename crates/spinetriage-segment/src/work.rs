@@ -155,13 +155,23 @@ fn peak_end(sorted: &[f32], lo: f32, hi: f32) -> f32 {
 pub(crate) fn sorted_sample(data: &Array3<f32>, max_samples: usize) -> Vec<f32> {
     let n = data.len();
     let step = (n / max_samples.max(1)).max(1);
-    let mut v: Vec<f32> = data
-        .iter()
-        .step_by(step)
-        .copied()
-        .filter(|x| x.is_finite())
-        .collect();
-    v.sort_by(f32::total_cmp);
+    // On a contiguous array every `step`-th value is one slice step (ndarray's iterator walks
+    // every element in between).
+    let mut v: Vec<f32> = match data.as_slice() {
+        Some(flat) => flat
+            .iter()
+            .step_by(step)
+            .copied()
+            .filter(|x| x.is_finite())
+            .collect(),
+        None => data
+            .iter()
+            .step_by(step)
+            .copied()
+            .filter(|x| x.is_finite())
+            .collect(),
+    };
+    v.sort_unstable_by(f32::total_cmp);
     v
 }
 
