@@ -171,7 +171,8 @@ pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentat
         };
         size(*b).total_cmp(&size(*a))
     });
-    let mut grown: Vec<(usize, Result<Body, (usize, LpsPoint, String)>)> = order
+    type Grown = Result<Body, (usize, LpsPoint, String)>;
+    let mut grown: Vec<(usize, Grown)> = order
         .par_iter()
         .with_max_len(1)
         .map(|&ordinal| (ordinal, &slots[ordinal]))
