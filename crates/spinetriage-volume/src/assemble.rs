@@ -116,7 +116,8 @@ impl Volume {
         }
         let clamp = |v: f64, n: usize| v.clamp(0.0, (n - 1) as f64);
         let (i, j, k) = (clamp(i, ni), clamp(j, nj), clamp(k, nk));
-        let (i0, j0, k0) = (i.floor() as usize, j.floor() as usize, k.floor() as usize);
+        // Clamped to ≥ 0, so truncation is the floor (without a libm call per sample).
+        let (i0, j0, k0) = (i as usize, j as usize, k as usize);
         let (i1, j1, k1) = (
             (i0 + 1).min(ni - 1),
             (j0 + 1).min(nj - 1),
