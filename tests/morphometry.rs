@@ -298,8 +298,9 @@ fn real_t2_lumbar_bodies_overlap_the_expert_masks() {
             per_exam.push(0.0);
             continue;
         };
-        let mv = seg.view.view(&mask.data);
-        let labels = mask.data.iter().fold(0f32, |a, b| a.max(*b)) as usize;
+        let mask_values = mask.data.to_f32();
+        let mv = seg.view.view(&mask_values);
+        let labels = mask_values.iter().fold(0f32, |a, b| a.max(*b)) as usize;
         let mut dices = Vec::new();
         for l in 1..=labels {
             let Some(expert) = expert_mask(&mv, l) else {

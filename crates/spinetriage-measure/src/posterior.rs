@@ -21,7 +21,7 @@ use nalgebra::Vector3;
 use ndarray::{Array3, ArrayView3};
 use serde::Serialize;
 use spinetriage_segment::{Body, BodyMask, CanonicalView};
-use spinetriage_volume::LpsPoint;
+use spinetriage_volume::{LpsPoint, Sample};
 
 /// A posterior-element structure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -126,8 +126,8 @@ fn smoothing(view: &CanonicalView) -> [usize; 3] {
 
 /// The body's own marrow in its core (a ball of a quarter depth inside its mask), smoothed as
 /// the arch is; `None` without a depth or with too few voxels.
-pub fn body_bone_levels(
-    data: ArrayView3<'_, f32>,
+pub fn body_bone_levels<T: Sample>(
+    data: ArrayView3<'_, T>,
     view: &CanonicalView,
     body: &Body,
     m: &LevelMeasurement,
@@ -193,8 +193,8 @@ pub fn robust_bone_levels(all: &[Option<BoneLevels>], i: usize) -> Option<BoneLe
 /// `u_limits_mm` are the extents along the cranial axis from the body's centre that belong to
 /// this level (half-way to the neighbouring bodies); `canal_ap_mm` is the canal's AP diameter at
 /// this level when it was measured.
-pub fn segment_arch(
-    data: ArrayView3<'_, f32>,
+pub fn segment_arch<T: Sample>(
+    data: ArrayView3<'_, T>,
     view: &CanonicalView,
     levels: &BoneLevels,
     m: &LevelMeasurement,
@@ -766,7 +766,7 @@ fn median_sigma(mut v: Vec<f64>) -> (f64, f64) {
 }
 
 /// Mean of the box of half-widths `radius` around `q` (clipped to the volume).
-fn local_mean(data: ArrayView3<'_, f32>, q: [usize; 3], radius: [usize; 3]) -> f64 {
+fn local_mean<T: Sample>(data: ArrayView3<'_, T>, q: [usize; 3], radius: [usize; 3]) -> f64 {
     let d = data.dim();
     let dims = [d.0, d.1, d.2];
     let lo: [usize; 3] = std::array::from_fn(|n| q[n].saturating_sub(radius[n]));
@@ -775,7 +775,7 @@ fn local_mean(data: ArrayView3<'_, f32>, q: [usize; 3], radius: [usize; 3]) -> f
     for a in lo[0]..hi[0] {
         for b in lo[1]..hi[1] {
             for k in lo[2]..hi[2] {
-                s += f64::from(data[[a, b, k]]);
+                s += f64::from(data[[a, b, k]].value());
                 n += 1;
             }
         }
@@ -784,8 +784,8 @@ fn local_mean(data: ArrayView3<'_, f32>, q: [usize; 3], radius: [usize; 3]) -> f
 }
 
 /// Separable box mean of half-widths `radius` (clipped at the block's edges).
-fn box_smooth(block: ArrayView3<'_, f32>, radius: [usize; 3]) -> Array3<f32> {
-    let mut out = block.as_standard_layout().into_owned();
+fn box_smooth<T: Sample>(block: ArrayView3<'_, T>, radius: [usize; 3]) -> Array3<f32> {
+    let mut out = spinetriage_volume::to_f32_standard(block);
     let (d0, d1, d2) = out.dim();
     let dims = [d0, d1, d2];
     // Whole rows at a time (every lane of an axis advances together, reading memory in order),

@@ -167,7 +167,19 @@ pub fn analyze_volumes(
 /// Posterior elements of every measured body of the mobile spine, on the shape series; each level
 /// owns the slab half-way to its neighbouring bodies.
 fn segment_arches(vol: &Volume, seg: &Segmentation, measured: &mut [LevelMeasurement]) {
-    let data = seg.view.view(&vol.data);
+    spinetriage_volume::with_voxels!(&vol.data, |a| segment_arches_in(
+        seg.view.view(a),
+        seg,
+        measured
+    ))
+}
+
+/// [`segment_arches`] on one voxel storage.
+fn segment_arches_in<T: spinetriage_volume::Sample>(
+    data: ndarray::ArrayView3<'_, T>,
+    seg: &Segmentation,
+    measured: &mut [LevelMeasurement],
+) {
     let centres: Vec<nalgebra::Vector3<f64>> = measured
         .iter()
         .map(|m| nalgebra::Vector3::from(m.center_lps_mm))

@@ -5,6 +5,7 @@
 use ndarray::ArrayView3;
 use rayon::prelude::*;
 use spinetriage_measure::StudyMorphometry;
+use spinetriage_volume::Sample;
 use spinetriage_volume::{LpsPoint, Volume};
 
 /// Picture height, pixels: readable on a laptop screen whatever the voxel size.
@@ -57,7 +58,7 @@ fn rgb(state: &str) -> [u8; 3] {
 }
 
 /// Bilinear sample of the canonical array at fractional (si, ap) and integer lr.
-fn sample(a: &ArrayView3<f32>, si: f64, ap: f64, lr: usize) -> Option<f32> {
+fn sample<T: Sample>(a: &ArrayView3<T>, si: f64, ap: f64, lr: usize) -> Option<f32> {
     let d = a.dim();
     if si < 0.0 || ap < 0.0 || si > (d.0 - 1) as f64 || ap > (d.1 - 1) as f64 || lr >= d.2 {
         return None;
@@ -65,7 +66,7 @@ fn sample(a: &ArrayView3<f32>, si: f64, ap: f64, lr: usize) -> Option<f32> {
     let (i0, j0) = (si.floor() as usize, ap.floor() as usize);
     let (i1, j1) = ((i0 + 1).min(d.0 - 1), (j0 + 1).min(d.1 - 1));
     let (fi, fj) = ((si - i0 as f64) as f32, (ap - j0 as f64) as f32);
-    let v = |i, j| a[[i, j, lr]];
+    let v = |i, j| a[[i, j, lr]].value();
     Some(
         v(i0, j0) * (1.0 - fi) * (1.0 - fj)
             + v(i1, j0) * fi * (1.0 - fj)
@@ -74,12 +75,32 @@ fn sample(a: &ArrayView3<f32>, si: f64, ap: f64, lr: usize) -> Option<f32> {
     )
 }
 
+/// The picture's grey values, rows in parallel; a row's left-right position is one lookup.
+fn grey_rows<T: Sample>(
+    a: &ArrayView3<T>,
+    w: u32,
+    to_idx: &(dyn Fn(u32, u32) -> (f64, f64) + Sync),
+    lr_at: &(dyn Fn(f64) -> usize + Sync),
+    h: u32,
+) -> Vec<f32> {
+    let mut grey = vec![0f32; (w * h) as usize];
+    grey.par_chunks_mut(w as usize)
+        .enumerate()
+        .for_each(|(y, row)| {
+            let lr = lr_at(to_idx(0, y as u32).0);
+            for (x, g) in row.iter_mut().enumerate() {
+                let (si, ap) = to_idx(x as u32, y as u32);
+                *g = sample(a, si, ap, lr).unwrap_or(0.0);
+            }
+        });
+    grey
+}
+
 /// Renders the shape volume of a study with its levels. `None` when there is nothing to show.
 pub fn sagittal(vol: &Volume, m: &StudyMorphometry) -> Option<Sagittal> {
     let seg = &m.segmentation;
     let view = &seg.view;
-    let a = view.view(&vol.data);
-    let d = a.dim();
+    let d = (view.dims[0], view.dims[1], view.dims[2]);
     if d.0 < 2 || d.1 < 2 || d.2 == 0 {
         return None;
     }
@@ -119,17 +140,13 @@ pub fn sagittal(vol: &Volume, m: &StudyMorphometry) -> Option<Sagittal> {
             (x as f64 + 0.5) * pixel_mm / s_ap - 0.5,
         )
     };
-    // Rows in parallel; a row's left-right position is one lookup.
-    let mut grey = vec![0f32; (w * h) as usize];
-    grey.par_chunks_mut(w as usize)
-        .enumerate()
-        .for_each(|(y, row)| {
-            let lr = lr_at(to_idx(0, y as u32).0);
-            for (x, g) in row.iter_mut().enumerate() {
-                let (si, ap) = to_idx(x as u32, y as u32);
-                *g = sample(&a, si, ap, lr).unwrap_or(0.0);
-            }
-        });
+    let grey = spinetriage_volume::with_voxels!(&vol.data, |a| grey_rows(
+        &view.view(a),
+        w,
+        &to_idx,
+        &lr_at,
+        h
+    ));
     // Window from the picture's own histogram (1st–99.5th percentile): two order statistics,
     // not a sort.
     let mut finite: Vec<f32> = grey.iter().copied().filter(|v| v.is_finite()).collect();

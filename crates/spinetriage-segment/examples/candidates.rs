@@ -46,13 +46,16 @@ fn main() {
         read_nifti(path.as_ref(), SeriesKind::MrT2, &limits).expect("read")
     };
     let view = CanonicalView::new(&vol.grid);
-    let data = view.view(&vol.data);
     // As `segment_volume` does.
     let physical_mm3: f64 = (0..3)
         .map(|n| view.dims[n] as f64 * view.spacing_mm[n])
         .product();
     let target_mm = 1.4f64.max((physical_mm3 / 8.0e6).cbrt()).min(2.5);
-    let coarse = Coarse::new(data, view.spacing_mm, target_mm);
+    let coarse = spinetriage_volume::with_voxels!(&vol.data, |a| Coarse::new(
+        view.view(a),
+        view.spacing_mm,
+        target_mm
+    ));
     let cands = detect::candidates(&coarse, vol.kind == SeriesKind::Ct);
     println!(
         "coarse spacing {:?} dims {:?}",

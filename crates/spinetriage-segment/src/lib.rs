@@ -126,7 +126,6 @@ pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentat
             dims: vol.grid.dims,
         });
     }
-    let data = view.view(&vol.data);
     let timing = std::env::var_os("SPINETRIAGE_TIMING").is_some();
     let t0 = std::time::Instant::now();
     // Large volumes (a 512×512×300 CT) are detected a little coarser, keeping the working copy
@@ -135,7 +134,11 @@ pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentat
         .map(|n| view.dims[n] as f64 * view.spacing_mm[n])
         .product();
     let target_mm = COARSE_MM.max((physical_mm3 / 8.0e6).cbrt()).min(2.5);
-    let coarse = work::Coarse::new(data, view.spacing_mm, target_mm);
+    let coarse = spinetriage_volume::with_voxels!(&vol.data, |a| work::Coarse::new(
+        view.view(a),
+        view.spacing_mm,
+        target_mm
+    ));
     let t1 = t0.elapsed();
     let cands = detect::candidates(&coarse, vol.kind == SeriesKind::Ct);
     let t2 = t0.elapsed();
@@ -185,7 +188,13 @@ pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentat
                 }
             };
             let Some((mask, marrow)) =
-                refine::grow_body(data, &coarse, c, view.spacing_mm, cortex_sign)
+                spinetriage_volume::with_voxels!(&vol.data, |a| refine::grow_body(
+                    view.view(a),
+                    &coarse,
+                    c,
+                    view.spacing_mm,
+                    cortex_sign
+                ))
             else {
                 let why = "body region could not be grown";
                 return Err((ordinal, mm_to_lps(c.centroid_mm), why.to_string()));

@@ -5,7 +5,7 @@ use crate::morph::{box_filter, close, fill_holes_2d, open};
 use crate::view::CanonicalView;
 use crate::work::Coarse;
 use ndarray::{s, Array3, ArrayView3};
-use spinetriage_volume::LpsPoint;
+use spinetriage_volume::{LpsPoint, Sample};
 
 /// A binary mask on a block of the canonical (full-resolution) grid.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,8 +102,8 @@ const CORTEX_MM: f64 = 1.0;
 /// MR, where cortical bone gives no signal; +1 on CT, where it is the densest tissue); without
 /// it, the rim around the marrow decides. A body whose marrow is replaced (dark on T1) among
 /// bright neighbours has a bright rim, and would take the neighbours for its cortex.
-pub fn grow_body(
-    view: ArrayView3<f32>,
+pub fn grow_body<T: Sample>(
+    view: ArrayView3<T>,
     coarse: &Coarse,
     cand: &Candidate,
     spacing_mm: [f64; 3],
@@ -132,9 +132,11 @@ pub fn grow_body(
     let margin: [usize; 3] = std::array::from_fn(|n| (8.0 / spacing_mm[n]).ceil() as usize + 1);
     let origin: [usize; 3] = std::array::from_fn(|n| lo[n].saturating_sub(margin[n]));
     let end: [usize; 3] = std::array::from_fn(|n| (hi[n] + margin[n]).min(dims[n]));
-    let block = view
-        .slice(s![origin[0]..end[0], origin[1]..end[1], origin[2]..end[2]])
-        .to_owned();
+    let block = spinetriage_volume::to_f32_standard(view.slice(s![
+        origin[0]..end[0],
+        origin[1]..end[1],
+        origin[2]..end[2]
+    ]));
     let bd = block.dim();
     let mut seeds = Vec::new();
     let mut vals = Vec::new();

@@ -72,7 +72,7 @@ impl CanonicalView {
     }
 
     /// The volume's data seen in canonical order (a strided view, no copy).
-    pub fn view<'a>(&self, data: &'a Array3<f32>) -> ArrayView3<'a, f32> {
+    pub fn view<'a, T>(&self, data: &'a Array3<T>) -> ArrayView3<'a, T> {
         // Array axes are [k, j, i], i.e. grid axis c is array axis 2 − c.
         let mut v = data.view().permuted_axes([
             2 - self.grid_axis[0],

@@ -3,6 +3,7 @@
 
 use ndarray::{Array3, ArrayView3, Axis};
 use rayon::prelude::*;
+use spinetriage_volume::Sample;
 
 /// A box-averaged copy of a canonical view.
 #[derive(Debug, Clone)]
@@ -17,7 +18,7 @@ pub struct Coarse {
 
 impl Coarse {
     /// Averages `view` down to roughly `target_mm` per axis (never coarser than the input).
-    pub fn new(view: ArrayView3<f32>, spacing_mm: [f64; 3], target_mm: f64) -> Coarse {
+    pub fn new<T: Sample>(view: ArrayView3<T>, spacing_mm: [f64; 3], target_mm: f64) -> Coarse {
         let factor: [usize; 3] =
             std::array::from_fn(|n| ((target_mm / spacing_mm[n]).round() as usize).max(1));
         let (d0, d1, d2) = view.dim();
@@ -39,7 +40,7 @@ impl Coarse {
             (to, count)
         };
         let (to1, count1) = bins(d1, f1, dims[1]);
-        let (to2, count2) = bins(d2, f2, dims[2]);
+        let (_, count2) = bins(d2, f2, dims[2]);
         data.axis_iter_mut(Axis(0))
             .into_par_iter()
             .enumerate()
@@ -58,21 +59,32 @@ impl Coarse {
                     for (a1, row) in src.outer_iter().enumerate() {
                         let dst = &mut acc[to1[a1] * d2..(to1[a1] + 1) * d2];
                         match row.as_slice() {
-                            Some(r) => dst.iter_mut().zip(r).for_each(|(o, v)| *o += *v),
-                            None => dst.iter_mut().zip(row.iter()).for_each(|(o, v)| *o += *v),
+                            Some(r) => dst.iter_mut().zip(r).for_each(|(o, v)| *o += v.value()),
+                            None => dst
+                                .iter_mut()
+                                .zip(row.iter())
+                                .for_each(|(o, v)| *o += v.value()),
                         }
                     }
                 }
+                let mut den = vec![0f32; dims[2]];
                 for (b1, (row, sums)) in out
                     .chunks_exact_mut(dims[2])
                     .zip(acc.chunks_exact(d2))
                     .enumerate()
                 {
-                    for (v, b2) in sums.iter().zip(&to2) {
-                        row[*b2] += *v;
+                    // Each bin is a run of `f2` columns (the last takes the remainder), summed
+                    // from zero in column order.
+                    for (b2, o) in row.iter_mut().enumerate() {
+                        let from = b2 * f2;
+                        let to = if b2 + 1 == dims[2] { d2 } else { from + f2 };
+                        *o = sums[from..to].iter().fold(0.0f32, |a, v| a + v);
                     }
-                    for (o, c2) in row.iter_mut().zip(&count2) {
-                        *o /= (n0 * count1[b1] * c2).max(1.0);
+                    for (d, c2) in den.iter_mut().zip(&count2) {
+                        *d = (n0 * count1[b1] * c2).max(1.0);
+                    }
+                    for (o, d) in row.iter_mut().zip(&den) {
+                        *o /= d;
                     }
                 }
             });

@@ -11,8 +11,8 @@ use serde::Serialize;
 use spinetriage_dicom::{Limits, Series, SeriesKind};
 
 use crate::grid::Grid;
-use crate::pixels::{read_native_into, read_pixels};
-use crate::VolumeError;
+use crate::pixels::{fits_i16, read_native_as, read_pixels, Store};
+use crate::{Sample, VolumeError, Voxels};
 
 /// Something about a series' geometry that a reader must know.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -84,7 +84,7 @@ pub struct Volume {
     /// Series description.
     pub description: Option<String>,
     /// Voxel values indexed `[k, j, i]` (slice, row, column): HU on CT, rescaled signal on MR.
-    pub data: Array3<f32>,
+    pub data: Voxels,
     /// Voxel index ↔ LPS geometry.
     pub grid: Grid,
     /// Irregularities found and how they were resolved.
@@ -129,40 +129,7 @@ impl Volume {
             (k - k0 as f64) as f32,
         );
         let lerp = |a: f32, b: f32, t: f32| a + (b - a) * t;
-        // Rays read millions of samples: on the (usual) contiguous array, offsets into the flat
-        // slice instead of an ndarray index with three bounds checks per corner.
-        let d = match self
-            .data
-            .as_slice()
-            .filter(|_| self.data.dim() == (nk, nj, ni))
-        {
-            Some(flat) => {
-                let at = |k: usize, j: usize, i: usize| flat[(k * nj + j) * ni + i];
-                [
-                    at(k0, j0, i0),
-                    at(k0, j0, i1),
-                    at(k0, j1, i0),
-                    at(k0, j1, i1),
-                    at(k1, j0, i0),
-                    at(k1, j0, i1),
-                    at(k1, j1, i0),
-                    at(k1, j1, i1),
-                ]
-            }
-            None => {
-                let a = &self.data;
-                [
-                    a[[k0, j0, i0]],
-                    a[[k0, j0, i1]],
-                    a[[k0, j1, i0]],
-                    a[[k0, j1, i1]],
-                    a[[k1, j0, i0]],
-                    a[[k1, j0, i1]],
-                    a[[k1, j1, i0]],
-                    a[[k1, j1, i1]],
-                ]
-            }
-        };
+        let d = crate::with_voxels!(&self.data, |a| corners(a, [i0, i1], [j0, j1], [k0, k1]));
         let c00 = lerp(d[0], d[1], fi);
         let c01 = lerp(d[2], d[3], fi);
         let c10 = lerp(d[4], d[5], fi);
@@ -172,34 +139,7 @@ impl Volume {
 
     /// Minimum, maximum and mean voxel value, computed in parallel.
     pub fn value_stats(&self) -> ValueStats {
-        let flat: Vec<f32>;
-        let data = match self.data.as_slice() {
-            Some(d) => d,
-            None => {
-                flat = self.data.iter().copied().collect();
-                &flat
-            }
-        };
-        let (min, max, sum) = data
-            .par_chunks(1 << 16)
-            .map(|c| {
-                let (mut lo, mut hi, mut s) = (f32::INFINITY, f32::NEG_INFINITY, 0.0f64);
-                for &x in c {
-                    lo = lo.min(x);
-                    hi = hi.max(x);
-                    s += f64::from(x);
-                }
-                (lo, hi, s)
-            })
-            .reduce(
-                || (f32::INFINITY, f32::NEG_INFINITY, 0.0),
-                |a, b| (a.0.min(b.0), a.1.max(b.1), a.2 + b.2),
-            );
-        ValueStats {
-            min,
-            max,
-            mean: sum / data.len().max(1) as f64,
-        }
+        crate::with_voxels!(&self.data, |a| stats(a))
     }
 
     /// Trilinear sample at an LPS position; `None` outside the volume.
@@ -209,18 +149,89 @@ impl Volume {
     }
 }
 
+/// The eight values around a sample, `[k0 j0 i0, k0 j0 i1, k0 j1 i0, …, k1 j1 i1]`.
+fn corners<T: Sample>(a: &Array3<T>, i: [usize; 2], j: [usize; 2], k: [usize; 2]) -> [f32; 8] {
+    // Rays read millions of samples: on the (usual) contiguous array, offsets into the flat
+    // slice instead of an ndarray index with three bounds checks per corner.
+    let (_, nj, ni) = a.dim();
+    let [i0, i1] = i;
+    let [j0, j1] = j;
+    let [k0, k1] = k;
+    match a.as_slice() {
+        Some(flat) => {
+            let at = |k: usize, j: usize, i: usize| flat[(k * nj + j) * ni + i].value();
+            [
+                at(k0, j0, i0),
+                at(k0, j0, i1),
+                at(k0, j1, i0),
+                at(k0, j1, i1),
+                at(k1, j0, i0),
+                at(k1, j0, i1),
+                at(k1, j1, i0),
+                at(k1, j1, i1),
+            ]
+        }
+        None => {
+            let at = |k: usize, j: usize, i: usize| a[[k, j, i]].value();
+            [
+                at(k0, j0, i0),
+                at(k0, j0, i1),
+                at(k0, j1, i0),
+                at(k0, j1, i1),
+                at(k1, j0, i0),
+                at(k1, j0, i1),
+                at(k1, j1, i0),
+                at(k1, j1, i1),
+            ]
+        }
+    }
+}
+
+/// [`Volume::value_stats`] of one storage.
+fn stats<T: Sample>(a: &Array3<T>) -> ValueStats {
+    let flat: Vec<T>;
+    let data = match a.as_slice() {
+        Some(d) => d,
+        None => {
+            flat = a.iter().copied().collect();
+            &flat
+        }
+    };
+    let (min, max, sum) = data
+        .par_chunks(1 << 16)
+        .map(|c| {
+            let (mut lo, mut hi, mut s) = (f32::INFINITY, f32::NEG_INFINITY, 0.0f64);
+            for x in c {
+                let x = x.value();
+                lo = lo.min(x);
+                hi = hi.max(x);
+                s += f64::from(x);
+            }
+            (lo, hi, s)
+        })
+        .reduce(
+            || (f32::INFINITY, f32::NEG_INFINITY, 0.0),
+            |a, b| (a.0.min(b.0), a.1.max(b.1), a.2 + b.2),
+        );
+    ValueStats {
+        min,
+        max,
+        mean: sum / data.len().max(1) as f64,
+    }
+}
+
 /// A zeroed volume buffer. On Linux the buffer is advised into transparent huge pages: first-touch
 /// page faults on 4 KiB pages otherwise cost as much as decoding a CT (measured in
 /// `benches/load_ct.rs`).
-fn zeroed_volume(nk: usize, rows: usize, cols: usize) -> Array3<f32> {
+fn zeroed_volume<T: Copy + Default>(nk: usize, rows: usize, cols: usize) -> Array3<T> {
     let n = nk * rows * cols;
-    let v = vec![0.0f32; n];
+    let v = vec![T::default(); n];
     #[cfg(target_os = "linux")]
     {
         const PAGE: usize = 4096;
         let start = v.as_ptr() as usize;
         let aligned = start.div_ceil(PAGE) * PAGE;
-        let end = start + n * std::mem::size_of::<f32>();
+        let end = start + n * std::mem::size_of::<T>();
         if end > aligned + PAGE {
             // SAFETY: the range lies inside the allocation and is page aligned; MADV_HUGEPAGE only
             // changes how the kernel backs it, never its contents. Failure is harmless.
@@ -542,88 +553,100 @@ fn load_stack(series: &Series, plan: StackPlan, limits: &Limits) -> Result<Volum
     let (dy, dx) = (first.spacing[0], first.spacing[1]);
     let n = normal_of(first);
     let origin = first.position;
-    let mut data = zeroed_volume(nk, rows, cols);
     let single_frames = stack
         .iter()
         .all(|s| series.instances[s.instance].frames == 1);
-    match resample {
-        None if single_frames => {
-            // Straight into the volume, one slice per instance, in parallel: no intermediate copy.
-            data.axis_iter_mut(ndarray::Axis(0))
-                .into_par_iter()
-                .zip(stack.par_iter())
-                .try_for_each(|(mut dst, s)| {
-                    let h = &series.instances[s.instance];
-                    let dst = dst.as_slice_mut().expect("fresh arrays are contiguous");
-                    if read_native_into(h, limits, dst)? {
-                        return Ok(());
+    let integral = resample.is_none()
+        && single_frames
+        && stack
+            .iter()
+            .all(|s| fits_i16(&series.instances[s.instance]));
+    let as_i16 = if integral {
+        read_straight(series, &stack, limits, zeroed_volume(nk, rows, cols))?
+    } else {
+        None
+    };
+    let data = if let Some(a) = as_i16 {
+        Voxels::I16(a)
+    } else {
+        let mut data = zeroed_volume::<f32>(nk, rows, cols);
+        match resample {
+            None if single_frames => {
+                // Every value fits a float: `None` cannot come back.
+                data = read_straight(series, &stack, limits, data)?.ok_or_else(|| {
+                    VolumeError::Unsupported {
+                        path: series.instances[first.instance].path.clone(),
+                        reason: "values not representable".into(),
                     }
-                    let px = read_pixels(&h.path, limits)?;
-                    if px.values.len() != dst.len() {
-                        return Err(VolumeError::Unsupported {
-                            path: h.path.clone(),
-                            reason: "matrix size changed between header and pixel read".into(),
-                        });
-                    }
-                    dst.copy_from_slice(&px.values);
-                    Ok(())
                 })?;
-        }
-        None => {
-            let pixels = load_slices(series, &stack, rows * cols, limits)?;
-            for (k, p) in pixels.iter().enumerate() {
-                data.index_axis_mut(ndarray::Axis(0), k)
-                    .as_slice_mut()
-                    .expect("fresh arrays are contiguous")
-                    .copy_from_slice(p);
+            }
+            None => {
+                let pixels = load_slices(series, &stack, rows * cols, limits)?;
+                for (k, p) in pixels.iter().enumerate() {
+                    data.index_axis_mut(ndarray::Axis(0), k)
+                        .as_slice_mut()
+                        .expect("fresh arrays are contiguous")
+                        .copy_from_slice(p);
+                }
+            }
+            Some(step) => {
+                let pixels = load_slices(series, &stack, rows * cols, limits)?;
+                // Regular orthogonal grid: each output slice blends the two input slices that bracket
+                // it along the normal, each sampled bilinearly at the output pixel's in-plane position
+                // (which absorbs the tilt shift). Outside an input's field of view: the series minimum.
+                let fill = pixels
+                    .iter()
+                    .flat_map(|p| p.iter().copied())
+                    .fold(f32::INFINITY, f32::min);
+                data.axis_iter_mut(ndarray::Axis(0))
+                    .into_par_iter()
+                    .enumerate()
+                    .for_each(|(k, mut out)| {
+                        let d = depth[0] + k as f64 * step;
+                        let b = depth
+                            .partition_point(|&x| x < d - 1e-9)
+                            .min(depth.len() - 1);
+                        let a = b.saturating_sub(1);
+                        let t = if b == a || depth[b] - depth[a] < 1e-9 {
+                            0.0
+                        } else {
+                            ((d - depth[a]) / (depth[b] - depth[a])).clamp(0.0, 1.0)
+                        };
+                        let plane_origin = origin + n * (k as f64 * step);
+                        let offset = |s: &SliceRef| {
+                            let dv = plane_origin - s.position;
+                            (dv.dot(&r) / dx, dv.dot(&c) / dy)
+                        };
+                        let (oa, ob) = (offset(&stack[a]), offset(&stack[b]));
+                        for j in 0..rows {
+                            for i in 0..cols {
+                                let va = bilinear(
+                                    &pixels[a],
+                                    cols,
+                                    rows,
+                                    i as f64 + oa.0,
+                                    j as f64 + oa.1,
+                                );
+                                let vb = bilinear(
+                                    &pixels[b],
+                                    cols,
+                                    rows,
+                                    i as f64 + ob.0,
+                                    j as f64 + ob.1,
+                                );
+                                out[[j, i]] = match (va, vb) {
+                                    (Some(x), Some(y)) => x + (y - x) * t as f32,
+                                    (Some(x), None) if t < 0.5 => x,
+                                    (None, Some(y)) if t >= 0.5 => y,
+                                    _ => fill,
+                                };
+                            }
+                        }
+                    });
             }
         }
-        Some(step) => {
-            let pixels = load_slices(series, &stack, rows * cols, limits)?;
-            // Regular orthogonal grid: each output slice blends the two input slices that bracket
-            // it along the normal, each sampled bilinearly at the output pixel's in-plane position
-            // (which absorbs the tilt shift). Outside an input's field of view: the series minimum.
-            let fill = pixels
-                .iter()
-                .flat_map(|p| p.iter().copied())
-                .fold(f32::INFINITY, f32::min);
-            data.axis_iter_mut(ndarray::Axis(0))
-                .into_par_iter()
-                .enumerate()
-                .for_each(|(k, mut out)| {
-                    let d = depth[0] + k as f64 * step;
-                    let b = depth
-                        .partition_point(|&x| x < d - 1e-9)
-                        .min(depth.len() - 1);
-                    let a = b.saturating_sub(1);
-                    let t = if b == a || depth[b] - depth[a] < 1e-9 {
-                        0.0
-                    } else {
-                        ((d - depth[a]) / (depth[b] - depth[a])).clamp(0.0, 1.0)
-                    };
-                    let plane_origin = origin + n * (k as f64 * step);
-                    let offset = |s: &SliceRef| {
-                        let dv = plane_origin - s.position;
-                        (dv.dot(&r) / dx, dv.dot(&c) / dy)
-                    };
-                    let (oa, ob) = (offset(&stack[a]), offset(&stack[b]));
-                    for j in 0..rows {
-                        for i in 0..cols {
-                            let va =
-                                bilinear(&pixels[a], cols, rows, i as f64 + oa.0, j as f64 + oa.1);
-                            let vb =
-                                bilinear(&pixels[b], cols, rows, i as f64 + ob.0, j as f64 + ob.1);
-                            out[[j, i]] = match (va, vb) {
-                                (Some(x), Some(y)) => x + (y - x) * t as f32,
-                                (Some(x), None) if t < 0.5 => x,
-                                (None, Some(y)) if t >= 0.5 => y,
-                                _ => fill,
-                            };
-                        }
-                    }
-                });
-        }
-    }
+        Voxels::F32(data)
+    };
     let h0 = &series.instances[first.instance];
     Ok(Volume {
         study_uid: h0.study_uid.clone(),
@@ -656,6 +679,44 @@ fn load_stack(series: &Series, plan: StackPlan, limits: &Limits) -> Result<Volum
             refs
         },
     })
+}
+
+/// One slice per single-frame instance, straight into `data` in parallel (no intermediate copy);
+/// a file off the fast native path is decoded in full and its values stored. `None` when a value
+/// cannot be stored exactly as `O`.
+fn read_straight<O: Store>(
+    series: &Series,
+    stack: &[SliceRef],
+    limits: &Limits,
+    mut data: Array3<O>,
+) -> Result<Option<Array3<O>>, VolumeError> {
+    let fits = data
+        .axis_iter_mut(ndarray::Axis(0))
+        .into_par_iter()
+        .zip(stack.par_iter())
+        .map(|(mut dst, s)| -> Result<bool, VolumeError> {
+            let h = &series.instances[s.instance];
+            let dst = dst.as_slice_mut().expect("fresh arrays are contiguous");
+            if let Some(fits) = read_native_as(h, limits, dst)? {
+                return Ok(fits);
+            }
+            let px = read_pixels(&h.path, limits)?;
+            if px.values.len() != dst.len() {
+                return Err(VolumeError::Unsupported {
+                    path: h.path.clone(),
+                    reason: "matrix size changed between header and pixel read".into(),
+                });
+            }
+            let mut fits = true;
+            for (o, v) in dst.iter_mut().zip(&px.values) {
+                let v = f64::from(*v);
+                fits &= O::fits(v);
+                *o = O::store(v);
+            }
+            Ok(fits)
+        })
+        .try_reduce(|| true, |a, b| Ok(a && b))?;
+    Ok(fits.then_some(data))
 }
 
 fn bilinear(p: &[f32], cols: usize, rows: usize, x: f64, y: f64) -> Option<f32> {

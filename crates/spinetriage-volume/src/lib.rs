@@ -25,6 +25,7 @@ mod error;
 mod grid;
 mod nifti;
 mod pixels;
+mod voxels;
 
 pub use assemble::{assemble, plan, GeometryProblem, SopRef, StackPlan, ValueStats, Volume};
 pub use error::VolumeError;
@@ -33,3 +34,4 @@ pub use nalgebra::{Point3, Vector3};
 pub use nifti::{read_nifti, write_nifti_labels};
 pub use pixels::{pixels_from_object, read_native_into, read_pixels, InstancePixels};
 pub use spinetriage_dicom::SeriesKind;
+pub use voxels::{to_f32_standard, Sample, Voxels};

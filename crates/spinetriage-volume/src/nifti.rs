@@ -260,7 +260,7 @@ pub fn read_nifti(path: &Path, kind: SeriesKind, limits: &Limits) -> Result<Volu
         frame_of_reference_uid: None,
         kind,
         description: path.file_name().map(|n| n.to_string_lossy().into_owned()),
-        data,
+        data: data.into(),
         grid,
         problems: Vec::new(),
         sources: vec![path.to_path_buf()],
@@ -288,8 +288,8 @@ mod tests {
         let v = read_nifti(&path, SeriesKind::Other, &Limits::default()).unwrap();
         std::fs::remove_dir_all(&dir).ok();
         assert_eq!(v.data.dim(), (3, 4, 5));
-        assert_eq!(v.data[[2, 3, 4]], 59.0);
-        assert_eq!(v.data[[0, 1, 2]], 7.0);
+        assert_eq!(v.data.get([2, 3, 4]), Some(59.0));
+        assert_eq!(v.data.get([0, 1, 2]), Some(7.0));
         for r in 0..3 {
             for c in 0..4 {
                 assert!((v.grid.index_to_lps[(r, c)] - grid.index_to_lps[(r, c)]).abs() < 1e-4);

@@ -61,15 +61,112 @@ impl Layout {
     }
 }
 
+/// A voxel type the rescaled values are stored as.
+pub(crate) trait Store: Copy + Send + Sync {
+    /// `v` as stored (an integer for `i16`, see [`fits_i16`]).
+    fn store(v: f64) -> Self;
+    /// Whether `v` is stored exactly.
+    fn fits(v: f64) -> bool;
+    /// Rescales full 16-bit little-endian words into `out` (the common CT and MR case, in a loop
+    /// the compiler vectorises); whether every value was stored exactly.
+    fn words(bytes: &[u8], signed: bool, m: f64, b: f64, out: &mut [Self]) -> bool {
+        let mut fits = true;
+        for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+            let raw = if signed {
+                f64::from(i16::from_le_bytes([c[0], c[1]]))
+            } else {
+                f64::from(u16::from_le_bytes([c[0], c[1]]))
+            };
+            let v = raw * m + b;
+            fits &= Self::fits(v);
+            *o = Self::store(v);
+        }
+        fits
+    }
+}
+
+impl Store for f32 {
+    #[inline(always)]
+    fn store(v: f64) -> f32 {
+        v as f32
+    }
+    #[inline(always)]
+    fn fits(_: f64) -> bool {
+        true
+    }
+    fn words(bytes: &[u8], signed: bool, m: f64, b: f64, out: &mut [f32]) -> bool {
+        if signed {
+            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                *o = (f64::from(i16::from_le_bytes([c[0], c[1]])) * m + b) as f32;
+            }
+        } else {
+            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                *o = (f64::from(u16::from_le_bytes([c[0], c[1]])) * m + b) as f32;
+            }
+        }
+        true
+    }
+}
+
+impl Store for i16 {
+    #[inline(always)]
+    fn store(v: f64) -> i16 {
+        v as i16
+    }
+    #[inline(always)]
+    fn fits(v: f64) -> bool {
+        (-32_768.0..=32_767.0).contains(&v)
+    }
+    fn words(bytes: &[u8], signed: bool, m: f64, b: f64, out: &mut [i16]) -> bool {
+        if m != 1.0 || b.fract() != 0.0 || b.abs() >= 65_536.0 {
+            return false;
+        }
+        // Integer arithmetic (slope 1, integral intercept): the same values as through f64.
+        let b = b as i32;
+        let (mut lo, mut hi) = (i32::MAX, i32::MIN);
+        for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+            let raw = if signed {
+                i32::from(i16::from_le_bytes([c[0], c[1]]))
+            } else {
+                i32::from(u16::from_le_bytes([c[0], c[1]]))
+            };
+            let v = raw + b;
+            lo = lo.min(v);
+            hi = hi.max(v);
+            *o = v as i16;
+        }
+        lo >= i32::from(i16::MIN) && hi <= i32::from(i16::MAX)
+    }
+}
+
+/// Whether every rescaled value of `header` is an integer: 16-bit native samples, slope 1 and an
+/// integral intercept in every frame. Such values are stored as `i16` exactly when they also lie
+/// within its range, which the conversion checks value by value (a 16-bit unsigned CT with
+/// intercept −1024 could reach 64 511 HU; none does in practice).
+pub(crate) fn fits_i16(header: &InstanceHeader) -> bool {
+    let native = matches!(
+        header.transfer_syntax.as_str(),
+        "1.2.840.10008.1.2.1" | "1.2.840.10008.1.2"
+    );
+    if !native || header.bits_allocated != 16 || header.samples_per_pixel != 1 {
+        return false;
+    }
+    (0..header.frames.max(1) as usize).all(|f| {
+        let r = header.frame_geometry(f).rescale;
+        r.slope == 1.0 && r.intercept.fract() == 0.0 && r.intercept.abs() < 65_536.0
+    })
+}
+
 /// Converts little-endian sample bytes into rescaled values, one frame at a time, into `out`
-/// (`frames × frame_len` values).
-fn convert_le_bytes(
+/// (`frames × frame_len` values); whether every value was stored exactly.
+fn convert_le_bytes<O: Store>(
     bytes: &[u8],
     layout: Layout,
     frame_len: usize,
     header: &InstanceHeader,
-    out: &mut [f32],
-) {
+    out: &mut [O],
+) -> bool {
+    let mut fits = true;
     let per = usize::from(layout.bits_allocated / 8).max(1);
     let full = layout.bits_stored == layout.bits_allocated;
     for (f, (chunk, dst)) in bytes
@@ -82,34 +179,31 @@ fn convert_le_bytes(
         let (m, b) = (r.slope, r.intercept);
         match (per, full, layout.signed) {
             // The common CT/MR cases get tight loops the compiler vectorises.
-            (2, true, false) => {
-                for (o, c) in dst.iter_mut().zip(chunk.chunks_exact(2)) {
-                    *o = (f64::from(u16::from_le_bytes([c[0], c[1]])) * m + b) as f32;
-                }
-            }
-            (2, true, true) => {
-                for (o, c) in dst.iter_mut().zip(chunk.chunks_exact(2)) {
-                    *o = (f64::from(i16::from_le_bytes([c[0], c[1]])) * m + b) as f32;
-                }
-            }
+            (2, true, signed) => fits &= O::words(chunk, signed, m, b, dst),
             (1, _, _) => {
                 for (o, &v) in dst.iter_mut().zip(chunk) {
-                    *o = (layout.value(u32::from(v)) * m + b) as f32;
+                    let v = layout.value(u32::from(v)) * m + b;
+                    fits &= O::fits(v);
+                    *o = O::store(v);
                 }
             }
             (2, _, _) => {
                 for (o, c) in dst.iter_mut().zip(chunk.chunks_exact(2)) {
-                    *o = (layout.value(u32::from(u16::from_le_bytes([c[0], c[1]]))) * m + b) as f32;
+                    let v = layout.value(u32::from(u16::from_le_bytes([c[0], c[1]]))) * m + b;
+                    fits &= O::fits(v);
+                    *o = O::store(v);
                 }
             }
             _ => {
                 for (o, c) in dst.iter_mut().zip(chunk.chunks_exact(4)) {
-                    *o =
-                        (layout.value(u32::from_le_bytes([c[0], c[1], c[2], c[3]])) * m + b) as f32;
+                    let v = layout.value(u32::from_le_bytes([c[0], c[1], c[2], c[3]])) * m + b;
+                    fits &= O::fits(v);
+                    *o = O::store(v);
                 }
             }
         }
     }
+    fits
 }
 
 /// The fast path for native little-endian files whose Pixel Data is the last element (nearly all):
@@ -121,23 +215,33 @@ pub fn read_native_into(
     limits: &Limits,
     out: &mut [f32],
 ) -> Result<bool, VolumeError> {
+    Ok(read_native_as(header, limits, out)?.is_some())
+}
+
+/// [`read_native_into`] for any storage type: `None` off the fast path, else whether every value
+/// was stored exactly.
+pub(crate) fn read_native_as<O: Store>(
+    header: &InstanceHeader,
+    limits: &Limits,
+    out: &mut [O],
+) -> Result<Option<bool>, VolumeError> {
     let explicit = match header.transfer_syntax.as_str() {
         "1.2.840.10008.1.2.1" => true,
         "1.2.840.10008.1.2" => false,
-        _ => return Ok(false),
+        _ => return Ok(None),
     };
     let mono = header
         .photometric
         .as_deref()
         .is_none_or(|p| p.starts_with("MONOCHROME"));
     if header.samples_per_pixel != 1 || !mono || !matches!(header.bits_allocated, 8 | 16 | 32) {
-        return Ok(false);
+        return Ok(None);
     }
     let frame_len = header.rows as usize * header.columns as usize;
     let samples = frame_len * header.frames as usize;
     let want = samples * usize::from(header.bits_allocated / 8);
     if out.len() != samples {
-        return Ok(false);
+        return Ok(None);
     }
     let path = &header.path;
     let io = |source| spinetriage_dicom::DicomError::Io {
@@ -148,12 +252,12 @@ pub fn read_native_into(
     let n = file.metadata().map_err(io)?.len() as usize;
     let hdr = if explicit { 12 } else { 8 };
     if n as u64 > limits.max_file_bytes || n < want + hdr + 1 {
-        return Ok(false);
+        return Ok(None);
     }
     // Read only the tail: the element header and the pixel block (plus a possible pad byte), into
     // a per-thread buffer so that hundreds of slices reuse one allocation.
     let tail = want + hdr + 1;
-    let ok = TAIL.with(|buf| -> Result<bool, VolumeError> {
+    let ok = TAIL.with(|buf| -> Result<Option<bool>, VolumeError> {
         let mut bytes = buf.borrow_mut();
         bytes.clear();
         file.seek(SeekFrom::Start((n - tail) as u64)).map_err(io)?;
@@ -162,7 +266,7 @@ pub fn read_native_into(
             .read_to_end(&mut bytes)
             .map_err(io)?;
         if bytes.len() != tail {
-            return Ok(false);
+            return Ok(None);
         }
         let found = [want, want + 1].into_iter().find_map(|value_len| {
             let start = tail.checked_sub(value_len)?;
@@ -173,15 +277,20 @@ pub fn read_native_into(
             (tag_ok && vr_ok && l == value_len).then_some(start)
         });
         let Some(start) = found else {
-            return Ok(false);
+            return Ok(None);
         };
         let layout = Layout {
             bits_allocated: header.bits_allocated,
             bits_stored: header.bits_stored.min(header.bits_allocated),
             signed: header.pixel_representation == 1,
         };
-        convert_le_bytes(&bytes[start..start + want], layout, frame_len, header, out);
-        Ok(true)
+        Ok(Some(convert_le_bytes(
+            &bytes[start..start + want],
+            layout,
+            frame_len,
+            header,
+            out,
+        )))
     })?;
     Ok(ok)
 }
