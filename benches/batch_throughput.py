@@ -55,7 +55,8 @@ def time_v(cmd):
 def volume_mb(study):
     out = run([BIN, "load", "--json", study], stdout=subprocess.PIPE, text=True).stdout
     vols = json.loads(out)["volumes"]
-    return sum(v["dims_ijk"][0] * v["dims_ijk"][1] * v["dims_ijk"][2] * 4 for v in vols) / 2**20
+    # The bytes the volumes take in memory (integer series are stored as 16-bit).
+    return sum(v["bytes"] for v in vols) / 2**20
 
 
 def main():

@@ -72,12 +72,17 @@ impl BatchOutcome {
     }
 }
 
-/// Bytes of f32 volumes a study will take once assembled, from its headers alone.
+/// Bytes of volumes a study will take once assembled, from its headers alone.
 pub fn study_bytes(st: &Study) -> u64 {
     st.series
         .iter()
         .flat_map(|s| s.instances.iter())
-        .map(|h| u64::from(h.rows) * u64::from(h.columns) * u64::from(h.frames.max(1)) * 4)
+        .map(|h| {
+            u64::from(h.rows)
+                * u64::from(h.columns)
+                * u64::from(h.frames.max(1))
+                * spinetriage_volume::stored_bytes_per_voxel(h)
+        })
         .sum()
 }
 

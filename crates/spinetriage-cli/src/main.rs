@@ -673,6 +673,8 @@ struct VolumeJson {
     kind: spinetriage_dicom::SeriesKind,
     description: Option<String>,
     dims_ijk: [usize; 3],
+    /// Bytes the values take in memory (2 per voxel for integer series, else 4).
+    bytes: usize,
     spacing_mm: [f64; 3],
     index_to_lps: [[f64; 4]; 4],
     min: f32,
@@ -696,6 +698,7 @@ fn volume_json(v: &Volume) -> VolumeJson {
         kind: v.kind,
         description: v.description.clone(),
         dims_ijk: v.grid.dims,
+        bytes: v.data.bytes(),
         spacing_mm: v.grid.spacing_mm(),
         index_to_lps: std::array::from_fn(|r| std::array::from_fn(|c| a[(r, c)])),
         min: stats.min,

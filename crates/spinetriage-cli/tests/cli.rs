@@ -146,6 +146,11 @@ fn load_prints_geometry_of_every_volume() {
     assert_eq!(vols.len(), 4);
     let ct = vols.iter().find(|v| v["kind"] == "ct").unwrap();
     assert_eq!(ct["dims_ijk"][0], 96);
+    // RLE is decoded to floats: four bytes a voxel.
+    let voxels: u64 = (0..3)
+        .map(|n| ct["dims_ijk"][n].as_u64().unwrap())
+        .product();
+    assert_eq!(ct["bytes"].as_u64(), Some(4 * voxels));
     assert!(ct["min"].as_f64().unwrap() < -900.0 && ct["max"].as_f64().unwrap() > 500.0);
 }
 

@@ -32,6 +32,8 @@ pub use error::VolumeError;
 pub use grid::{Grid, IndexPoint, LpsPoint};
 pub use nalgebra::{Point3, Vector3};
 pub use nifti::{read_nifti, write_nifti_labels};
-pub use pixels::{pixels_from_object, read_native_into, read_pixels, InstancePixels};
+pub use pixels::{
+    pixels_from_object, read_native_into, read_pixels, stored_bytes_per_voxel, InstancePixels,
+};
 pub use spinetriage_dicom::SeriesKind;
 pub use voxels::{to_f32_standard, Sample, Voxels};

@@ -157,6 +157,17 @@ pub(crate) fn fits_i16(header: &InstanceHeader) -> bool {
     })
 }
 
+/// Bytes per voxel an instance's values will take once assembled (from its header alone): 2 for
+/// an integer series stored as `i16` (values out of its range, never seen in practice, would
+/// take 4), else 4.
+pub fn stored_bytes_per_voxel(header: &InstanceHeader) -> u64 {
+    if fits_i16(header) && header.frames <= 1 {
+        2
+    } else {
+        4
+    }
+}
+
 /// Converts little-endian sample bytes into rescaled values, one frame at a time, into `out`
 /// (`frames × frame_len` values); whether every value was stored exactly.
 fn convert_le_bytes<O: Store>(
