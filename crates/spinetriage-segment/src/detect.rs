@@ -341,38 +341,7 @@ fn components(
     // 4-connected components on runs, joined row to row by a union-find: the cost is one scan
     // of the plane plus the runs, where a pixel flood pushed and popped every pixel of every
     // region (most of a wide band's plane; a third of a sagittal MR's analysis time).
-    let mut runs: Vec<(usize, usize, usize)> = Vec::new();
-    let mut parent: Vec<usize> = Vec::new();
-    let mut prev = 0..0;
-    for a in 0..n0 {
-        let row = &mask[a * words..(a + 1) * words];
-        let first = runs.len();
-        let mut b = 0;
-        let mut q = prev.start;
-        loop {
-            let start = next_bit(row, b, true).min(n1);
-            if start >= n1 {
-                break;
-            }
-            b = next_bit(row, start, false).min(n1);
-            let id = runs.len();
-            runs.push((a, start, b));
-            parent.push(id);
-            // Runs of the row above sharing a column with this one (both lists are sorted).
-            while q < prev.end && runs[q].2 <= start {
-                q += 1;
-            }
-            let mut k = q;
-            while k < prev.end && runs[k].1 < b {
-                let (x, y) = (find(&mut parent, k), find(&mut parent, id));
-                if x != y {
-                    parent[x.max(y)] = x.min(y);
-                }
-                k += 1;
-            }
-        }
-        prev = first..runs.len();
-    }
+    let (runs, mut parent) = joined_runs(&mask, n0, n1, true);
     let mut size = vec![0usize; runs.len()];
     let mut root = vec![0usize; runs.len()];
     for k in 0..runs.len() {
@@ -414,6 +383,51 @@ fn components(
         }
     }
     out
+}
+
+/// The runs of pixels whose bit is `set` in `m` (`n0` rows of `n1` pixels, as
+/// [`CodedPlane::bits`] makes them), `(row, start, end)` in raster order, and a union-find forest
+/// over them joining runs 4-connected to the row above; a component's root is its first run.
+fn joined_runs(
+    m: &[u64],
+    n0: usize,
+    n1: usize,
+    set: bool,
+) -> (Vec<(usize, usize, usize)>, Vec<usize>) {
+    let words = n1.div_ceil(64);
+    let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+    let mut parent: Vec<usize> = Vec::new();
+    let mut prev = 0..0;
+    for a in 0..n0 {
+        let row = &m[a * words..(a + 1) * words];
+        let first = runs.len();
+        let mut b = 0;
+        let mut q = prev.start;
+        loop {
+            let start = next_bit(row, b, set).min(n1);
+            if start >= n1 {
+                break;
+            }
+            b = next_bit(row, start, !set).min(n1);
+            let id = runs.len();
+            runs.push((a, start, b));
+            parent.push(id);
+            // Runs of the row above sharing a column with this one (both lists are sorted).
+            while q < prev.end && runs[q].2 <= start {
+                q += 1;
+            }
+            let mut k = q;
+            while k < prev.end && runs[k].1 < b {
+                let (x, y) = (find(&mut parent, k), find(&mut parent, id));
+                if x != y {
+                    parent[x.max(y)] = x.min(y);
+                }
+                k += 1;
+            }
+        }
+        prev = first..runs.len();
+    }
+    (runs, parent)
 }
 
 /// Erosion of bit rows by one pixel (4-neighbourhood); the border rows and columns become 0.
@@ -465,39 +479,7 @@ fn fill_small_holes(
     (min_px, max_px): (usize, usize),
 ) -> Vec<u64> {
     let words = n1.div_ceil(64);
-    let mut runs: Vec<(usize, usize, usize)> = Vec::new();
-    let mut parent: Vec<usize> = Vec::new();
-    let mut prev = 0..0;
-    for a in 0..n0 {
-        let row = &m[a * words..(a + 1) * words];
-        let first = runs.len();
-        let mut b = 0;
-        let mut q = prev.start;
-        loop {
-            let start = next_bit(row, b, false).min(n1);
-            if start >= n1 {
-                break;
-            }
-            b = next_bit(row, start, true).min(n1);
-            let id = runs.len();
-            runs.push((a, start, b));
-            parent.push(id);
-            // Joined to every run of the row above that shares a column with it (both lists
-            // are sorted).
-            while q < prev.end && runs[q].2 <= start {
-                q += 1;
-            }
-            let mut k = q;
-            while k < prev.end && runs[k].1 < b {
-                let (x, y) = (find(&mut parent, k), find(&mut parent, id));
-                if x != y {
-                    parent[x.max(y)] = x.min(y);
-                }
-                k += 1;
-            }
-        }
-        prev = first..runs.len();
-    }
+    let (runs, mut parent) = joined_runs(m, n0, n1, false);
     let mut size = vec![0usize; runs.len()];
     let mut border = vec![false; runs.len()];
     for (k, &(row, start, end)) in runs.iter().enumerate() {

@@ -154,37 +154,30 @@ fn corners<T: Sample>(a: &Array3<T>, i: [usize; 2], j: [usize; 2], k: [usize; 2]
     // Rays read millions of samples: on the (usual) contiguous array, offsets into the flat
     // slice instead of an ndarray index with three bounds checks per corner.
     let (_, nj, ni) = a.dim();
-    let [i0, i1] = i;
-    let [j0, j1] = j;
-    let [k0, k1] = k;
     match a.as_slice() {
-        Some(flat) => {
-            let at = |k: usize, j: usize, i: usize| flat[(k * nj + j) * ni + i].value();
-            [
-                at(k0, j0, i0),
-                at(k0, j0, i1),
-                at(k0, j1, i0),
-                at(k0, j1, i1),
-                at(k1, j0, i0),
-                at(k1, j0, i1),
-                at(k1, j1, i0),
-                at(k1, j1, i1),
-            ]
-        }
-        None => {
-            let at = |k: usize, j: usize, i: usize| a[[k, j, i]].value();
-            [
-                at(k0, j0, i0),
-                at(k0, j0, i1),
-                at(k0, j1, i0),
-                at(k0, j1, i1),
-                at(k1, j0, i0),
-                at(k1, j0, i1),
-                at(k1, j1, i0),
-                at(k1, j1, i1),
-            ]
-        }
+        Some(flat) => eight(|k, j, i| flat[(k * nj + j) * ni + i].value(), i, j, k),
+        None => eight(|k, j, i| a[[k, j, i]].value(), i, j, k),
     }
+}
+
+/// `at` at the eight corners, in the order of [`corners`].
+#[inline(always)]
+fn eight(
+    at: impl Fn(usize, usize, usize) -> f32,
+    [i0, i1]: [usize; 2],
+    [j0, j1]: [usize; 2],
+    [k0, k1]: [usize; 2],
+) -> [f32; 8] {
+    [
+        at(k0, j0, i0),
+        at(k0, j0, i1),
+        at(k0, j1, i0),
+        at(k0, j1, i1),
+        at(k1, j0, i0),
+        at(k1, j0, i1),
+        at(k1, j1, i0),
+        at(k1, j1, i1),
+    ]
 }
 
 /// [`Volume::value_stats`] of one storage.
@@ -620,20 +613,10 @@ fn load_stack(series: &Series, plan: StackPlan, limits: &Limits) -> Result<Volum
                         let (oa, ob) = (offset(&stack[a]), offset(&stack[b]));
                         for j in 0..rows {
                             for i in 0..cols {
-                                let va = bilinear(
-                                    &pixels[a],
-                                    cols,
-                                    rows,
-                                    i as f64 + oa.0,
-                                    j as f64 + oa.1,
-                                );
-                                let vb = bilinear(
-                                    &pixels[b],
-                                    cols,
-                                    rows,
-                                    i as f64 + ob.0,
-                                    j as f64 + ob.1,
-                                );
+                                let at = |s: usize, o: (f64, f64)| {
+                                    bilinear(&pixels[s], cols, rows, i as f64 + o.0, j as f64 + o.1)
+                                };
+                                let (va, vb) = (at(a, oa), at(b, ob));
                                 out[[j, i]] = match (va, vb) {
                                     (Some(x), Some(y)) => x + (y - x) * t as f32,
                                     (Some(x), None) if t < 0.5 => x,

@@ -69,20 +69,7 @@ pub(crate) trait Store: Copy + Send + Sync {
     fn fits(v: f64) -> bool;
     /// Rescales full 16-bit little-endian words into `out` (the common CT and MR case, in a loop
     /// the compiler vectorises); whether every value was stored exactly.
-    fn words(bytes: &[u8], signed: bool, m: f64, b: f64, out: &mut [Self]) -> bool {
-        let mut fits = true;
-        for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-            let raw = if signed {
-                f64::from(i16::from_le_bytes([c[0], c[1]]))
-            } else {
-                f64::from(u16::from_le_bytes([c[0], c[1]]))
-            };
-            let v = raw * m + b;
-            fits &= Self::fits(v);
-            *o = Self::store(v);
-        }
-        fits
-    }
+    fn words(bytes: &[u8], signed: bool, m: f64, b: f64, out: &mut [Self]) -> bool;
 }
 
 impl Store for f32 {
