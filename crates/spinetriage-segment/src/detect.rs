@@ -115,16 +115,19 @@ impl CodedPlane {
         // Codes stay below 128 for the byte arithmetic of `bits` (there are at most 32 levels).
         let levels = &levels[..levels.len().min(127)];
         let (n0, n1) = img.dim();
-        let code = |v: f32, le: bool| {
-            // NaN is `<=` no level and lies in no band.
-            levels.partition_point(|l| if le { *l <= v } else { *l < v }) as u8
-        };
-        CodedPlane {
-            n0,
-            n1,
-            le: img.iter().map(|v| code(*v, true)).collect(),
-            lt: img.iter().map(|v| code(*v, false)).collect(),
+        // Counting the (sorted) levels below a value is branch-free, where a binary search
+        // mispredicts at most of its steps. NaN is `<=` no level and lies in no band.
+        let (mut le, mut lt) = (Vec::with_capacity(img.len()), Vec::with_capacity(img.len()));
+        for v in img.iter() {
+            let (mut a, mut b) = (0u8, 0u8);
+            for l in levels {
+                a += u8::from(*l <= *v);
+                b += u8::from(*l < *v);
+            }
+            le.push(a);
+            lt.push(b);
         }
+        CodedPlane { n0, n1, le, lt }
     }
 
     /// Rows of bits (bit `b % 64` of word `b / 64` for pixel `b`; bits past `n1` are 0): 1
