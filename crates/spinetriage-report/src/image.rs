@@ -78,10 +78,9 @@ fn sample<T: Sample>(a: &ArrayView3<T>, si: f64, ap: f64, lr: usize) -> Option<f
 /// The picture's grey values, rows in parallel; a row's left-right position is one lookup.
 fn grey_rows<T: Sample>(
     a: &ArrayView3<T>,
-    w: u32,
+    (w, h): (u32, u32),
     to_idx: &(dyn Fn(u32, u32) -> (f64, f64) + Sync),
     lr_at: &(dyn Fn(f64) -> usize + Sync),
-    h: u32,
 ) -> Vec<f32> {
     let mut grey = vec![0f32; (w * h) as usize];
     grey.par_chunks_mut(w as usize)
@@ -142,10 +141,9 @@ pub fn sagittal(vol: &Volume, m: &StudyMorphometry) -> Option<Sagittal> {
     };
     let grey = spinetriage_volume::with_voxels!(&vol.data, |a| grey_rows(
         &view.view(a),
-        w,
+        (w, h),
         &to_idx,
-        &lr_at,
-        h
+        &lr_at
     ));
     // Window from the picture's own histogram (1st–99.5th percentile): two order statistics,
     // not a sort.

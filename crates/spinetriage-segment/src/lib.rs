@@ -174,13 +174,11 @@ pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentat
         };
         size(*b).total_cmp(&size(*a))
     });
-    type Grown = Result<Body, (usize, LpsPoint, String)>;
-    let mut grown: Vec<(usize, Grown)> = order
+    let mut grown: Vec<Result<Body, (usize, LpsPoint, String)>> = order
         .par_iter()
         .with_max_len(1)
-        .map(|&ordinal| (ordinal, &slots[ordinal]))
-        .map(|(ordinal, slot)| {
-            let c = match slot {
+        .map(|&ordinal| {
+            let c = match &slots[ordinal] {
                 detect::Slot::Found(c) => c,
                 detect::Slot::Missed(at) => {
                     let why = "vertebral body not found between its neighbours";
@@ -226,12 +224,12 @@ pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentat
                 candidate: c.clone(),
             })
         })
-        .map(|r| (r.as_ref().map_or_else(|e| e.0, |b| b.ordinal), r))
         .collect();
-    grown.sort_by_key(|g| g.0);
+    // Back in column order (each result carries its ordinal).
+    grown.sort_by_key(|g| g.as_ref().map_or_else(|e| e.0, |b| b.ordinal));
     let mut bodies = Vec::new();
     let mut missing = Vec::new();
-    for (_, g) in grown {
+    for g in grown {
         match g {
             Ok(b) => bodies.push(b),
             Err((ordinal, centre_lps, reason)) => missing.push(Missing {
