@@ -646,12 +646,15 @@ fn prior_study_comparison_finds_the_new_fracture() {
     );
 }
 
-/// Bench variants the session-7 sacrum test labelled one level off: a vestigial S1–S2 disc read
-/// as the L5–S1 disc (seed 2, MR), the line under L5 running into pelvic tissue (seed 2, CT) and
-/// a CT disc taken for a body above a merged S1–S2 (seed 3).
+/// Bench variants once labelled wrong or left unnamed: a vestigial S1–S2 disc read as the L5–S1
+/// disc (seed 2 variant 3, MR), the line under L5 running into pelvic tissue (2/8, CT), a CT
+/// disc taken for a body above a merged S1–S2 (3/0); a burst L1 on T1 whose gap was filled with
+/// its dark oedema band and the disc above (2/5); L5 stepped over above a tall sacrum turning
+/// forward, whose mask took in the sacral ala (2/12, CT rotated 10°); L5 and S1 lost below a
+/// T1-dark tumour L4 (3/7).
 #[test]
 fn bench_variants_once_mislabelled_are_labelled_right() {
-    for (seed, only) in [(2, 3), (2, 8), (3, 0)] {
+    for (seed, only) in [(2, 3), (2, 8), (3, 0), (2, 5), (2, 12), (3, 7)] {
         let tmp = tempfile::tempdir().unwrap();
         let json = tmp.path().join("bench.json");
         bin()

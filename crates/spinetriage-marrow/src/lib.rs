@@ -32,8 +32,8 @@ pub const T1_FALL: f64 = 0.25;
 pub const CLEFT_STIR_OF_CSF: f64 = 0.85;
 /// ...and T1 at most this share of the reference marrow.
 pub const CLEFT_T1_OF_MARROW: f64 = 0.3;
-/// Gas in a cleft on CT (vacuum phenomenon), HU.
-pub const GAS_HU: f64 = -200.0;
+/// Gas in a cleft on CT (vacuum phenomenon), HU: the threshold morphometry uses too.
+pub use spinetriage_measure::GAS_HU;
 /// Smallest cleft, mm³.
 pub const CLEFT_MM3: f64 = 30.0;
 /// Osteoporosis screening threshold of L1 trabecular attenuation, HU (Pickhardt et al., Ann

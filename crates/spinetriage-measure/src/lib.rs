@@ -27,3 +27,7 @@ pub use morph::{
     LevelMeasurement, MaskSampler, Sampler, SignalLevels, Status,
 };
 pub use study::{analyze_volumes, shape_volume, Level, StudyMorphometry};
+
+/// Gas on CT, HU: below any soft tissue or fluid (an intravertebral cleft, the vacuum
+/// phenomenon).
+pub const GAS_HU: f64 = -200.0;

@@ -294,6 +294,11 @@ impl Ctx<'_> {
         // or, where a bright disc cancels a thin dark endplate (T2), the disc itself. A mask can
         // leak across a thin cortex into tissue of marrow-like signal (epidural fat on T1); the
         // first departure cannot.
+        if let (Some(cortex), Some(body)) = (self.cortex, self.body_marrow) {
+            if cortex > body {
+                fill_gas_cleft(&mut fs, body, cortex);
+            }
+        }
         let mut head: Vec<f64> = fs[..10].to_vec();
         head.sort_by(f64::total_cmp);
         let marrow = head[head.len() / 2];
@@ -498,6 +503,41 @@ impl Ctx<'_> {
             superior_lps_mm: v3((p + u * up.outer_mm).coords),
             inferior_lps_mm: v3((p - u * down.outer_mm).coords),
         })
+    }
+}
+
+/// Reads an intravertebral gas cleft on a CT profile (`fs`, from inside the body outwards) as
+/// the body's marrow (`marrow`, with `cortex` its cortical level). A Kümmell cleft lies inside
+/// the body, under a layer of bone and the endplate: a ray crossing it has not left the body (a
+/// T12 with its cleft under the superior endplate read 7 mm short in the middle, Genant 3 for
+/// 2, on every seed). Gas met before any cortex, after which bone (marrow level or denser)
+/// follows within 8 mm, is a cleft; its run, with the shoulders its blur gives it down to a
+/// quarter of the way from marrow to gas, is replaced by the marrow level. Gas in a disc
+/// (vacuum disc) lies beyond the endplate's cortex, which the ray meets first.
+fn fill_gas_cleft(fs: &mut [f64], marrow: f64, cortex: f64) {
+    const STEP_MM: f64 = 0.25;
+    let gas = crate::GAS_HU;
+    let shoulder = marrow - 0.25 * (marrow - gas);
+    let cortical = marrow + 0.5 * (cortex - marrow);
+    let mut from = 0;
+    while let Some(g) = (from..fs.len()).find(|&k| fs[k] < gas) {
+        if fs[..g].iter().any(|&v| v >= cortical) {
+            return;
+        }
+        let mut a = g;
+        while a > 0 && fs[a - 1] < shoulder {
+            a -= 1;
+        }
+        let mut b = g;
+        while b + 1 < fs.len() && fs[b + 1] < shoulder {
+            b += 1;
+        }
+        let reach = b + 1 + (8.0 / STEP_MM) as usize;
+        if !fs[b + 1..fs.len().min(reach)].iter().any(|&v| v >= marrow) {
+            return;
+        }
+        fs[a..=b].fill(marrow);
+        from = b + 1;
     }
 }
 
@@ -1048,5 +1088,81 @@ mod surface_tests {
             0.1,
         );
         assert!(w.as_ref().is_ok_and(|w| (w - 8.5).abs() < 1.0), "{w:?}");
+    }
+
+    /// A CT profile along x: `(from_mm, HU)` steps, blurred with σ 0.6 mm.
+    struct Steps(Vec<(f64, f64)>);
+
+    impl Sampler for Steps {
+        fn sample(&self, p: &Point3<f64>) -> Option<f64> {
+            let level = |x: f64| {
+                self.0
+                    .iter()
+                    .rev()
+                    .find(|(from, _)| x >= *from)
+                    .map_or(self.0[0].1, |s| s.1)
+            };
+            let (mut sum, mut wsum) = (0.0, 0.0);
+            for k in -30..=30 {
+                let d = f64::from(k) * 0.1;
+                let w = (-0.5 * (d / 0.6).powi(2)).exp();
+                sum += w * level(p.x + d);
+                wsum += w;
+            }
+            (p.x < 40.0).then_some(sum / wsum)
+        }
+        fn psf_mm(&self, _: &Vector3<f64>) -> f64 {
+            0.6
+        }
+    }
+
+    fn ct_surface(steps: Vec<(f64, f64)>, mask_to_mm: f64) -> Result<f64, String> {
+        let inside = move |p: &Point3<f64>| p.x < mask_to_mm;
+        let img = Steps(steps);
+        let ctx = Ctx {
+            img: &img,
+            cortex: Some(900.0),
+            body_marrow: Some(170.0),
+            inside: &inside,
+        };
+        ctx.surface(Point3::origin(), Vector3::x(), 30.0)
+            .map(|e| e.outer_mm)
+    }
+
+    /// A Kümmell gas cleft 4–8 mm from the centre, under 2 mm of bone and a 1 mm endplate
+    /// ending at 11 mm: the ray crosses the cleft (it used to stop at 4 mm), whether or not the
+    /// mask took the cleft in.
+    #[test]
+    fn a_gas_cleft_inside_the_body_is_crossed() {
+        let cleft = vec![
+            (0.0, 170.0),
+            (4.0, -900.0),
+            (8.0, 170.0),
+            (10.0, 900.0),
+            (11.0, 80.0),
+        ];
+        for mask_to in [4.0, 11.0] {
+            let e = ct_surface(cleft.clone(), mask_to);
+            assert!(e.as_ref().is_ok_and(|e| (e - 11.0).abs() < 0.5), "{e:?}");
+        }
+    }
+
+    /// Gas in the middle of the disc beyond the endplate (vacuum disc) is outside the body: the
+    /// surface stays at the endplate.
+    #[test]
+    fn vacuum_disc_gas_beyond_the_endplate_is_not_crossed() {
+        let e = ct_surface(
+            vec![
+                (0.0, 170.0),
+                (10.0, 900.0),
+                (11.0, 80.0),
+                (15.5, -900.0),
+                (18.0, 80.0),
+                (22.0, 900.0),
+                (23.0, 170.0),
+            ],
+            11.0,
+        );
+        assert!(e.as_ref().is_ok_and(|e| (e - 11.0).abs() < 0.5), "{e:?}");
     }
 }

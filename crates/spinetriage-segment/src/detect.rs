@@ -752,11 +752,20 @@ pub fn chain(cands: &[Candidate], plane_mm: f64) -> Vec<Candidate> {
         for j in 0..i {
             let d = c[i].centroid_mm - c[j].centroid_mm;
             let h = c[i].height_mm.max(c[j].height_mm);
-            if d[0] < 1.1 * h || d[0] > 3.3 * h {
+            // Two bodies are half of each plus a disc apart: at least the taller one's height
+            // (a small candidate squeezed between two bodies is nearer), and with at least 0.15
+            // of it between their extents (a disc beside a body, or a crushed body's dark band
+            // taken with the disc above it, leaves next to nothing). No wider margin on the
+            // height: the sacrum's candidate, S1 fused to S2, is far taller than L5.
+            let between = d[0] - 0.5 * (c[i].height_mm + c[j].height_mm);
+            if d[0] < h || between < 0.15 * h || d[0] > 3.6 * h {
                 continue;
             }
+            // Roughly in line: the column turns forward by up to 45° between L5 and the sacrum
+            // (further with the spine rotated), but hardly sideways (a lowest candidate 30 mm to
+            // one side is the sacral ala, not S1).
             let off = (d[1] * d[1] + d[2] * d[2]).sqrt();
-            if off > 0.7 * d[0] {
+            if off > d[0] || d[2].abs() > 0.6 * d[0] {
                 continue;
             }
             let ratio = c[i].volume_mm3 / c[j].volume_mm3;
@@ -859,6 +868,15 @@ pub fn fill_gaps(chain: &[Candidate], all: &[Candidate], spacing_mm: [f64; 3]) -
     let Some(&typical) = spacings.get(spacings.len() / 2) else {
         return chain.iter().cloned().map(Slot::Found).collect();
     };
+    // The chain's typical disc, head-foot: what separates two neighbours' extents.
+    let mut discs: Vec<f64> = chain
+        .windows(2)
+        .map(|w| {
+            (w[1].centroid_mm[0] - w[0].centroid_mm[0]) - 0.5 * (w[0].height_mm + w[1].height_mm)
+        })
+        .collect();
+    discs.sort_by(f64::total_cmp);
+    let disc_mm = discs[discs.len() / 2].max(0.0);
     let mut out = Vec::new();
     for (k, c) in chain.iter().enumerate() {
         out.push(Slot::Found(c.clone()));
@@ -881,9 +899,21 @@ pub fn fill_gaps(chain: &[Candidate], all: &[Candidate], spacing_mm: [f64; 3]) -
         for m in 1..missing {
             let at =
                 c.centroid_mm + (next.centroid_mm - c.centroid_mm) * (m as f64 / missing as f64);
+            // A stand-in must leave room for a disc on both sides: a crushed body's dark
+            // oedema band and the disc above it make one body-sized candidate that touches the
+            // body above (seen on T1 under a burst fracture).
+            let clear = |x: &&Candidate| {
+                let (top, bottom) = (
+                    x.centroid_mm[0] - 0.5 * x.height_mm,
+                    x.centroid_mm[0] + 0.5 * x.height_mm,
+                );
+                top - (c.centroid_mm[0] + 0.5 * c.height_mm) >= 0.25 * disc_mm
+                    && (next.centroid_mm[0] - 0.5 * next.height_mm) - bottom >= 0.25 * disc_mm
+            };
             let found = all
                 .iter()
                 .filter(|x| (x.centroid_mm - at).norm() < 0.35 * typical && wide(x, spacing_mm[2]))
+                .filter(clear)
                 .max_by_key(|x| x.stability);
             out.push(match found {
                 Some(x) => Slot::Found(x.clone()),
@@ -1113,5 +1143,99 @@ mod tests {
         let ones = |v: &[u64]| v.iter().map(|w| w.count_ones()).sum::<u32>();
         assert_eq!(ones(&filled), 48 * 48);
         assert_eq!(ones(&m), 50 * 50);
+    }
+
+    /// A candidate at canonical `(si, ap, lr)` mm, `h` mm tall, seen in four 2 mm planes.
+    fn body(si: f64, ap: f64, h: f64, stability: usize) -> Candidate {
+        let section = |plane| Section {
+            band: (0.0, 1.0),
+            plane,
+            pixels: vec![(0, 0)],
+            centroid_mm: (si, ap),
+            lengths_mm: (35.0, h),
+            area_mm2: 35.0 * h,
+            filled: false,
+        };
+        Candidate {
+            sections: (10..14).map(section).collect(),
+            centroid_mm: Vector3::new(si, ap, 50.0),
+            height_mm: h,
+            volume_mm3: 35.0 * h * 30.0,
+            stability,
+        }
+    }
+
+    fn si_of(chain: &[Candidate]) -> Vec<f64> {
+        chain.iter().map(|c| c.centroid_mm[0]).collect()
+    }
+
+    /// The column turns forward at the lumbosacral junction and the sacrum's candidate (S1
+    /// fused to S2) is taller than L5 and its centre lies low and forward: L5 stays in the
+    /// chain (it was once stepped over, one disc short of the taller one's height and too far
+    /// forward, and the levels were left unnamed).
+    #[test]
+    fn the_chain_keeps_l5_above_a_tall_forward_sacrum() {
+        let mut c: Vec<Candidate> = (0..7)
+            .map(|k| body(20.0 + 32.0 * k as f64, 80.0, 22.0, 150))
+            .collect();
+        c.push(body(20.0 + 32.0 * 7.0, 90.0, 23.0, 160));
+        c.push(body(20.0 + 32.0 * 7.0 + 34.0, 120.0, 31.7, 250));
+        let chain = chain(&c, 2.0);
+        assert_eq!(chain.len(), 9, "{:?}", si_of(&chain));
+    }
+
+    /// A missed body (dark on T1) between two found ones two intervals apart is still bridged:
+    /// the levels below it are kept.
+    #[test]
+    fn the_chain_bridges_one_missed_lumbar_body() {
+        let mut c: Vec<Candidate> = (0..6)
+            .map(|k| body(20.0 + 32.0 * k as f64, 80.0, 20.5, 300))
+            .collect();
+        // L4 missed: L3 to L5 is two intervals (70 mm, 3.4 of their heights).
+        c.push(body(20.0 + 32.0 * 5.0 + 70.0, 85.0, 20.2, 400));
+        c.push(body(20.0 + 32.0 * 5.0 + 104.0, 100.0, 22.0, 300));
+        let chain = chain(&c, 2.0);
+        assert_eq!(chain.len(), 8, "{:?}", si_of(&chain));
+    }
+
+    /// A small candidate half a disc from a body (a disc, or a crushed body's fragment) is no
+    /// link of the chain.
+    #[test]
+    fn a_candidate_closer_than_a_body_height_is_not_chained() {
+        let mut c: Vec<Candidate> = (0..5)
+            .map(|k| body(20.0 + 32.0 * k as f64, 80.0, 21.0, 300))
+            .collect();
+        c.push(body(20.0 + 32.0 * 4.0 + 17.0, 80.0, 8.0, 30));
+        let chain = chain(&c, 2.0);
+        assert_eq!(si_of(&chain), si_of(&c[..5]));
+    }
+
+    /// A gap of two intervals is filled with the candidate between, unless that candidate
+    /// touches the body above (the disc above a crushed body with its dark oedema band): then a
+    /// stand-in is seeded at the gap's middle.
+    #[test]
+    fn a_gap_takes_a_candidate_that_leaves_room_for_both_discs() {
+        let (above, below) = (body(100.0, 80.0, 20.0, 300), body(164.0, 80.0, 20.0, 300));
+        let chain = [
+            body(36.0, 80.0, 20.0, 300),
+            body(68.0, 80.0, 20.0, 300),
+            above.clone(),
+            below.clone(),
+            body(196.0, 80.0, 20.0, 300),
+        ];
+        let middle = |slots: &[Slot]| match &slots[3] {
+            Slot::Found(c) => (c.centroid_mm[0], c.stability),
+            Slot::Missed(at) => (at[0], usize::MAX),
+        };
+        // In its place: taken.
+        let fits = body(133.0, 80.0, 18.0, 40);
+        let slots = fill_gaps(&chain, &[fits], [1.0, 1.0, 2.0]);
+        assert_eq!(slots.len(), 6);
+        assert_eq!(middle(&slots), (133.0, 40));
+        // Touching the body above (its top 1 mm under the body above's bottom): a seeded
+        // stand-in (stability 0) at the middle instead.
+        let touching = body(111.0 + 0.5 * 22.0, 80.0, 22.0, 40);
+        let slots = fill_gaps(&chain, &[touching], [1.0, 1.0, 2.0]);
+        assert_eq!(middle(&slots), (132.0, 0));
     }
 }

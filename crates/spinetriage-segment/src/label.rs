@@ -237,11 +237,14 @@ const VESTIGIAL_DISC_SHARE: f64 = 0.45;
 /// points in front of the sacrum.
 fn caudal_axis(seg: &Segmentation, k: usize) -> Option<(Vector3<f64>, f64, Vector3<f64>)> {
     let b = &seg.bodies[k];
-    let pts: Vec<Vector3<f64>> = b
-        .mask
-        .voxels()
-        .map(|p| seg.view.to_lps(p.map(|x| x as f64)).0.coords)
-        .collect();
+    let lps = |i: usize| -> Vec<Vector3<f64>> {
+        seg.bodies[i]
+            .mask
+            .voxels()
+            .map(|p| seg.view.to_lps(p.map(|x| x as f64)).0.coords)
+            .collect()
+    };
+    let pts = column_core(seg, k, lps(k), lps);
     if pts.len() < 50 {
         return None;
     }
@@ -254,9 +257,14 @@ fn caudal_axis(seg: &Segmentation, k: usize) -> Option<(Vector3<f64>, f64, Vecto
     let eig = nalgebra::SymmetricEigen::new(cov);
     let least = (0..3).min_by(|a, b| eig.eigenvalues[*a].total_cmp(&eig.eigenvalues[*b]))?;
     let mut axis: Vector3<f64> = eig.eigenvectors.column(least).into();
+    // The walk starts from the mask's coordinate-wise median: a lowest mask leaking into the
+    // sacral ala or the pelvis moves its mean, not its median, off the body. The column's way
+    // comes to that point too, not to the mask's centroid.
+    let start =
+        Vector3::from_fn(|r, _| median(pts.iter().map(|p| p[r]).collect()).unwrap_or(mean[r]));
     let step = k
         .checked_sub(1)
-        .map(|up| b.centroid_lps.0.coords - seg.bodies[up].centroid_lps.0.coords);
+        .map(|up| start - seg.bodies[up].centroid_lps.0.coords);
     let down = step.map_or(Vector3::new(0.0, 0.0, -1.0), |s| s.normalize());
     if axis.dot(&down) < 0.0 {
         axis = -axis;
@@ -268,11 +276,49 @@ fn caudal_axis(seg: &Segmentation, k: usize) -> Option<(Vector3<f64>, f64, Vecto
     // Half the body's height: not the mask's reach, since the lowest mask can take in the
     // sacral segments below S1.
     let spacing = step.map_or(0.0, |s| s.norm());
-    // The walk starts from the mask's coordinate-wise median: a lowest mask leaking into the
-    // sacral ala or the pelvis moves its mean, not its median, off the body.
-    let start =
-        Vector3::from_fn(|r, _| median(pts.iter().map(|p| p[r]).collect()).unwrap_or(mean[r]));
     Some((axis, 0.5 * b.candidate.height_mm.max(0.35 * spacing), start))
+}
+
+/// The points of body `k`'s mask within the column: no farther from the column's line (the
+/// step from the body two above to the body above, carried on) than the body above reaches
+/// from its own centre line, with a fifth to spare. A lowest mask can take in the sacral ala,
+/// a plate of bone as bright as S1 reaching far to one side, which moves the mask's median and
+/// its axes off the body. Without two bodies above, or with too few points kept, all points.
+fn column_core(
+    seg: &Segmentation,
+    k: usize,
+    pts: Vec<Vector3<f64>>,
+    lps: impl Fn(usize) -> Vec<Vector3<f64>>,
+) -> Vec<Vector3<f64>> {
+    let Some(two_up) = k.checked_sub(2) else {
+        return pts;
+    };
+    let c = |i: usize| seg.bodies[i].centroid_lps.0.coords;
+    let step = c(k - 1) - c(two_up);
+    let Some(dir) = step.try_normalize(1e-6) else {
+        return pts;
+    };
+    let off = |p: &Vector3<f64>, on: Vector3<f64>| {
+        let d = p - on;
+        (d - dir * d.dot(&dir)).norm()
+    };
+    let mut above: Vec<f64> = lps(k - 1).iter().map(|p| off(p, c(k - 1))).collect();
+    if above.len() < 50 {
+        return pts;
+    }
+    let at = above.len() * 95 / 100;
+    let reach = 1.2 * *above.select_nth_unstable_by(at, f64::total_cmp).1;
+    let expected = c(k - 1) + step;
+    let core: Vec<Vector3<f64>> = pts
+        .iter()
+        .copied()
+        .filter(|p| off(p, expected) <= reach)
+        .collect();
+    if core.len() < 50 {
+        pts
+    } else {
+        core
+    }
 }
 
 /// The interface under body `k`: along its own axis from 3 mm inside its lower surface, each
@@ -562,6 +608,21 @@ pub fn label(seg: &mut Segmentation, vol: &Volume, anchor: Option<&Anchor>) {
     }
     for m in seg.missing.iter_mut() {
         m.label = name_of(m.ordinal);
+    }
+    // The chain can run on into S2 and S3, whose central sections are body-like: they are no
+    // vertebrae to grade (a sacral segment is shorter than a lumbar body and would read as a
+    // fracture), so they leave the column once S1 is placed.
+    let below_s1 =
+        |ordinal: usize| at as i64 - (anchor_ordinal - ordinal as i64) >= LEVELS.len() as i64;
+    let before = seg.bodies.len();
+    seg.bodies.retain(|b| !below_s1(b.ordinal));
+    seg.missing.retain(|m| !below_s1(m.ordinal));
+    let sacral = before - seg.bodies.len();
+    if sacral > 0 {
+        seg.labelling.push(format!(
+            "{sacral} sacral segment{} below S1 taken by the column: not measured",
+            if sacral == 1 { "" } else { "s" }
+        ));
     }
 }
 
