@@ -761,6 +761,12 @@ pub fn chain(cands: &[Candidate], plane_mm: f64) -> Vec<Candidate> {
             if d[0] < h || between < 0.15 * h || d[0] > 3.6 * h {
                 continue;
             }
+            // Of similar height: a candidate under half its neighbour's is a fragment (the bright
+            // half of a body dark elsewhere) or a disc. A crushed body is taken back by
+            // `fill_gaps` from the gap it leaves.
+            if c[i].height_mm.min(c[j].height_mm) < 0.5 * h {
+                continue;
+            }
             // Roughly in line: the column turns forward by up to 45° between L5 and the sacrum
             // (further with the spine rotated), but hardly sideways (a lowest candidate 30 mm to
             // one side is the sacral ala, not S1).
@@ -1208,6 +1214,21 @@ mod tests {
         c.push(body(20.0 + 32.0 * 4.0 + 17.0, 80.0, 8.0, 30));
         let chain = chain(&c, 2.0);
         assert_eq!(si_of(&chain), si_of(&c[..5]));
+    }
+
+    /// The bright lower half of a T1-dark body (10 mm tall, 22 mm above the body below it) is
+    /// no link of the chain, which steps over the dark body instead (`fill_gaps` takes it back):
+    /// chained, it made one body too many and every level above was named one too high.
+    #[test]
+    fn a_fragment_under_half_its_neighbours_height_is_not_chained() {
+        let mut c: Vec<Candidate> = (0..6)
+            .map(|k| body(58.0 + 30.0 * k as f64, 90.0, 21.0, 270))
+            .collect();
+        c.push(body(208.0 + 47.3, 97.0, 9.9, 200));
+        c.push(body(208.0 + 69.5, 106.0, 22.0, 300));
+        let chain = chain(&c, 2.0);
+        assert_eq!(chain.len(), 7, "{:?}", si_of(&chain));
+        assert!(chain.iter().all(|k| k.height_mm > 20.0));
     }
 
     /// A gap of two intervals is filled with the candidate between, unless that candidate
