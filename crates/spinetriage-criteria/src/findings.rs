@@ -338,8 +338,27 @@ impl ImagingFindings {
         }
     }
 
+    /// The levels of the mobile spine. The sacrum is neither graded nor judged for signal (its
+    /// marrow is fattier than the mobile spine's reference, it has no pedicles like theirs), so
+    /// a study whose column reaches S1 would otherwise know none of its facts ("not known at
+    /// S1"); sacral levels decide only the sacral-fracture fact.
+    fn mobile(&self) -> ImagingFindings {
+        ImagingFindings {
+            series_kinds: self.series_kinds.clone(),
+            levels: self
+                .levels
+                .iter()
+                .filter(|l| !spinetriage_measure::is_sacral(l.level.as_deref()))
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// The study's imaging facts by name.
     pub fn facts(&self) -> Vec<(&'static str, Fact)> {
+        let all = self;
+        let mobile = self.mobile();
+        let this = &mobile;
         let frac = |l: &LevelFinding| l.fractured();
         let both = |a: Option<bool>, b: Option<bool>| match (a, b) {
             (Some(false), _) | (_, Some(false)) => Some(false),
@@ -354,7 +373,7 @@ impl ImagingFindings {
                 l.genant_grade.map(|g| g.to_string()).unwrap_or("-".into())
             )
         };
-        let mut fracture = self.exists("height loss >= 20 % (Genant >= 1)", frac);
+        let mut fracture = this.exists("height loss >= 20 % (Genant >= 1)", frac);
         if fracture.value == Value::Bool(true) {
             let list: Vec<String> = self
                 .levels
@@ -364,12 +383,12 @@ impl ImagingFindings {
                 .collect();
             fracture.evidence = format!("vertebral compression fracture at {}", list.join(", "));
         }
-        let fractures = self.count("fractured levels", frac);
+        let fractures = this.count("fractured levels", frac);
         let multiple = Fact {
             value: match &fractures.value {
                 Value::Number(n) => Value::Bool(*n >= 2.0),
                 _ => {
-                    let known = self.levels.iter().filter(|l| frac(l) == Some(true)).count();
+                    let known = this.levels.iter().filter(|l| frac(l) == Some(true)).count();
                     if known >= 2 {
                         Value::Bool(true)
                     } else {
@@ -385,87 +404,87 @@ impl ImagingFindings {
             ("multiple_fractures", multiple),
             (
                 "deformity",
-                self.exists(
+                this.exists(
                     "ACR deformity (loss >= 20 %, kyphosis >= 15 %, scoliosis >= 10 % or dorsal wall >= 10 %)",
                     |l| l.deformity,
                 ),
             ),
             (
                 "kyphotic_deformity",
-                self.exists("anterior wedge >= 15 % beyond the level's physiologic range", |l| {
+                this.exists("anterior wedge >= 15 % beyond the level's physiologic range", |l| {
                     l.kyphotic
                 }),
             ),
             (
                 "severe_collapse",
-                self.exists("height loss > 40 % (Genant 3)", |l| {
+                this.exists("height loss > 40 % (Genant 3)", |l| {
                     l.height_loss_pct.map(|p| p > SEVERE_COLLAPSE_PCT)
                 }),
             ),
             (
                 "fractures_t5_l5",
-                self.count("fractured levels in T5-L5", |l| {
+                this.count("fractured levels in T5-L5", |l| {
                     both(frac(l), in_t5_l5(l.level.as_deref()))
                 }),
             ),
             (
                 "fractures_outside_t5_l5",
-                self.count("fractured levels outside T5-L5", |l| {
+                this.count("fractured levels outside T5-L5", |l| {
                     both(frac(l), in_t5_l5(l.level.as_deref()).map(|b| !b))
                 }),
             ),
             (
                 "sacral_fracture",
-                self.exists("fractured sacral level", |l| {
+                all.exists("fractured sacral level", |l| {
                     both(frac(l), l.level.as_deref().map(|n| n.starts_with('S')))
                 }),
             ),
             (
                 "retropulsion",
-                self.exists(
+                this.exists(
                     &format!("posterior wall displaced >= {RETROPULSION_MM} mm (beyond 2 sigma)"),
                     |l| l.retropulsed(),
                 ),
             ),
             (
                 "edema_at_fracture",
-                self.exists("marrow oedema at a fractured level", |l| {
+                this.exists("marrow oedema at a fractured level", |l| {
                     both(frac(l), l.signal.edema)
                 }),
             ),
             (
                 "edema_without_height_loss",
-                self.exists("marrow oedema without height loss", |l| {
+                this.exists("marrow oedema without height loss", |l| {
                     both(frac(l).map(|b| !b), l.signal.edema)
                 }),
             ),
-            ("cleft", self.exists("intravertebral cleft", |l| l.signal.cleft)),
+            ("cleft", this.exists("intravertebral cleft", |l| l.signal.cleft)),
             (
                 "pathological_signs",
-                self.exists(
+                this.exists(
                     "imaging sign of a pathological fracture (marrow replacement, posterior elements, convex wall, lysis, ventral epidural tissue on STIR/T2 fat-sat)",
                     |l| l.pathological_signs(),
                 ),
             ),
             (
                 "epidural_soft_tissue",
-                self.exists("epidural or paravertebral soft tissue", |l| {
+                this.exists("epidural or paravertebral soft tissue", |l| {
                     l.signal.epidural_soft_tissue
                 }),
             ),
             (
                 "cortical_destruction",
-                self.exists("cortical destruction", |l| l.signal.cortical_destruction),
+                this.exists("cortical destruction", |l| l.signal.cortical_destruction),
             ),
             (
                 "imaging_new_fracture",
-                self.exists("fractured level with oedema (acute)", |l| {
+                this.exists("fractured level with oedema (acute)", |l| {
                     both(frac(l), l.signal.edema)
                 }),
             ),
             (
                 "imaging_chronic_fracture",
-                self.exists("deformity without oedema (chronic or healed)", |l| {
+                this.exists("deformity without oedema (chronic or healed)", |l| {
                     both(l.deformity, l.signal.edema.map(|e| !e))
                 }),
             ),
@@ -554,6 +573,38 @@ mod tests {
         let facts: std::collections::BTreeMap<_, _> = f.facts().into_iter().collect();
         // A level that could not be graded keeps "fracture" unknown.
         assert_eq!(facts["fracture"].value, Value::Unknown);
+    }
+
+    /// S1, ungraded and not judged for signal, leaves the mobile spine's facts known, and only
+    /// the sacral-fracture fact unknown.
+    #[test]
+    fn the_sacrum_decides_only_the_sacral_fracture_fact() {
+        let mut s1 = test_level("S1", None, None);
+        s1.signal = SignalFindings::default();
+        let f = ImagingFindings {
+            series_kinds: vec![SeriesKind::MrT1],
+            levels: vec![
+                test_level("L4", Some(3.0), Some(false)),
+                test_level("L5", Some(2.0), Some(false)),
+                s1,
+            ],
+        };
+        let facts: std::collections::BTreeMap<_, _> = f.facts().into_iter().collect();
+        for name in [
+            "fracture",
+            "deformity",
+            "pathological_signs",
+            "edema_without_height_loss",
+        ] {
+            assert_eq!(
+                facts[name].value,
+                Value::Bool(false),
+                "{name}: {:?}",
+                facts[name]
+            );
+        }
+        assert_eq!(facts["sacral_fracture"].value, Value::Unknown);
+        assert!(facts["fracture"].evidence.contains("none of 2 levels"));
     }
 
     #[test]
