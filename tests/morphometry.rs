@@ -461,7 +461,10 @@ fn posterior_elements_match_the_phantom_arch_on_ct_and_mr() {
                     found += 1;
                     assert!(d <= tol_mm, "{say}");
                     // MR reads the marrow and one voxel of cortex in-plane, not across slices.
-                    let lo = if ct { 0.6 } else { 0.2 };
+                    // CT pedicles read 0.59–0.83 of the analytic volume (the division from the
+                    // body and the lamina is geometric); L5's lowest, since its slab ends
+                    // half-way to S1 once the column finds S1 (session 10: 0.62 → 0.59).
+                    let lo = if ct { 0.55 } else { 0.2 };
                     assert!((lo..=1.6).contains(&ratio), "{say}");
                 }
                 if got.located {

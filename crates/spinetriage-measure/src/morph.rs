@@ -1034,18 +1034,29 @@ mod surface_tests {
         }
     }
 
+    /// The outer surface along +x from the origin on `img`, with the body's cortical and marrow
+    /// levels and its mask.
+    fn outer_along_x(
+        img: &dyn Sampler,
+        (cortex, marrow): (f64, f64),
+        inside: &(dyn Fn(&Point3<f64>) -> bool + Sync),
+        max_mm: f64,
+    ) -> Result<f64, String> {
+        let ctx = Ctx {
+            img,
+            cortex: Some(cortex),
+            body_marrow: Some(marrow),
+            inside,
+        };
+        ctx.surface(Point3::origin(), Vector3::x(), max_mm)
+            .map(|e| e.outer_mm)
+    }
+
     /// The wall along +x from the origin; the mask runs from `mask_from_mm` to the cortex's end.
     fn wall(line: Line, mask_from_mm: f64) -> Result<f64, String> {
         let end = line.wall_mm + line.cortex_mm;
         let inside = move |p: &Point3<f64>| p.x >= mask_from_mm && p.x < end;
-        let ctx = Ctx {
-            img: &line,
-            cortex: Some(41.0),
-            body_marrow: Some(150.0),
-            inside: &inside,
-        };
-        ctx.surface(Point3::origin(), Vector3::x(), 40.0)
-            .map(|e| e.outer_mm)
+        outer_along_x(&line, (41.0, 150.0), &inside, 40.0)
     }
 
     #[test]
@@ -1118,15 +1129,7 @@ mod surface_tests {
 
     fn ct_surface(steps: Vec<(f64, f64)>, mask_to_mm: f64) -> Result<f64, String> {
         let inside = move |p: &Point3<f64>| p.x < mask_to_mm;
-        let img = Steps(steps);
-        let ctx = Ctx {
-            img: &img,
-            cortex: Some(900.0),
-            body_marrow: Some(170.0),
-            inside: &inside,
-        };
-        ctx.surface(Point3::origin(), Vector3::x(), 30.0)
-            .map(|e| e.outer_mm)
+        outer_along_x(&Steps(steps), (900.0, 170.0), &inside, 30.0)
     }
 
     /// A Kümmell gas cleft 4–8 mm from the centre, under 2 mm of bone and a 1 mm endplate

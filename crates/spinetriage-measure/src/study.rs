@@ -184,10 +184,17 @@ fn segment_arches_in<T: spinetriage_volume::Sample>(
         .iter()
         .map(|m| nalgebra::Vector3::from(m.center_lps_mm))
         .collect();
+    // What bone looks like comes from the mobile spine's bodies: the sacrum's marrow is fattier
+    // (with S1 in the column, L5's pedicles lost a tenth of their volume on CT).
     let bone: Vec<Option<crate::posterior::BoneLevels>> = measured
         .par_iter()
         .zip(&seg.bodies)
-        .map(|(m, b)| crate::posterior::body_bone_levels(data, &seg.view, b, m))
+        .map(|(m, b)| {
+            if crate::is_sacral(b.label.as_deref()) {
+                return None;
+            }
+            crate::posterior::body_bone_levels(data, &seg.view, b, m)
+        })
         .collect();
     let results: Vec<Option<crate::posterior::PosteriorElements>> = measured
         .par_iter()
