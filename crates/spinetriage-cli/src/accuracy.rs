@@ -191,7 +191,11 @@ pub fn run_one(cfg: &PhantomConfig, dir: &Path, verbose: bool) -> Result<(Vec<Le
     }
     let mut out = Vec::new();
     let mut all_labels = true;
-    for t in truth.levels.iter().filter(|t| !t.name.starts_with('S')) {
+    for t in truth
+        .levels
+        .iter()
+        .filter(|t| !spinetriage_measure::is_sacral(Some(&t.name)))
+    {
         let Some((l, d)) = nearest(morph.levels.iter(), found_centre, t.centre_lps_mm) else {
             all_labels = false;
             continue;

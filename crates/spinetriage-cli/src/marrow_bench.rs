@@ -95,7 +95,7 @@ pub fn bench(
                 // spine's reference, it has no pedicles like theirs): S1 would only count as
                 // unknown where the column finds it, and as L5's findings a second time where
                 // it does not (the nearest level found).
-                if t.name.starts_with('S') {
+                if spinetriage_measure::is_sacral(Some(&t.name)) {
                     continue;
                 }
                 let c = t.centre_lps_mm;

@@ -184,24 +184,26 @@ fn segment_arches_in<T: spinetriage_volume::Sample>(
         .iter()
         .map(|m| nalgebra::Vector3::from(m.center_lps_mm))
         .collect();
-    // What bone looks like comes from the mobile spine's bodies: the sacrum's marrow is fattier
-    // (with S1 in the column, L5's pedicles lost a tenth of their volume on CT).
+    let sacral: Vec<bool> = seg
+        .bodies
+        .iter()
+        .map(|b| crate::is_sacral(b.label.as_deref()))
+        .collect();
+    // What bone looks like comes from the mobile spine's bodies: the sacrum's marrow is fattier.
     let bone: Vec<Option<crate::posterior::BoneLevels>> = measured
         .par_iter()
         .zip(&seg.bodies)
-        .map(|(m, b)| {
-            if crate::is_sacral(b.label.as_deref()) {
-                return None;
-            }
-            crate::posterior::body_bone_levels(data, &seg.view, b, m)
+        .zip(&sacral)
+        .map(|((m, b), &s)| {
+            (!s).then(|| crate::posterior::body_bone_levels(data, &seg.view, b, m))
+                .flatten()
         })
         .collect();
     let results: Vec<Option<crate::posterior::PosteriorElements>> = measured
         .par_iter()
-        .zip(&seg.bodies)
         .enumerate()
-        .map(|(i, (m, b))| {
-            if crate::is_sacral(b.label.as_deref()) {
+        .map(|(i, m)| {
+            if sacral[i] {
                 return None;
             }
             let up = nalgebra::Vector3::from(m.frame.cranial);

@@ -1171,6 +1171,13 @@ mod tests {
         }
     }
 
+    /// `n` bodies from `first_si` mm down, `step` mm apart, at AP 80 mm.
+    fn column(n: usize, first_si: f64, step: f64, h: f64, stability: usize) -> Vec<Candidate> {
+        (0..n)
+            .map(|k| body(first_si + step * k as f64, 80.0, h, stability))
+            .collect()
+    }
+
     fn si_of(chain: &[Candidate]) -> Vec<f64> {
         chain.iter().map(|c| c.centroid_mm[0]).collect()
     }
@@ -1181,9 +1188,7 @@ mod tests {
     /// forward, and the levels were left unnamed).
     #[test]
     fn the_chain_keeps_l5_above_a_tall_forward_sacrum() {
-        let mut c: Vec<Candidate> = (0..7)
-            .map(|k| body(20.0 + 32.0 * k as f64, 80.0, 22.0, 150))
-            .collect();
+        let mut c = column(7, 20.0, 32.0, 22.0, 150);
         c.push(body(20.0 + 32.0 * 7.0, 90.0, 23.0, 160));
         c.push(body(20.0 + 32.0 * 7.0 + 34.0, 120.0, 31.7, 250));
         let chain = chain(&c, 2.0);
@@ -1194,9 +1199,7 @@ mod tests {
     /// the levels below it are kept.
     #[test]
     fn the_chain_bridges_one_missed_lumbar_body() {
-        let mut c: Vec<Candidate> = (0..6)
-            .map(|k| body(20.0 + 32.0 * k as f64, 80.0, 20.5, 300))
-            .collect();
+        let mut c = column(6, 20.0, 32.0, 20.5, 300);
         // L4 missed: L3 to L5 is two intervals (70 mm, 3.4 of their heights).
         c.push(body(20.0 + 32.0 * 5.0 + 70.0, 85.0, 20.2, 400));
         c.push(body(20.0 + 32.0 * 5.0 + 104.0, 100.0, 22.0, 300));
@@ -1208,9 +1211,7 @@ mod tests {
     /// link of the chain.
     #[test]
     fn a_candidate_closer_than_a_body_height_is_not_chained() {
-        let mut c: Vec<Candidate> = (0..5)
-            .map(|k| body(20.0 + 32.0 * k as f64, 80.0, 21.0, 300))
-            .collect();
+        let mut c = column(5, 20.0, 32.0, 21.0, 300);
         c.push(body(20.0 + 32.0 * 4.0 + 17.0, 80.0, 8.0, 30));
         let chain = chain(&c, 2.0);
         assert_eq!(si_of(&chain), si_of(&c[..5]));

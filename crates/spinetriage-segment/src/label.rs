@@ -237,14 +237,7 @@ const VESTIGIAL_DISC_SHARE: f64 = 0.45;
 /// points in front of the sacrum.
 fn caudal_axis(seg: &Segmentation, k: usize) -> Option<(Vector3<f64>, f64, Vector3<f64>)> {
     let b = &seg.bodies[k];
-    let lps = |i: usize| -> Vec<Vector3<f64>> {
-        seg.bodies[i]
-            .mask
-            .voxels()
-            .map(|p| seg.view.to_lps(p.map(|x| x as f64)).0.coords)
-            .collect()
-    };
-    let pts = column_core(seg, k, lps(k), lps);
+    let pts = column_core(seg, k, mask_lps(seg, k));
     if pts.len() < 50 {
         return None;
     }
@@ -279,17 +272,21 @@ fn caudal_axis(seg: &Segmentation, k: usize) -> Option<(Vector3<f64>, f64, Vecto
     Some((axis, 0.5 * b.candidate.height_mm.max(0.35 * spacing), start))
 }
 
+/// Body `i`'s mask voxels as LPS points, mm.
+fn mask_lps(seg: &Segmentation, i: usize) -> Vec<Vector3<f64>> {
+    seg.bodies[i]
+        .mask
+        .voxels()
+        .map(|p| seg.view.to_lps(p.map(|x| x as f64)).0.coords)
+        .collect()
+}
+
 /// The points of body `k`'s mask within the column: no farther from the column's line (the
 /// step from the body two above to the body above, carried on) than the body above reaches
 /// from its own centre line, with a fifth to spare. A lowest mask can take in the sacral ala,
 /// a plate of bone as bright as S1 reaching far to one side, which moves the mask's median and
 /// its axes off the body. Without two bodies above, or with too few points kept, all points.
-fn column_core(
-    seg: &Segmentation,
-    k: usize,
-    pts: Vec<Vector3<f64>>,
-    lps: impl Fn(usize) -> Vec<Vector3<f64>>,
-) -> Vec<Vector3<f64>> {
+fn column_core(seg: &Segmentation, k: usize, pts: Vec<Vector3<f64>>) -> Vec<Vector3<f64>> {
     let Some(two_up) = k.checked_sub(2) else {
         return pts;
     };
@@ -302,7 +299,10 @@ fn column_core(
         let d = p - on;
         (d - dir * d.dot(&dir)).norm()
     };
-    let mut above: Vec<f64> = lps(k - 1).iter().map(|p| off(p, c(k - 1))).collect();
+    let mut above: Vec<f64> = mask_lps(seg, k - 1)
+        .iter()
+        .map(|p| off(p, c(k - 1)))
+        .collect();
     if above.len() < 50 {
         return pts;
     }

@@ -126,15 +126,22 @@ impl Store for i16 {
     }
 }
 
+/// For a native little-endian transfer syntax, whether its VRs are explicit; `None` for any
+/// other syntax.
+fn native_le_explicit(transfer_syntax: &str) -> Option<bool> {
+    match transfer_syntax {
+        "1.2.840.10008.1.2.1" => Some(true),
+        "1.2.840.10008.1.2" => Some(false),
+        _ => None,
+    }
+}
+
 /// Whether every rescaled value of `header` is an integer: 16-bit native samples, slope 1 and an
 /// integral intercept in every frame. Such values are stored as `i16` exactly when they also lie
 /// within its range, which the conversion checks value by value (a 16-bit unsigned CT with
 /// intercept −1024 could reach 64 511 HU; none does in practice).
 pub(crate) fn fits_i16(header: &InstanceHeader) -> bool {
-    let native = matches!(
-        header.transfer_syntax.as_str(),
-        "1.2.840.10008.1.2.1" | "1.2.840.10008.1.2"
-    );
+    let native = native_le_explicit(&header.transfer_syntax).is_some();
     if !native || header.bits_allocated != 16 || header.samples_per_pixel != 1 {
         return false;
     }
@@ -223,10 +230,8 @@ pub(crate) fn read_native_as<O: Store>(
     limits: &Limits,
     out: &mut [O],
 ) -> Result<Option<bool>, VolumeError> {
-    let explicit = match header.transfer_syntax.as_str() {
-        "1.2.840.10008.1.2.1" => true,
-        "1.2.840.10008.1.2" => false,
-        _ => return Ok(None),
+    let Some(explicit) = native_le_explicit(&header.transfer_syntax) else {
+        return Ok(None);
     };
     let mono = header
         .photometric
