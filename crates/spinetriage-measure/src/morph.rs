@@ -19,6 +19,7 @@ pub trait Sampler: Sync {
         SignalLevels {
             marrow: body.map(|b| f64::from(b.marrow.median)),
             cortex: body.map(|b| f64::from(b.marrow.cortex_level)),
+            marrow_sigma: body.map(|b| f64::from(b.marrow.sigma)),
         }
     }
 }
@@ -48,6 +49,8 @@ pub struct SignalLevels {
     pub marrow: Option<f64>,
     /// Pure cortex.
     pub cortex: Option<f64>,
+    /// Robust spread of the body's marrow voxels (noise and texture).
+    pub marrow_sigma: Option<f64>,
 }
 
 /// A binary body mask read as an image (1 inside, 0 outside), so that heights can be measured on
@@ -235,6 +238,8 @@ struct Ctx<'a> {
     /// The body's normal marrow level: a ray starting in an oedema band that runs back into
     /// normal marrow has not left the body.
     body_marrow: Option<f64>,
+    /// Robust spread of the body's marrow voxels.
+    marrow_sigma: Option<f64>,
     /// Whether a point is inside the body's mask.
     inside: &'a (dyn Fn(&Point3<f64>) -> bool + Sync),
 }
@@ -372,7 +377,18 @@ impl Ctx<'_> {
         // the other way's step is judged on a finer share of the cortex's contrast there. On MR
         // (cortex dark) the other way is fat, a large step.
         let share = if cortex > marrow { 0.08 } else { 0.15 };
-        let other = (share * (cortex - marrow).abs()).max(6.0 * noise);
+        // On MR the marrow's own texture (smooth, so not in the bundle's noise) can rise that
+        // far over millimetres: a real T2 body's posterior height ray stopped 1.4 mm from its
+        // start, 4 units up on a 47-unit marrow. The fat or disc of the other way stands well
+        // over twice the marrow's spread.
+        let texture_floor = if cortex < marrow {
+            2.0 * self.marrow_sigma.unwrap_or(0.0)
+        } else {
+            0.0
+        };
+        let other = (share * (cortex - marrow).abs())
+            .max(6.0 * noise)
+            .max(texture_floor);
         let away = |v: f64| {
             (marrow - v) * side >= other
                 && self
@@ -493,6 +509,30 @@ impl Ctx<'_> {
         self.surface(origin, dir, max_mm).map_err(named(what))
     }
 
+    /// A wall's edge from `origin` along `dir`, read on three parallel rays 3 mm apart along
+    /// `along` (the body's axis) and taken at the median distance. At mid-height the
+    /// basivertebral vein runs from the posterior wall into the body, bright on T2: one ray along
+    /// it ended there, 6–7 mm inside the wall, and put the body's depth and every height ray off
+    /// (real T2 exams). The vein is 2–4 mm tall; rays 3 mm above and below it miss it. When a side
+    /// ray fails, the central ray decides alone, as before.
+    fn wall_at(
+        &self,
+        what: &'static str,
+        origin: Point3<f64>,
+        dir: Vector3<f64>,
+        along: Vector3<f64>,
+        max_mm: f64,
+    ) -> Result<Edge, String> {
+        let centre = self.surface_at(what, origin, dir, max_mm)?;
+        let side = |o: f64| self.surface(origin + along * o, dir, max_mm).ok();
+        let (Some(a), Some(b)) = (side(-WALL_RAY_OFFSET_MM), side(WALL_RAY_OFFSET_MM)) else {
+            return Ok(centre);
+        };
+        let mut three = [centre, a, b];
+        three.sort_by(|x, y| x.outer_mm.total_cmp(&y.outer_mm));
+        Ok(three[1])
+    }
+
     /// Height along `u` through `p`.
     fn height(&self, p: Point3<f64>, u: Vector3<f64>) -> Result<Height, String> {
         let up = self.surface_at("superior endplate", p, u, 40.0)?;
@@ -588,15 +628,71 @@ fn erf(x: f64) -> f64 {
     2.0 * crate::edge::phi(x * std::f64::consts::SQRT_2) - 1.0
 }
 
-/// Least-squares plane normal of points (smallest principal axis).
-fn plane_normal(pts: &[Vector3<f64>]) -> Option<Vector3<f64>> {
+/// Normal of an endplate from its surface points: the least-squares plane's (smallest principal
+/// axis), or the plane of the points that agree when that differs clearly; `axis` is the body's
+/// current cranial axis.
+fn plane_normal(pts: &[Vector3<f64>], axis: Vector3<f64>) -> Option<Vector3<f64>> {
     if pts.len() < 4 {
         return None;
     }
-    let (_, e) = principal(pts);
-    let k = (0..3).min_by(|a, b| e.eigenvalues[*a].total_cmp(&e.eigenvalues[*b]))?;
-    Some(e.eigenvectors.column(k).into_owned())
+    // A few rays that ended on something else (a dark vein or node inside the body on T2, the
+    // far side of a thin disc) tilt a least-squares plane by tens of degrees: a real T2 body's
+    // inferior endplate fitted 45° off with 9 of 25 such points. The plane is fitted to the
+    // points that agree: first those near the median level along the current axis, then those
+    // near the fitted plane, refitted until the set settles. An endplate's own concavity (a
+    // biconcave fracture's included) stays within the tolerance.
+    let near = |mean: Vector3<f64>, n: Vector3<f64>| -> Vec<Vector3<f64>> {
+        let mut off: Vec<f64> = pts.iter().map(|p| (p - mean).dot(&n)).collect();
+        let mid = off.len() / 2;
+        let centre = *off.select_nth_unstable_by(mid, f64::total_cmp).1;
+        let mut dev: Vec<f64> = off.iter().map(|o| (o - centre).abs()).collect();
+        let spread = 1.4826 * *dev.select_nth_unstable_by(mid, f64::total_cmp).1;
+        let limit = (3.0 * spread).max(PLANE_OUTLIER_MM);
+        pts.iter()
+            .copied()
+            .filter(|p| ((p - mean).dot(&n) - centre).abs() <= limit)
+            .collect()
+    };
+    let fit = |pts: &[Vector3<f64>]| {
+        let (mean, e) = principal(pts);
+        let k = (0..3).min_by(|a, b| e.eigenvalues[*a].total_cmp(&e.eigenvalues[*b]))?;
+        Some((mean, e.eigenvectors.column(k).into_owned()))
+    };
+    let (_, plain) = fit(pts)?;
+    let consensus = || {
+        let mut kept = near(Vector3::zeros(), axis);
+        for _ in 0..4 {
+            if kept.len() * 2 <= pts.len() || kept.len() < 4 {
+                return None;
+            }
+            let (mean, n) = fit(&kept)?;
+            let next = near(mean, n);
+            if next.len() == kept.len() {
+                return Some(n);
+            }
+            kept = next;
+        }
+        fit(&kept).map(|(_, n)| n)
+    };
+    // The least-squares plane stands unless the points that agree give a clearly different
+    // one: a ray or two through a disc's edge tilts it by a degree or two, which the height
+    // rays near the walls are sensitive to either way; the misfits above tilt it by tens.
+    // Without a majority that agrees, the least-squares plane is all there is.
+    match consensus() {
+        Some(n) if n.dot(&plain).abs() < PLANE_OVERRIDE_DEG.to_radians().cos() => Some(n),
+        _ => Some(plain),
+    }
 }
+
+/// Angle by which the consensus plane of an endplate must differ from its least-squares plane
+/// to replace it, degrees.
+const PLANE_OVERRIDE_DEG: f64 = 5.0;
+
+/// Offset of a wall's side rays from its central ray along the body's axis, mm.
+const WALL_RAY_OFFSET_MM: f64 = 3.0;
+
+/// Distance from an endplate's plane, mm, within which a point always counts as on it.
+const PLANE_OUTLIER_MM: f64 = 3.0;
 
 fn pca_frame(pts: &[Vector3<f64>]) -> Option<Axes> {
     if pts.len() < 10 {
@@ -672,6 +768,7 @@ pub fn measure_mask(
         img,
         cortex: levels.cortex,
         body_marrow: levels.marrow,
+        marrow_sigma: levels.marrow_sigma,
         inside: &inside,
     };
     let pts: Vec<Vector3<f64>> = mask
@@ -708,8 +805,8 @@ pub fn measure_mask(
         // side (psoas, pedicle) would otherwise put the "mid-sagittal" plane off the midline.
         let mut c = c;
         for _ in 0..2 {
-            let ant = ctx.surface_at("anterior wall", c, -v, 60.0)?.outer_mm;
-            let post = ctx.surface_at("posterior wall", c, v, 60.0)?.outer_mm;
+            let ant = ctx.wall_at("anterior wall", c, -v, u, 60.0)?.outer_mm;
+            let post = ctx.wall_at("posterior wall", c, v, u, 60.0)?.outer_mm;
             let lft = ctx.surface_at("left wall", c, w, 60.0)?.outer_mm;
             let rgt = ctx.surface_at("right wall", c, -w, 60.0)?.outer_mm;
             let half_d = 0.5 * (ant + post);
@@ -729,7 +826,8 @@ pub fn measure_mask(
                     }
                 }
             }
-            let (Some(mut ns), Some(mut ni)) = (plane_normal(&sup), plane_normal(&inf)) else {
+            let (Some(mut ns), Some(mut ni)) = (plane_normal(&sup, u), plane_normal(&inf, u))
+            else {
                 return Err("endplates not found".into());
             };
             if ns.dot(&u) < 0.0 {
@@ -754,8 +852,8 @@ pub fn measure_mask(
         let up = ctx.surface_at("superior endplate", c, u, 40.0)?.outer_mm;
         let dn = ctx.surface_at("inferior endplate", c, -u, 40.0)?.outer_mm;
         let m0 = c + u * (up - dn) / 2.0;
-        let ant = ctx.surface_at("anterior wall", m0, -v, 60.0)?;
-        let post = ctx.surface_at("posterior wall", m0, v, 60.0)?;
+        let ant = ctx.wall_at("anterior wall", m0, -v, u, 60.0)?;
+        let post = ctx.wall_at("posterior wall", m0, v, u, 60.0)?;
         let depth = ant.outer_mm + post.outer_mm;
         let pa = m0 - v * ant.outer_mm;
         out.depth_mm = Some(depth);
@@ -1046,6 +1144,7 @@ mod surface_tests {
             img,
             cortex: Some(cortex),
             body_marrow: Some(marrow),
+            marrow_sigma: None,
             inside,
         };
         ctx.surface(Point3::origin(), Vector3::x(), max_mm)
@@ -1167,5 +1266,147 @@ mod surface_tests {
             11.0,
         );
         assert!(e.as_ref().is_ok_and(|e| (e - 11.0).abs() < 0.5), "{e:?}");
+    }
+}
+
+#[cfg(test)]
+mod robustness_tests {
+    use super::*;
+
+    /// A T2-like body along x seen from its centre: marrow 150 up to a 1 mm cortex (41) at
+    /// 15 mm, bright fluid (500) behind it; a bright basivertebral vein (450) runs in from the
+    /// wall at mid-height (|z| < 1.5 mm) from 8 mm on. Blurred along x (σ 0.6 mm).
+    struct Vein;
+
+    impl Sampler for Vein {
+        fn sample(&self, p: &Point3<f64>) -> Option<f64> {
+            let level = |x: f64| match x {
+                x if x >= 16.0 => 500.0,
+                x if x >= 15.0 => 41.0,
+                x if x >= 8.0 && p.z.abs() < 1.5 => 450.0,
+                _ => 150.0,
+            };
+            let (mut sum, mut wsum) = (0.0, 0.0);
+            for k in -30..=30 {
+                let d = f64::from(k) * 0.1;
+                let w = (-0.5 * (d / 0.6).powi(2)).exp();
+                sum += w * level(p.x + d);
+                wsum += w;
+            }
+            (p.x.abs() < 60.0).then_some(sum / wsum)
+        }
+        fn psf_mm(&self, _: &Vector3<f64>) -> f64 {
+            0.6
+        }
+    }
+
+    #[test]
+    fn a_vein_at_mid_height_does_not_end_the_posterior_wall() {
+        let inside = |p: &Point3<f64>| p.x < 16.0;
+        let ctx = Ctx {
+            img: &Vein,
+            cortex: Some(41.0),
+            body_marrow: Some(150.0),
+            marrow_sigma: None,
+            inside: &inside,
+        };
+        let o = Point3::origin();
+        // The central ray alone ends in the vein.
+        let centre = ctx.surface(o, Vector3::x(), 40.0).expect("edge").outer_mm;
+        assert!(centre < 10.0, "{centre}");
+        let wall = ctx
+            .wall_at("posterior wall", o, Vector3::x(), Vector3::z(), 40.0)
+            .expect("edge")
+            .outer_mm;
+        assert!((wall - 16.0).abs() < 0.6, "{wall}");
+    }
+
+    /// A T2-like profile along x: marrow 47 whose texture rises smoothly by 4 between 1 and 5 mm
+    /// and falls back, an endplate (32) at 12 mm, a bright disc (90) from 13 mm.
+    struct Texture;
+
+    impl Sampler for Texture {
+        fn sample(&self, p: &Point3<f64>) -> Option<f64> {
+            let x = p.x;
+            let v = match x {
+                x if x >= 13.0 => 90.0,
+                x if x >= 12.0 => 32.0,
+                x if (1.0..5.0).contains(&x) => {
+                    47.0 + 4.0 * (std::f64::consts::PI * (x - 1.0) / 4.0).sin()
+                }
+                _ => 47.0,
+            };
+            (x.abs() < 60.0).then_some(v)
+        }
+        fn psf_mm(&self, _: &Vector3<f64>) -> f64 {
+            0.6
+        }
+    }
+
+    #[test]
+    fn marrow_texture_within_its_spread_is_not_the_bright_side() {
+        let inside = |p: &Point3<f64>| p.x < 13.0;
+        let outer = |marrow_sigma| {
+            let ctx = Ctx {
+                img: &Texture,
+                cortex: Some(32.0),
+                body_marrow: Some(47.0),
+                marrow_sigma,
+                inside: &inside,
+            };
+            ctx.surface(Point3::origin(), Vector3::x(), 40.0)
+                .expect("edge")
+                .outer_mm
+        };
+        // Without the body's spread the rise of 4 reads as the bright side.
+        assert!(outer(None) < 5.0, "{}", outer(None));
+        let with = outer(Some(3.0));
+        assert!((with - 13.0).abs() < 0.6, "{with}");
+    }
+
+    /// 25 endplate points 5 mm apart on a plane tilted 3° about y, of which `bad` ended
+    /// elsewhere: alternately 9 mm inside the body and 10 mm beyond (through a disc).
+    fn endplate(bad: &[usize]) -> (Vec<Vector3<f64>>, Vector3<f64>) {
+        let tilt = 3.0f64.to_radians();
+        let n = Vector3::new(-tilt.sin(), 0.0, tilt.cos());
+        let mut pts = Vec::new();
+        for a in -2..=2 {
+            for b in -2..=2 {
+                let (x, y) = (5.0 * f64::from(a), 5.0 * f64::from(b));
+                let z = 14.0 + x * tilt.tan();
+                pts.push(Vector3::new(x, y, z));
+            }
+        }
+        for (k, &i) in bad.iter().enumerate() {
+            pts[i].z += if k % 2 == 0 { -9.0 } else { 10.0 };
+        }
+        (pts, n)
+    }
+
+    fn angle_deg(a: Vector3<f64>, b: Vector3<f64>) -> f64 {
+        a.dot(&b).abs().min(1.0).acos().to_degrees()
+    }
+
+    #[test]
+    fn rays_that_ended_elsewhere_do_not_tilt_an_endplate() {
+        let (pts, truth) = endplate(&[0, 3, 7, 11, 16, 24]);
+        let (_, e) = principal(&pts);
+        let k = (0..3)
+            .min_by(|a, b| e.eigenvalues[*a].total_cmp(&e.eigenvalues[*b]))
+            .expect("axis");
+        let least_squares: Vector3<f64> = e.eigenvectors.column(k).into_owned();
+        assert!(
+            angle_deg(least_squares, truth) > 10.0,
+            "test needs a tilted fit"
+        );
+        let n = plane_normal(&pts, Vector3::z()).expect("plane");
+        assert!(angle_deg(n, truth) < 0.5, "{}", angle_deg(n, truth));
+    }
+
+    #[test]
+    fn a_clean_endplate_keeps_its_least_squares_plane() {
+        let (pts, truth) = endplate(&[]);
+        let n = plane_normal(&pts, Vector3::z()).expect("plane");
+        assert!(angle_deg(n, truth) < 1e-9);
     }
 }

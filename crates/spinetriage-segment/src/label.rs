@@ -2,6 +2,7 @@
 
 use crate::Segmentation;
 use nalgebra::Vector3;
+use rayon::prelude::*;
 use spinetriage_volume::{LpsPoint, Volume};
 
 /// Level names, cranial first.
@@ -458,7 +459,10 @@ fn sacrum(seg: &Segmentation, vol: &Volume) -> Option<(usize, &'static str, Stri
     // A body whose marrow strays towards disc signal (lytic, gas-filled) cannot be read from
     // inside: the interface under it is unknown. The lowest body is judged on the marrow of
     // the bodies above instead: its mask can take in pelvic tissue beside S1.
+    // Each walk reads its body's full-resolution mask (the sacrum's is the largest): one task
+    // per body.
     let iface: Vec<(usize, Interface)> = (lowest..n)
+        .into_par_iter()
         .map(|k| {
             let own = f64::from(seg.bodies[k].marrow.median);
             let strays = (own - typical_marrow).abs() > 0.3 * (typical_marrow - disc).abs();
