@@ -387,6 +387,8 @@ fn real_t2_lumbar_bodies_overlap_the_expert_masks() {
     );
     // Regression floors, not the targets (Dice 0.90, MAE 1.0 mm): see docs/segmentation.md.
     // Session 7 measured 0.831, 0.856, 336 heights, 4.57 and 2.80 mm; every exam has a column.
+    // Session 11 (robust endplate planes and walls, height rays re-read where they end off
+    // their endplates): 338 heights, 2.32 and 1.90 mm.
     assert!(mean >= 0.80, "mean Dice {mean:.3}");
     assert!(
         per_exam.iter().all(|d| *d >= 0.5),
@@ -398,9 +400,9 @@ fn real_t2_lumbar_bodies_overlap_the_expert_masks() {
         "{} heights compared",
         height_err.len()
     );
-    assert!(height_mae < 6.0, "height MAE {height_mae:.2} mm");
+    assert!(height_mae < 2.7, "height MAE {height_mae:.2} mm");
     assert!(
-        height_median < 4.0,
+        height_median < 2.2,
         "median height error {height_median:.2} mm"
     );
 }

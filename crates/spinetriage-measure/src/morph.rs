@@ -628,10 +628,13 @@ fn erf(x: f64) -> f64 {
     2.0 * crate::edge::phi(x * std::f64::consts::SQRT_2) - 1.0
 }
 
-/// Normal of an endplate from its surface points: the least-squares plane's (smallest principal
-/// axis), or the plane of the points that agree when that differs clearly; `axis` is the body's
-/// current cranial axis.
-fn plane_normal(pts: &[Vector3<f64>], axis: Vector3<f64>) -> Option<Vector3<f64>> {
+/// An endplate's plane from its surface points (a point of it, and its normal): the least-squares
+/// plane's normal (smallest principal axis), or that of the points that agree when it differs
+/// clearly; `axis` is the body's current cranial axis.
+fn endplate_plane(
+    pts: &[Vector3<f64>],
+    axis: Vector3<f64>,
+) -> Option<(Vector3<f64>, Vector3<f64>)> {
     if pts.len() < 4 {
         return None;
     }
@@ -678,15 +681,24 @@ fn plane_normal(pts: &[Vector3<f64>], axis: Vector3<f64>) -> Option<Vector3<f64>
     // one: a ray or two through a disc's edge tilts it by a degree or two, which the height
     // rays near the walls are sensitive to either way; the misfits above tilt it by tens.
     // Without a majority that agrees, the least-squares plane is all there is.
-    match consensus() {
-        Some(n) if n.dot(&plain).abs() < PLANE_OVERRIDE_DEG.to_radians().cos() => Some(n),
-        _ => Some(plain),
-    }
+    let n = match consensus() {
+        Some(n) if n.dot(&plain).abs() < PLANE_OVERRIDE_DEG.to_radians().cos() => n,
+        _ => plain,
+    };
+    // A point of the plane: at the points' median level along its normal.
+    let mut level: Vec<f64> = pts.iter().map(|p| p.dot(&n)).collect();
+    let mid = level.len() / 2;
+    Some((n * *level.select_nth_unstable_by(mid, f64::total_cmp).1, n))
 }
 
 /// Angle by which the consensus plane of an endplate must differ from its least-squares plane
 /// to replace it, degrees.
 const PLANE_OVERRIDE_DEG: f64 = 5.0;
+
+/// How far from its endplate's fitted plane a height ray may end, mm, before it is taken to have
+/// missed the endplate: a rim stands a millimetre or two above a plane fitted over the central
+/// 60 % of the endplate, and a biconcave fracture's centre and rim lie about as far either side.
+const ENDPLATE_MISS_MM: f64 = 4.0;
 
 /// Offset of a wall's side rays from its central ray along the body's axis, mm.
 const WALL_RAY_OFFSET_MM: f64 = 3.0;
@@ -804,6 +816,8 @@ pub fn measure_mask(
         // The measuring centre moves to the middle of the walls found: a mask that leaks to one
         // side (psoas, pedicle) would otherwise put the "mid-sagittal" plane off the midline.
         let mut c = c;
+        // The endplates' planes (a point and the outward normal), superior then inferior.
+        let mut planes = [(Vector3::zeros(), u), (Vector3::zeros(), -u)];
         for _ in 0..2 {
             let ant = ctx.wall_at("anterior wall", c, -v, u, 60.0)?.outer_mm;
             let post = ctx.wall_at("posterior wall", c, v, u, 60.0)?.outer_mm;
@@ -826,7 +840,8 @@ pub fn measure_mask(
                     }
                 }
             }
-            let (Some(mut ns), Some(mut ni)) = (plane_normal(&sup, u), plane_normal(&inf, u))
+            let (Some((ps, mut ns)), Some((pi, mut ni))) =
+                (endplate_plane(&sup, u), endplate_plane(&inf, u))
             else {
                 return Err("endplates not found".into());
             };
@@ -838,6 +853,7 @@ pub fn measure_mask(
             }
             out.superior_normal = Some(v3(ns));
             out.inferior_normal = Some(v3(ni));
+            planes = [(ps, ns), (pi, ni)];
             let bisector = (ns - ni).normalize();
             // Endplates off the column by more than 25° are misfits (a ray through a disc or a
             // leak), not anatomy: keep the column's axis then.
@@ -858,9 +874,34 @@ pub fn measure_mask(
         let pa = m0 - v * ant.outer_mm;
         out.depth_mm = Some(depth);
         let at = |f: f64| ctx.height(pa + v * (f * depth), u);
-        out.anterior = Some(at(0.1).map_err(named("anterior height"))?);
-        out.middle = Some(at(0.5).map_err(named("middle height"))?);
-        out.posterior = Some(at(0.9).map_err(named("posterior height"))?);
+        // A height ray near a wall can slip past its endplate's corner (along the posterior
+        // wall into the canal on a thick-slice CT, or through a thin disc into the next body),
+        // and any ray can end early on something inside the body (a vein, a dark node on T2):
+        // its end then lies far from the plane the endplate's grid of rays agrees on. It is read
+        // again a little further in (5 % and 10 % of the depth; the middle ray on either side),
+        // and the first ray that ends near both planes is taken; if none does, the first stands.
+        let beyond = |h: &Height| {
+            let [(ps, ns), (pi, ni)] = planes;
+            [
+                (Vector3::from(h.superior_lps_mm) - ps).dot(&ns),
+                (Vector3::from(h.inferior_lps_mm) - pi).dot(&ni),
+            ]
+        };
+        let agreeing_height = |shares: [f64; 3], what: &'static str| -> Result<Height, String> {
+            let first = at(shares[0]).map_err(named(what))?;
+            let agrees = |h: &Height| beyond(h).iter().all(|d| d.abs() <= ENDPLATE_MISS_MM);
+            if agrees(&first) {
+                return Ok(first);
+            }
+            Ok(shares[1..]
+                .iter()
+                .filter_map(|f| at(*f).ok())
+                .find(agrees)
+                .unwrap_or(first))
+        };
+        out.anterior = Some(agreeing_height([0.1, 0.15, 0.2], "anterior height")?);
+        out.middle = Some(agreeing_height([0.5, 0.45, 0.55], "middle height")?);
+        out.posterior = Some(agreeing_height([0.9, 0.85, 0.8], "posterior height")?);
         // Width at mid-height, mid-depth; lateral heights 10 % in from each margin (coronal).
         let pm = pa + v * (0.5 * depth);
         let lft = ctx.surface_at("left wall", pm, w, 60.0)?;
@@ -1200,6 +1241,18 @@ mod surface_tests {
         assert!(w.as_ref().is_ok_and(|w| (w - 8.5).abs() < 1.0), "{w:?}");
     }
 
+    /// `level` at `x` after a Gaussian blur of σ 0.6 mm along x.
+    pub(super) fn blurred_along_x(level: impl Fn(f64) -> f64, x: f64) -> f64 {
+        let (mut sum, mut wsum) = (0.0, 0.0);
+        for k in -30..=30 {
+            let d = f64::from(k) * 0.1;
+            let w = (-0.5 * (d / 0.6).powi(2)).exp();
+            sum += w * level(x + d);
+            wsum += w;
+        }
+        sum / wsum
+    }
+
     /// A CT profile along x: `(from_mm, HU)` steps, blurred with σ 0.6 mm.
     struct Steps(Vec<(f64, f64)>);
 
@@ -1212,14 +1265,7 @@ mod surface_tests {
                     .find(|(from, _)| x >= *from)
                     .map_or(self.0[0].1, |s| s.1)
             };
-            let (mut sum, mut wsum) = (0.0, 0.0);
-            for k in -30..=30 {
-                let d = f64::from(k) * 0.1;
-                let w = (-0.5 * (d / 0.6).powi(2)).exp();
-                sum += w * level(p.x + d);
-                wsum += w;
-            }
-            (p.x < 40.0).then_some(sum / wsum)
+            (p.x < 40.0).then_some(blurred_along_x(level, p.x))
         }
         fn psf_mm(&self, _: &Vector3<f64>) -> f64 {
             0.6
@@ -1286,14 +1332,7 @@ mod robustness_tests {
                 x if x >= 8.0 && p.z.abs() < 1.5 => 450.0,
                 _ => 150.0,
             };
-            let (mut sum, mut wsum) = (0.0, 0.0);
-            for k in -30..=30 {
-                let d = f64::from(k) * 0.1;
-                let w = (-0.5 * (d / 0.6).powi(2)).exp();
-                sum += w * level(p.x + d);
-                wsum += w;
-            }
-            (p.x.abs() < 60.0).then_some(sum / wsum)
+            (p.x.abs() < 60.0).then_some(super::surface_tests::blurred_along_x(level, p.x))
         }
         fn psf_mm(&self, _: &Vector3<f64>) -> f64 {
             0.6
@@ -1364,6 +1403,65 @@ mod robustness_tests {
         assert!((with - 13.0).abs() < 0.6, "{with}");
     }
 
+    /// A box-shaped body mask, 40 mm deep (posterior +y), 40 mm wide and 25 mm tall, centred at
+    /// the origin on a 0.5 mm grid, with a thin vertical channel (a vein's course) 1.4 mm deep
+    /// running from the inferior endplate up to 4.5 mm below mid-height, 36 mm from the anterior
+    /// wall: where the posterior height is read, and nowhere else.
+    fn body_with_channel() -> (CanonicalView, BodyMask) {
+        let n = 100;
+        let grid = spinetriage_volume::Grid::new(
+            [n, n, n],
+            Vector3::new(-25.0, -25.0, -25.0),
+            [
+                Vector3::new(0.5, 0.0, 0.0),
+                Vector3::new(0.0, 0.5, 0.0),
+                Vector3::new(0.0, 0.0, 0.5),
+            ],
+        )
+        .expect("grid");
+        let view = CanonicalView::new(&grid);
+        let d = view.dims;
+        let mask = ndarray::Array3::from_shape_fn((d[0], d[1], d[2]), |(a, b, c)| {
+            let p = view.to_lps([a as f64, b as f64, c as f64]).0;
+            let body = p.x.abs() <= 20.0 && p.y.abs() <= 20.0 && p.z.abs() <= 12.5;
+            let channel = (15.3..=16.7).contains(&p.y) && p.z < -4.5;
+            u8::from(body && !channel)
+        });
+        let mask = BodyMask {
+            origin: [0, 0, 0],
+            mask,
+        };
+        (view, mask)
+    }
+
+    #[test]
+    fn a_height_ray_that_ends_off_its_endplates_is_read_further_in() {
+        let (view, mask) = body_with_channel();
+        let img = MaskSampler {
+            mask: &mask,
+            view: &view,
+        };
+        let m = measure_mask(
+            &img,
+            &view,
+            &mask,
+            SignalLevels::default(),
+            Some(Vector3::z()),
+        );
+        let h = |x: Option<Height>| x.map(|h| h.height_mm).expect("height");
+        // The 90 % ray (y = 16.2 mm) would end in the channel, 8 mm short; the endplates'
+        // planes say so, and the 85 % ray is taken.
+        // 51 voxels of 0.5 mm: 25.5 mm, read on a mask as its outer voxel edges.
+        for got in [h(m.anterior), h(m.middle), h(m.posterior)] {
+            assert!((got - 25.5).abs() < 0.8, "{got}");
+        }
+        let p = m.posterior.expect("posterior");
+        assert!(
+            p.inferior_lps_mm[1] < 15.0,
+            "read in front of the channel: {p:?}"
+        );
+    }
+
     /// 25 endplate points 5 mm apart on a plane tilted 3° about y, of which `bad` ended
     /// elsewhere: alternately 9 mm inside the body and 10 mm beyond (through a disc).
     fn endplate(bad: &[usize]) -> (Vec<Vector3<f64>>, Vector3<f64>) {
@@ -1399,14 +1497,14 @@ mod robustness_tests {
             angle_deg(least_squares, truth) > 10.0,
             "test needs a tilted fit"
         );
-        let n = plane_normal(&pts, Vector3::z()).expect("plane");
+        let (_, n) = endplate_plane(&pts, Vector3::z()).expect("plane");
         assert!(angle_deg(n, truth) < 0.5, "{}", angle_deg(n, truth));
     }
 
     #[test]
     fn a_clean_endplate_keeps_its_least_squares_plane() {
         let (pts, truth) = endplate(&[]);
-        let n = plane_normal(&pts, Vector3::z()).expect("plane");
+        let (_, n) = endplate_plane(&pts, Vector3::z()).expect("plane");
         assert!(angle_deg(n, truth) < 1e-9);
     }
 }
