@@ -671,3 +671,34 @@ fn bench_variants_once_mislabelled_are_labelled_right() {
         );
     }
 }
+
+/// Bench variants whose posterior height ray on CT once slipped past the inferior endplate's
+/// corner into the canal (6.7 mm too tall) and read a fracture: a normal L1 (seed 1 variant 0,
+/// 2.5 mm slices) and the T11 above a Kümmell T12 (seed 2 variant 6, 2.7 mm slices). The ray is
+/// now read again further in when it ends off the endplates' planes.
+#[test]
+fn bench_heights_once_read_past_an_endplate_are_graded_right() {
+    for (seed, only, level) in [(1, 0, "L1"), (2, 6, "T11")] {
+        let tmp = tempfile::tempdir().unwrap();
+        let json = tmp.path().join("bench.json");
+        bin()
+            .args(["bench-accuracy", "--seed", &seed.to_string()])
+            .args(["--only", &only.to_string(), "--json"])
+            .arg(&json)
+            .assert()
+            .success();
+        let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        let levels = j["runs"][0]["levels"].as_array().expect("levels");
+        let l = levels
+            .iter()
+            .find(|l| l["truth_level"] == level)
+            .expect("level in truth");
+        assert_eq!(l["genant_found"], l["genant_truth"], "seed {seed}: {l}");
+        let errors = l["height_errors_mm"].as_array().expect("heights");
+        assert_eq!(errors.len(), 3, "{l}");
+        for e in errors {
+            let e = e.as_f64().expect("number");
+            assert!(e.abs() < 2.5, "seed {seed} {level}: {l}");
+        }
+    }
+}
