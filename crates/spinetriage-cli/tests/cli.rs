@@ -646,6 +646,19 @@ fn prior_study_comparison_finds_the_new_fracture() {
     );
 }
 
+/// `bench-accuracy` on one variant of one seed: its JSON summary.
+fn bench_variant(seed: u64, only: usize) -> serde_json::Value {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("bench.json");
+    bin()
+        .args(["bench-accuracy", "--seed", &seed.to_string()])
+        .args(["--only", &only.to_string(), "--json"])
+        .arg(&json)
+        .assert()
+        .success();
+    serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap()
+}
+
 /// Bench variants once labelled wrong or left unnamed: a vestigial S1–S2 disc read as the L5–S1
 /// disc (seed 2 variant 3, MR), the line under L5 running into pelvic tissue (2/8, CT), a CT
 /// disc taken for a body above a merged S1–S2 (3/0); a burst L1 on T1 whose gap was filled with
@@ -655,15 +668,7 @@ fn prior_study_comparison_finds_the_new_fracture() {
 #[test]
 fn bench_variants_once_mislabelled_are_labelled_right() {
     for (seed, only) in [(2, 3), (2, 8), (3, 0), (2, 5), (2, 12), (3, 7)] {
-        let tmp = tempfile::tempdir().unwrap();
-        let json = tmp.path().join("bench.json");
-        bin()
-            .args(["bench-accuracy", "--seed", &seed.to_string()])
-            .args(["--only", &only.to_string(), "--json"])
-            .arg(&json)
-            .assert()
-            .success();
-        let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        let j = bench_variant(seed, only);
         let run = &j["runs"][0];
         assert_eq!(
             run["labels_correct"], true,
@@ -679,15 +684,7 @@ fn bench_variants_once_mislabelled_are_labelled_right() {
 #[test]
 fn bench_heights_once_read_past_an_endplate_are_graded_right() {
     for (seed, only, level) in [(1, 0, "L1"), (2, 6, "T11")] {
-        let tmp = tempfile::tempdir().unwrap();
-        let json = tmp.path().join("bench.json");
-        bin()
-            .args(["bench-accuracy", "--seed", &seed.to_string()])
-            .args(["--only", &only.to_string(), "--json"])
-            .arg(&json)
-            .assert()
-            .success();
-        let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        let j = bench_variant(seed, only);
         let levels = j["runs"][0]["levels"].as_array().expect("levels");
         let l = levels
             .iter()
