@@ -699,3 +699,36 @@ fn bench_heights_once_read_past_an_endplate_are_graded_right() {
         }
     }
 }
+
+/// A lateral-wedge L3 on a 3 mm CT (seed 3 variant 4): lateral height rays of its neighbours
+/// ended off their endplates and read a false scoliosis (T12 42.8 %, L2 25.5 %, both over the
+/// ACR's 10 %). Lateral heights are now read again further in when they end off the endplates'
+/// planes, as the A/M/P heights are.
+#[test]
+fn lateral_heights_off_their_endplates_do_not_read_as_scoliosis() {
+    let keep = tempfile::tempdir().unwrap();
+    let json = keep.path().join("bench.json");
+    bin()
+        .env("SPINETRIAGE_BENCH_KEEP", keep.path())
+        .args(["bench-accuracy", "--seed", "3", "--only", "4", "--json"])
+        .arg(&json)
+        .assert()
+        .success();
+    let out = keep.path().join("out");
+    bin()
+        .arg("analyze")
+        .arg(keep.path().join("run4"))
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let levels = report["studies"][0]["levels"].as_array().expect("levels");
+    let l2 = levels
+        .iter()
+        .find(|l| l["level"] == "L2")
+        .expect("L2 in the report");
+    let scoliosis = l2["scoliosis_pct"].as_f64().expect("scoliosis measured");
+    assert!(scoliosis < 10.0, "{l2}");
+}

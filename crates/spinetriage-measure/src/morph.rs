@@ -873,13 +873,13 @@ pub fn measure_mask(
         let depth = ant.outer_mm + post.outer_mm;
         let pa = m0 - v * ant.outer_mm;
         out.depth_mm = Some(depth);
-        let at = |f: f64| ctx.height(pa + v * (f * depth), u);
         // A height ray near a wall can slip past its endplate's corner (along the posterior
         // wall into the canal on a thick-slice CT, or through a thin disc into the next body),
         // and any ray can end early on something inside the body (a vein, a dark node on T2):
         // its end then lies far from the plane the endplate's grid of rays agrees on. It is read
-        // again a little further in (5 % and 10 % of the depth; the middle ray on either side),
-        // and the first ray that ends near both planes is taken; if none does, the first stands.
+        // again a little further in (5 % and 10 % of the depth or width; the middle ray on
+        // either side), and the first ray that ends near both planes is taken; if none does,
+        // the first stands.
         let beyond = |h: &Height| {
             let [(ps, ns), (pi, ni)] = planes;
             [
@@ -887,31 +887,34 @@ pub fn measure_mask(
                 (Vector3::from(h.inferior_lps_mm) - pi).dot(&ni),
             ]
         };
-        let agreeing_height = |shares: [f64; 3], what: &'static str| -> Result<Height, String> {
-            let first = at(shares[0]).map_err(named(what))?;
-            let agrees = |h: &Height| beyond(h).iter().all(|d| d.abs() <= ENDPLATE_MISS_MM);
-            if agrees(&first) {
-                return Ok(first);
-            }
-            Ok(shares[1..]
-                .iter()
-                .filter_map(|f| at(*f).ok())
-                .find(agrees)
-                .unwrap_or(first))
-        };
-        out.anterior = Some(agreeing_height([0.1, 0.15, 0.2], "anterior height")?);
-        out.middle = Some(agreeing_height([0.5, 0.45, 0.55], "middle height")?);
-        out.posterior = Some(agreeing_height([0.9, 0.85, 0.8], "posterior height")?);
+        let agreeing_height =
+            |at: [Point3<f64>; 3], what: &'static str| -> Result<Height, String> {
+                let first = ctx.height(at[0], u).map_err(named(what))?;
+                let agrees = |h: &Height| beyond(h).iter().all(|d| d.abs() <= ENDPLATE_MISS_MM);
+                if agrees(&first) {
+                    return Ok(first);
+                }
+                Ok(at[1..]
+                    .iter()
+                    .filter_map(|p| ctx.height(*p, u).ok())
+                    .find(agrees)
+                    .unwrap_or(first))
+            };
+        let ap = |shares: [f64; 3]| shares.map(|f| pa + v * (f * depth));
+        out.anterior = Some(agreeing_height(ap([0.1, 0.15, 0.2]), "anterior height")?);
+        out.middle = Some(agreeing_height(ap([0.5, 0.45, 0.55]), "middle height")?);
+        out.posterior = Some(agreeing_height(ap([0.9, 0.85, 0.8]), "posterior height")?);
         // Width at mid-height, mid-depth; lateral heights 10 % in from each margin (coronal).
         let pm = pa + v * (0.5 * depth);
         let lft = ctx.surface_at("left wall", pm, w, 60.0)?;
         let rgt = ctx.surface_at("right wall", pm, -w, 60.0)?;
         let width = lft.outer_mm + rgt.outer_mm;
         out.width_mm = Some(width);
-        let pl = pm + w * (lft.outer_mm - 0.1 * width);
-        let pr = pm - w * (rgt.outer_mm - 0.1 * width);
-        out.left = Some(ctx.height(pl, u).map_err(named("left height"))?);
-        out.right = Some(ctx.height(pr, u).map_err(named("right height"))?);
+        let inward = [0.1, 0.15, 0.2];
+        let pl = inward.map(|f| pm + w * (lft.outer_mm - f * width));
+        let pr = inward.map(|f| pm - w * (rgt.outer_mm - f * width));
+        out.left = Some(agreeing_height(pl, "left height")?);
+        out.right = Some(agreeing_height(pr, "right height")?);
         // Posterior wall profile, mid-sagittal, from near the inferior to near the superior
         // endplate (the ray bundle is ±1 mm across, so 80 % keeps it off the endplates).
         let half_h = out.middle.map(|h| h.height_mm / 2.0).unwrap_or(10.0);
