@@ -783,10 +783,7 @@ pub fn measure_mask(
         marrow_sigma: levels.marrow_sigma,
         inside: &inside,
     };
-    let pts: Vec<Vector3<f64>> = mask
-        .voxels()
-        .map(|p| view.to_lps(p.map(|x| x as f64)).0.coords)
-        .collect();
+    let pts = mask.lps_points(view);
     let centroid = pts.iter().sum::<Vector3<f64>>() / pts.len().max(1) as f64;
     let mut out = LevelMeasurement::empty(v3(centroid), Status::Measured);
     out.volume_mm3 = pts.len() as f64 * view.spacing_mm.iter().product::<f64>();

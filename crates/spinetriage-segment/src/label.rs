@@ -275,11 +275,7 @@ fn caudal_axis(seg: &Segmentation, k: usize) -> Option<(Vector3<f64>, f64, Vecto
 
 /// Body `i`'s mask voxels as LPS points, mm.
 fn mask_lps(seg: &Segmentation, i: usize) -> Vec<Vector3<f64>> {
-    seg.bodies[i]
-        .mask
-        .voxels()
-        .map(|p| seg.view.to_lps(p.map(|x| x as f64)).0.coords)
-        .collect()
+    seg.bodies[i].mask.lps_points(&seg.view)
 }
 
 /// The points of body `k`'s mask within the column: no farther from the column's line (the

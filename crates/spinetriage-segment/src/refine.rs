@@ -25,6 +25,13 @@ impl BodyMask {
             .map(|((a, b, c), _)| [a + self.origin[0], b + self.origin[1], c + self.origin[2]])
     }
 
+    /// The voxels inside as LPS points, mm, on `view`'s canonical grid.
+    pub fn lps_points(&self, view: &crate::CanonicalView) -> Vec<nalgebra::Vector3<f64>> {
+        self.voxels()
+            .map(|p| view.to_lps(p.map(|x| x as f64)).0.coords)
+            .collect()
+    }
+
     /// Mean canonical index of the voxels inside, and their number.
     pub fn centroid_index(&self) -> ([f64; 3], usize) {
         let (mut sum, mut n) = ([0.0f64; 3], 0usize);
