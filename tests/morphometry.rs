@@ -412,6 +412,78 @@ fn real_t2_lumbar_bodies_overlap_the_expert_masks() {
 /// pedicles' centroids sit 1–2.5 mm lateral: the roots of the transverse processes are taken in).
 /// On MR T1 (4 mm sagittal slices) the lumbar pedicles and laminae are found; the thinner thoracic
 /// ones are partial-volumed below marrow signal and are placed where the neighbours put theirs.
+/// The real 40 mm CT slab (`real-ct-j2k-t11-t12`, 3 mm slices every 2 mm, an osteoporotic
+/// spine with calcified disc rims). Read by eye on the images: one whole body, its endplates'
+/// outer surfaces at z ≈ −801 and −775.5 mm (heights ≈ 25 mm), its centre at x ≈ −7.3,
+/// y ≈ −115 mm (cortices at image columns 226 and 270, rows 312.5 and 347.5 at mid-height);
+/// the discs above and below it and 4 mm of the next body up are in the slab too. Before
+/// session 12 the body's mask ran from one slab edge to the other, took the canal and the right
+/// crus, and the level read Ha 10 mm (not evaluable).
+#[test]
+fn real_ct_slab_body_stops_at_its_discs_and_is_measured() {
+    let Some(dir) = shared_data("real-ct-j2k-t11-t12") else {
+        return;
+    };
+    let inv = discover(&[dir], &DiscoverOptions::default());
+    let vols = assemble(&inv.studies[0].series[0], &Limits::default()).expect("assemble");
+    let morph = analyze_volumes(&vols, None)
+        .expect("segment")
+        .expect("shape series");
+    assert_eq!(morph.levels.len(), 1, "one whole body in the slab");
+    let seg = &morph.segmentation;
+    let body = &seg.bodies[0];
+    let z: Vec<f64> = body
+        .mask
+        .lps_points(&seg.view)
+        .iter()
+        .map(|p| p.z)
+        .collect();
+    let (lo, hi) = z
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    assert!(
+        lo >= -803.0 && hi <= -774.0,
+        "mask from z {lo} to {hi}: the slab's discs (and the next body) are not the body"
+    );
+    for (what, p) in [
+        ("canal", LpsPoint::new(-7.3, -90.8, -786.5)),
+        ("right crus", LpsPoint::new(-54.2, -115.2, -786.5)),
+    ] {
+        assert!(
+            !body.mask.contains_lps(&seg.view, p),
+            "{what} inside the mask"
+        );
+    }
+    let m = &morph.levels[0].measurement;
+    assert!(
+        matches!(m.status, spinetriage_measure::Status::Measured),
+        "{:?}",
+        m.status
+    );
+    let mid = m.middle.expect("Hm");
+    assert!(
+        (mid.height_mm - 25.5).abs() < 1.5,
+        "Hm {:.1}",
+        mid.height_mm
+    );
+    // The mid-sagittal plane is the walls' middle, not the mask's.
+    let x = 0.5 * (mid.superior_lps_mm[0] + mid.inferior_lps_mm[0]);
+    assert!((x + 7.3).abs() < 2.0, "mid-sagittal plane at x {x:.1}");
+    for h in [m.anterior, m.posterior] {
+        let h = h.expect("Ha, Hp").height_mm;
+        assert!((22.0..28.0).contains(&h), "height {h:.1}");
+    }
+    let d = &morph.levels[0].derived;
+    assert!(d.height_loss_pct.is_some_and(|l| l < 15.0), "{d:?}");
+    // Its posterior wall (basivertebral foramen, posterior lips, 3 mm slices) scatters too much
+    // for a displacement to be read; an "urgent" 8 mm retropulsion was read from it.
+    assert!(
+        m.retropulsion_mm.is_none_or(|r| r < 3.0),
+        "{:?}",
+        m.retropulsion_mm
+    );
+}
+
 #[test]
 fn posterior_elements_match_the_phantom_arch_on_ct_and_mr() {
     use spinetriage_measure::posterior::ArchPart;

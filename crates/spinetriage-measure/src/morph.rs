@@ -183,6 +183,9 @@ pub struct LevelMeasurement {
     pub volume_mm3: f64,
     /// Measured or not evaluable, and why.
     pub status: Status,
+    /// Measurements beyond the heights that could not be read, and why (for the report's
+    /// evidence).
+    pub notes: Vec<String>,
 }
 
 impl LevelMeasurement {
@@ -224,6 +227,7 @@ impl LevelMeasurement {
             posterior_elements: None,
             volume_mm3: 0.0,
             status,
+            notes: Vec::new(),
         }
     }
 }
@@ -367,7 +371,23 @@ impl Ctx<'_> {
             });
             back.is_some_and(|j| fs[k..j].iter().all(|v| (v - marrow).abs() < 1.5 * depart))
         };
-        let cortex_way = (settled..fs.len()).find(|&k| cortex_like(fs[k]) && !texture(k));
+        // On CT, a departure well inside the body's mask is the marrow's own texture, not the
+        // body's boundary (the mask's holes are filled and it stops at the discs): in
+        // osteoporotic marrow fat reads darker than a disc and clumped trabeculae as bright as a
+        // blurred cortex. The real T12 of a 3 mm slab read its superior endplate 3–6 mm from
+        // mid-height on half of its rays, and its side walls 8 mm inside the body.
+        // Only where the marrow is that textured (its spread a tenth of the cortex's contrast or
+        // more; a phantom's is a hundredth): elsewhere a mask that leaked into a disc would hide
+        // the endplate (a crushed L2 read 17 mm too tall).
+        let textured = cortex > marrow
+            && self
+                .marrow_sigma
+                .zip(self.body_marrow)
+                .is_some_and(|(s, mb)| s > TEXTURED_SHARE * (cortex - mb));
+        let deep_inside =
+            |k: usize| textured && (self.inside)(&(origin + dir * (ts[k] + DEEP_INSIDE_MM)));
+        let cortex_way =
+            (settled..fs.len()).find(|&k| cortex_like(fs[k]) && !texture(k) && !deep_inside(k));
         // A wall seen obliquely (a retropulsed fragment's back) keeps too little of its cortex
         // contrast to count, but what lies behind it (canal fat and fluid on CT, fat on T1) is a
         // sustained departure the other way: 1 mm of it (a thin layer of anterior epidural fat
@@ -401,8 +421,9 @@ impl Ctx<'_> {
         let run2 = 2 * run;
         let mean = |k: usize| fs[k..k + run2].iter().sum::<f64>() / run2 as f64;
         let other_way = (0..fs.len().saturating_sub(run)).find(|&k| {
-            fs[k..k + run].iter().all(|&v| away(v))
-                || (cortex > marrow && k + run2 <= fs.len() && away(mean(k)))
+            (fs[k..k + run].iter().all(|&v| away(v))
+                || (cortex > marrow && k + run2 <= fs.len() && away(mean(k))))
+                && !deep_inside(k)
         });
         let cross = match (cortex_way, other_way) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -930,10 +951,17 @@ pub fn measure_mask(
                 wall_lps.push(v3((origin + v * e.outer_mm).coords));
             }
         }
-        if let Some(d) = wall_displacement(&wall) {
-            out.retropulsion_mm = Some(d.mm);
-            out.retropulsion_sigma_mm = Some(d.sigma_mm);
-            out.retropulsion_point_lps_mm = wall_lps.get(d.at).copied();
+        match wall_displacement(&wall) {
+            Some(d) if d.scatter_mm > WALL_SCATTER_MAX_MM => out.notes.push(format!(
+                "retropulsion not evaluable: the posterior wall's intact part scatters {:.1} mm about its line (more than {WALL_SCATTER_MAX_MM} mm; a displacement of {:.1} mm would not stand out from it)",
+                d.scatter_mm, d.mm
+            )),
+            Some(d) => {
+                out.retropulsion_mm = Some(d.mm);
+                out.retropulsion_sigma_mm = Some(d.sigma_mm);
+                out.retropulsion_point_lps_mm = wall_lps.get(d.at).copied();
+            }
+            None => {}
         }
         Ok(())
     })();
@@ -947,6 +975,19 @@ pub fn measure_mask(
     }
     out
 }
+
+/// How far the body's mask must go on past a departure on a CT profile for the departure to be
+/// the marrow's texture, mm: more than the mask keeps behind the posterior wall (3 mm of slack
+/// for its concavity, plus 1 mm of cortex).
+const DEEP_INSIDE_MM: f64 = 5.0;
+
+/// Spread of a CT body's marrow, as a share of the cortex's contrast over it, from which the
+/// marrow counts as textured (real osteoporotic bone: 0.19 on the real T12 slab).
+const TEXTURED_SHARE: f64 = 0.1;
+
+/// Largest scatter of the intact posterior wall's rays about their line for a displacement to be
+/// read, mm: about a voxel; a phantom's straight wall reads a few tenths.
+const WALL_SCATTER_MAX_MM: f64 = 1.0;
 
 /// Posterior-wall profile: rays on each side of mid-height.
 const PROFILE_STEPS: i32 = 8;
@@ -1005,7 +1046,7 @@ pub fn wall_displacement(wall: &[(f64, f64, f64)]) -> Option<WallDisplacement> {
             })
             .max_by(|a, b| (a.0 - a.1).total_cmp(&(b.0 - b.1)))
     };
-    let mut best: Option<(f64, f64, usize)> = None;
+    let mut best: Option<(f64, f64, usize, (usize, usize))> = None;
     for i in 0..n {
         for j in i + 1..n {
             let (hi, di, si) = wall[i];
@@ -1019,7 +1060,8 @@ pub fn wall_displacement(wall: &[(f64, f64, f64)]) -> Option<WallDisplacement> {
             }
             if let Some((worst, sw, k)) = worst_of(&line) {
                 if best.is_none_or(|b| worst < b.0) {
-                    best = Some((worst, (sw * sw + 0.5 * (si * si + sj * sj)).sqrt(), k));
+                    let sigma = (sw * sw + 0.5 * (si * si + sj * sj)).sqrt();
+                    best = Some((worst, sigma, k, (i, j)));
                 }
             }
         }
@@ -1029,12 +1071,46 @@ pub fn wall_displacement(wall: &[(f64, f64, f64)]) -> Option<WallDisplacement> {
     let best = best.or_else(|| {
         let ((h0, d0, s0), (h1, d1, s1)) = (wall[0], wall[n - 1]);
         worst_of(&|h: f64| d0 + (d1 - d0) * (h - h0) / (h1 - h0))
-            .map(|(w, s, k)| (w, (s * s + 0.5 * (s0 * s0 + s1 * s1)).sqrt(), k))
+            .map(|(w, s, k)| (w, (s * s + 0.5 * (s0 * s0 + s1 * s1)).sqrt(), k, (0, n - 1)))
     })?;
+    let (worst, sigma, k, (i, j)) = best;
+    // The rest of the wall says how far its rays scatter about the baseline: a straight intact
+    // wall within a few tenths of a millimetre, a real CT wall read through 3 mm slices over a
+    // basivertebral foramen and posterior lips by millimetres (a normal osteoporotic T12 read
+    // 8.2 mm "retropulsion" with its intact rays up to 5.5 mm off the line, RMS 1.9 mm). The
+    // displaced run itself is left out of it.
+    let (hi, di, _) = wall[i];
+    let (hj, dj, _) = wall[j];
+    let residual = |m: usize| {
+        let (h, d, _) = wall[m];
+        if hj > hi {
+            d - (di + (dj - di) * (h - hi) / (hj - hi))
+        } else {
+            d - di
+        }
+    };
+    // The displaced run: every ray around the worst that stands out of the edge noise.
+    let displaced = |m: usize| residual(m) > 3.0 * tol;
+    let first = (0..=k)
+        .rev()
+        .take_while(|&m| displaced(m))
+        .last()
+        .unwrap_or(k);
+    let last = (k..n).take_while(|&m| displaced(m)).last().unwrap_or(k);
+    let intact: Vec<f64> = (0..n)
+        .filter(|m| *m < first || *m > last)
+        .map(residual)
+        .collect();
+    let scatter = if intact.len() >= 3 {
+        (intact.iter().map(|r| r * r).sum::<f64>() / intact.len() as f64).sqrt()
+    } else {
+        0.0
+    };
     Some(WallDisplacement {
-        mm: best.0.max(0.0),
-        sigma_mm: best.1,
-        at: index.get(best.2).copied().unwrap_or(best.2),
+        mm: worst.max(0.0),
+        sigma_mm: (sigma * sigma + scatter * scatter).sqrt(),
+        scatter_mm: scatter,
+        at: index.get(k).copied().unwrap_or(k),
     })
 }
 
@@ -1047,8 +1123,10 @@ const WALL_NOTCH_MM: f64 = 2.0;
 pub struct WallDisplacement {
     /// Displacement beyond the intact wall's line, mm (never negative).
     pub mm: f64,
-    /// Its standard uncertainty, mm.
+    /// Its standard uncertainty, mm (the edge fits' and the intact wall's scatter).
     pub sigma_mm: f64,
+    /// RMS distance of the intact wall's rays from the baseline, mm.
+    pub scatter_mm: f64,
     /// Index of the profile point where it is largest.
     pub at: usize,
 }
@@ -1097,6 +1175,29 @@ mod wall_tests {
         let truth = bump(7.0);
         assert!((r - truth).abs() < 0.3, "{r} vs {truth}");
         assert!(s < 0.1);
+        assert!(d.scatter_mm < 0.1, "{}", d.scatter_mm);
+    }
+
+    #[test]
+    fn a_wall_read_through_thick_slices_scatters_too_much_to_read_a_displacement() {
+        // The real T12 of the 3 mm CT slab, caudal first: two blocks of rays short of the wall
+        // (basivertebral foramen, trabecular clumps) and the upper rays on its posterior lip.
+        let read = [
+            18.2, 18.2, 17.2, 15.8, 15.7, 15.9, 18.8, 18.8, 15.0, 13.3, 13.3, 13.7, 20.8, 21.0,
+            21.2, 20.9, 20.8,
+        ];
+        let wall: Vec<(f64, f64, f64)> = read
+            .iter()
+            .enumerate()
+            .map(|(k, d)| (k as f64 * 1.26 - 10.0, *d, 0.2))
+            .collect();
+        let d = wall_displacement(&wall).unwrap();
+        assert!(d.mm > 4.0, "{}", d.mm);
+        assert!(
+            d.scatter_mm > crate::morph::WALL_SCATTER_MAX_MM,
+            "{}",
+            d.scatter_mm
+        );
     }
 
     #[test]

@@ -251,7 +251,7 @@ pub fn segment_arch<T: Sample>(
         origin[2]..end[2]
     ]);
     let radius = smoothing(view);
-    let smooth = box_smooth(block, radius);
+    let smooth = spinetriage_segment::morph::box_mean(block, radius);
     let to_lps = |idx: [usize; 3]| -> Vector3<f64> {
         view.to_lps([
             (idx[0] + origin[0]) as f64,
@@ -783,60 +783,6 @@ fn local_mean<T: Sample>(data: ArrayView3<'_, T>, q: [usize; 3], radius: [usize;
     s / n.max(1) as f64
 }
 
-/// Separable box mean of half-widths `radius` (clipped at the block's edges).
-fn box_smooth<T: Sample>(block: ArrayView3<'_, T>, radius: [usize; 3]) -> Array3<f32> {
-    let mut out = spinetriage_volume::to_f32_standard(block);
-    let (d0, d1, d2) = out.dim();
-    let dims = [d0, d1, d2];
-    // Whole rows at a time (every lane of an axis advances together, reading memory in order),
-    // each lane's prefix sums in f64 from its start, as lane by lane.
-    let mut prefix: Vec<f64> = Vec::new();
-    let mut src: Vec<f32> = Vec::new();
-    for (axis, &r) in radius.iter().enumerate() {
-        let Some(dst) = out.as_slice_mut() else {
-            break;
-        };
-        if r == 0 || dst.is_empty() {
-            continue;
-        }
-        src.clear();
-        src.extend_from_slice(dst);
-        let n = dims[axis];
-        let inner: usize = dims[axis + 1..].iter().product();
-        prefix.clear();
-        prefix.resize((n + 1) * inner, 0.0);
-        for (lanes, out) in src
-            .chunks_exact(n * inner)
-            .zip(dst.chunks_exact_mut(n * inner))
-        {
-            for i in 0..n {
-                let (done, next) = prefix.split_at_mut((i + 1) * inner);
-                let before = &done[i * inner..];
-                for ((p, b), x) in next[..inner]
-                    .iter_mut()
-                    .zip(before)
-                    .zip(&lanes[i * inner..(i + 1) * inner])
-                {
-                    *p = b + f64::from(*x);
-                }
-            }
-            for i in 0..n {
-                let a = i.saturating_sub(r);
-                let b = (i + r + 1).min(n);
-                let count = (b - a) as f64;
-                for ((o, hi), lo) in out[i * inner..(i + 1) * inner]
-                    .iter_mut()
-                    .zip(&prefix[b * inner..(b + 1) * inner])
-                    .zip(&prefix[a * inner..(a + 1) * inner])
-                {
-                    *o = ((hi - lo) / count) as f32;
-                }
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -859,41 +805,6 @@ mod tests {
             1e15 + 0.5,
         ] {
             assert_eq!(round(x).to_bits(), x.round().to_bits(), "{x}");
-        }
-    }
-
-    #[test]
-    fn box_smooth_is_the_lane_by_lane_mean() {
-        let block = Array3::from_shape_fn((5, 7, 9), |(a, b, c)| {
-            ((a * 63 + b * 9 + c) * 7919 % 101) as f32 * 0.37
-        });
-        for radius in [[1, 1, 0], [0, 2, 1], [2, 0, 3]] {
-            let got = box_smooth(block.view(), radius);
-            // The former lane-by-lane version, bit for bit.
-            let mut want = block.clone();
-            for (axis, r) in radius.iter().enumerate() {
-                if *r == 0 {
-                    continue;
-                }
-                let src = want.clone();
-                for (mut dst, s) in want
-                    .lanes_mut(ndarray::Axis(axis))
-                    .into_iter()
-                    .zip(src.lanes(ndarray::Axis(axis)))
-                {
-                    let n = s.len();
-                    let mut prefix = vec![0.0f64; n + 1];
-                    for (i, x) in s.iter().enumerate() {
-                        prefix[i + 1] = prefix[i] + f64::from(*x);
-                    }
-                    for i in 0..n {
-                        let a = i.saturating_sub(*r);
-                        let b = (i + r + 1).min(n);
-                        dst[i] = ((prefix[b] - prefix[a]) / (b - a) as f64) as f32;
-                    }
-                }
-            }
-            assert_eq!(got, want, "{radius:?}");
         }
     }
 

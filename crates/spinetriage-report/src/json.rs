@@ -36,6 +36,7 @@ pub fn level_json(
     if let Status::NotEvaluable(why) = &m.status {
         evidence.push(format!("not evaluable: {why}"));
     }
+    evidence.extend(m.notes.iter().cloned());
     if d.wedge_physiologic == Some(true) && d.acr_kyphosis.met == Some(true) {
         evidence.push(
             "anterior wedge within this level's physiologic range: not counted as deformity".into(),

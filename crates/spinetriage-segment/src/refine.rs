@@ -173,8 +173,22 @@ pub fn grow_body<T: Sample>(
     let k = 2.5;
     let (wlo, whi) = (median - k * sigma, median + k * sigma);
     let mut inside = block.mapv(|v| u8::from(v >= wlo && v <= whi));
+    let floor = if cortex_sign == Some(1.0) {
+        ct_marrow_floor(&block, &seeds, spacing_mm, wlo)
+    } else {
+        None
+    };
+    if let Some(f) = &floor {
+        for (i, s) in inside.iter_mut().zip(f.smooth.iter()) {
+            if *s < f.lo {
+                *i = 0;
+            }
+        }
+    }
     for q in &seeds {
-        inside[*q] = 1;
+        if floor.as_ref().is_none_or(|f| f.smooth[*q] >= f.lo) {
+            inside[*q] = 1;
+        }
     }
     // Geodesic growth, a few millimetres at most: the core already has the body's shape, so the
     // boundary only moves out to the marrow's edge and cannot run off along a neighbour of
@@ -228,10 +242,14 @@ pub fn grow_body<T: Sample>(
         front = next;
     }
     let r_open: [usize; 3] = std::array::from_fn(|n| (1.6 / spacing_mm[n]).floor() as usize);
-    let grown = seeded_components(&open(&grown, r_open), &seeds);
+    let grown = seeded_components(&open(&grown, r_open), &seeds, floor.is_some());
     if grown.iter().all(|v| *v == 0) {
         return None;
     }
+    let grown = match &floor {
+        Some(f) => cut_at_discs(grown, &seeds, &block, f, spacing_mm),
+        None => grown,
+    };
     let r_close: [usize; 3] =
         std::array::from_fn(|n| (2.0 / spacing_mm[n]).round().max(1.0) as usize);
     let mut body = close(&grown, r_close);
@@ -283,6 +301,175 @@ pub fn grow_body<T: Sample>(
             cortex_level,
         },
     ))
+}
+
+/// On CT, the least smoothed attenuation of marrow, when the body's own window
+/// (median ± 2.5 σ) reaches the tissue around it. An osteoporotic body's trabeculae and fat
+/// spread so widely (σ ≈ 125 HU on the real T11–T12 slab, median 163 HU) that the window takes
+/// in the discs, the canal and the crura; averaged over ~3 mm the marrow stays above them. The
+/// floor lies three tenths of the way from the surrounding tissue's smoothed level to the
+/// body's (half-way cut off the low-density marrow under one wall, 4 mm of it). `None` when the
+/// window stays clear of the surroundings (every phantom body: window from ~150 HU, tissue ~50)
+/// or the body is not clearly brighter than them (a lytic body, or one among other bone).
+fn ct_marrow_floor(
+    block: &Array3<f32>,
+    seeds: &[[usize; 3]],
+    spacing_mm: [f64; 3],
+    window_lo: f32,
+) -> Option<CtFloor> {
+    let mut core = Array3::<u8>::zeros(block.dim());
+    for q in seeds {
+        core[*q] = 1;
+    }
+    // The surroundings' median from every few voxels: the block can be 1.5 M voxels, and most
+    // bodies stop at the first test.
+    let around = |values: &Array3<f32>| {
+        let mut v: Vec<f32> = values
+            .iter()
+            .zip(core.iter())
+            .step_by(SURROUND_STRIDE)
+            .filter(|(_, c)| **c == 0)
+            .map(|(v, _)| *v)
+            .collect();
+        let mid = v.len() / 2;
+        (!v.is_empty()).then(|| *v.select_nth_unstable_by(mid, f32::total_cmp).1)
+    };
+    if window_lo >= around(block)? || seeds.is_empty() {
+        return None;
+    }
+    let radius: [usize; 3] = std::array::from_fn(|n| (1.5 / spacing_mm[n]).floor() as usize);
+    let smooth = crate::morph::box_mean(block.view(), radius);
+    let tissue = around(&smooth)?;
+    let mut at_seeds: Vec<f32> = seeds.iter().map(|q| smooth[*q]).collect();
+    let mid = at_seeds.len() / 2;
+    let body = *at_seeds.select_nth_unstable_by(mid, f32::total_cmp).1;
+    let mut dev: Vec<f32> = at_seeds.iter().map(|v| (v - body).abs()).collect();
+    let sigma = 1.4826 * *dev.select_nth_unstable_by(mid, f32::total_cmp).1;
+    (window_lo < tissue && body - tissue > 0.5 * sigma).then(|| CtFloor {
+        smooth,
+        lo: tissue + 0.3 * (body - tissue),
+        tissue,
+        body,
+    })
+}
+
+/// Every how many voxels the surroundings' level is sampled.
+const SURROUND_STRIDE: usize = 7;
+
+/// What [`ct_marrow_floor`] found (smoothed values).
+struct CtFloor {
+    /// The block averaged over ~3 mm.
+    smooth: Array3<f32>,
+    /// Least value of marrow.
+    lo: f32,
+    /// Level of the tissue around the body.
+    tissue: f32,
+    /// The body's own level.
+    body: f32,
+}
+
+/// Share of a row's interior that must be marrow, relative to the body's typical row, for the
+/// row to belong to the body rather than to a disc.
+const DISC_ROW_SHARE: f64 = 0.6;
+
+/// Inset of the interior from the body's outline, mm: a degenerated disc keeps a ring of
+/// calcified annulus and osteophytes at the body's own attenuation, but its centre is soft tissue.
+const DISC_INSET_MM: f64 = 4.0;
+
+/// Cuts a CT body at the discs its core spans. In a slab only a little taller than a body (the
+/// real T11–T12 slab is 40 mm), the detected core runs from one slab edge to the other through
+/// both discs; the discs' centres are soft tissue, below the marrow floor, while their rims stay
+/// in. Rows (cranio-caudal) whose interior is less than [`DISC_ROW_SHARE`] of the typical row's
+/// marrow, with soft tissue (not gas: a Kümmell cleft is a gap inside the body) in the rest, split
+/// the mask; the run holding most seeds is the body.
+fn cut_at_discs(
+    grown: Array3<u8>,
+    seeds: &[[usize; 3]],
+    block: &Array3<f32>,
+    floor: &CtFloor,
+    spacing_mm: [f64; 3],
+) -> Array3<u8> {
+    let (n0, n1, n2) = grown.dim();
+    let mut outline = Array3::<u8>::zeros((1, n1, n2));
+    for ((_, b, c), v) in grown.indexed_iter() {
+        if *v != 0 {
+            outline[[0, b, c]] = 1;
+        }
+    }
+    let inset = [
+        0,
+        (DISC_INSET_MM / spacing_mm[1]).round() as usize,
+        (DISC_INSET_MM / spacing_mm[2]).round() as usize,
+    ];
+    let interior = box_filter(&outline, inset, false);
+    let cells: Vec<(usize, usize)> = interior
+        .indexed_iter()
+        .filter(|(_, v)| **v != 0)
+        .map(|((_, b, c), _)| (b, c))
+        .collect();
+    if cells.is_empty() {
+        return grown;
+    }
+    let share: Vec<f64> = (0..n0)
+        .map(|a| {
+            let k = cells
+                .iter()
+                .filter(|&&(b, c)| grown[[a, b, c]] != 0)
+                .count();
+            k as f64 / cells.len() as f64
+        })
+        .collect();
+    let mut present: Vec<f64> = share.iter().copied().filter(|f| *f > 0.0).collect();
+    if present.is_empty() {
+        return grown;
+    }
+    let mid = present.len() / 2;
+    let typical = *present.select_nth_unstable_by(mid, f64::total_cmp).1;
+    let disc_row = |a: usize| {
+        if share[a] >= DISC_ROW_SHARE * typical {
+            return false;
+        }
+        let mut rest: Vec<f32> = cells
+            .iter()
+            .filter(|&&(b, c)| grown[[a, b, c]] == 0)
+            .map(|&(b, c)| block[[a, b, c]])
+            .collect();
+        let mid = rest.len() / 2;
+        // Where the marrow is missing a disc's centre is soft tissue; gas (a Kümmell cleft, a
+        // vacuum disc) lies far below it.
+        let gas = floor.tissue - 2.0 * (floor.body - floor.tissue);
+        !rest.is_empty() && *rest.select_nth_unstable_by(mid, f32::total_cmp).1 > gas
+    };
+    let cut: Vec<bool> = (0..n0).map(disc_row).collect();
+    if !cut.iter().any(|c| *c) {
+        return grown;
+    }
+    // Runs of body rows between cut rows; the one with most seeds is kept.
+    let mut seeds_per_row = vec![0usize; n0];
+    for q in seeds {
+        if grown[*q] != 0 {
+            seeds_per_row[q[0]] += 1;
+        }
+    }
+    let mut best = (0usize, 0usize, 0usize);
+    let mut start = 0;
+    while start < n0 {
+        if cut[start] {
+            start += 1;
+            continue;
+        }
+        let end = (start..n0).find(|a| cut[*a]).unwrap_or(n0);
+        let n: usize = seeds_per_row[start..end].iter().sum();
+        if n > best.2 {
+            best = (start, end, n);
+        }
+        start = end;
+    }
+    let mut grown = grown;
+    for a in (0..best.0).chain(best.1..n0) {
+        grown.index_axis_mut(ndarray::Axis(0), a).fill(0);
+    }
+    grown
 }
 
 /// How far behind the mid-sagittal posterior wall a body may reach, mm: the wall is concave
@@ -349,27 +536,35 @@ fn clip_behind_wall(body: &mut Array3<u8>, spacing_mm: [f64; 3]) {
     }
 }
 
-/// The 6-connected components of `mask` that hold a seed.
-fn seeded_components(mask: &Array3<u8>, seeds: &[[usize; 3]]) -> Array3<u8> {
+/// The 6-connected components of `mask` that hold a seed; with `only_largest`, just the one
+/// holding the most seeds.
+fn seeded_components(mask: &Array3<u8>, seeds: &[[usize; 3]], only_largest: bool) -> Array3<u8> {
     let (n0, n1, n2) = mask.dim();
     let mask = mask.as_standard_layout();
     let src = mask.as_slice().expect("standard layout is contiguous");
-    let mut out = Array3::<u8>::zeros((n0, n1, n2));
-    let kept = out.as_slice_mut().expect("a new array is contiguous");
+    // Component number + 1 of each kept voxel.
+    let mut id = vec![0u32; src.len()];
+    let mut seeds_in: Vec<usize> = Vec::new();
     let (s0, s1) = (n1 * n2, n2);
     let mut stack: Vec<[usize; 3]> = Vec::new();
     for q in seeds {
         let at = q[0] * s0 + q[1] * s1 + q[2];
-        if src[at] == 0 || kept[at] != 0 {
+        if src[at] == 0 {
             continue;
         }
-        kept[at] = 1;
+        if id[at] != 0 {
+            seeds_in[id[at] as usize - 1] += 1;
+            continue;
+        }
+        seeds_in.push(1);
+        let k = seeds_in.len() as u32;
+        id[at] = k;
         stack.push(*q);
         while let Some([a, b, c]) = stack.pop() {
             let mut push = |q: [usize; 3]| {
                 let at = q[0] * s0 + q[1] * s1 + q[2];
-                if src[at] != 0 && kept[at] == 0 {
-                    kept[at] = 1;
+                if src[at] != 0 && id[at] == 0 {
+                    id[at] = k;
                     stack.push(q);
                 }
             };
@@ -393,5 +588,15 @@ fn seeded_components(mask: &Array3<u8>, seeds: &[[usize; 3]]) -> Array3<u8> {
             }
         }
     }
-    out
+    let best = seeds_in
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, n)| **n)
+        .map_or(0, |(k, _)| k as u32 + 1);
+    let keep = |k: u32| k != 0 && (!only_largest || k == best);
+    Array3::from_shape_vec(
+        (n0, n1, n2),
+        id.into_iter().map(|k| u8::from(keep(k))).collect(),
+    )
+    .expect("same number of voxels")
 }
