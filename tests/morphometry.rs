@@ -416,7 +416,8 @@ fn real_t2_lumbar_bodies_overlap_the_expert_masks() {
 /// spine with calcified disc rims). Read by eye on the images: one whole body, its endplates'
 /// outer surfaces at z ≈ −801 and −775.5 mm (heights ≈ 25 mm), its centre at x ≈ −7.3,
 /// y ≈ −115 mm (cortices at image columns 226 and 270, rows 312.5 and 347.5 at mid-height);
-/// the discs above and below it and 4 mm of the next body up are in the slab too. Before
+/// the discs above and below it and 4 mm of the next body up (its inferior endplate: reported as
+/// a level cut by the field of view) are in the slab too. Before
 /// session 12 the body's mask ran from one slab edge to the other, took the canal and the right
 /// crus, and the level read Ha 10 mm (not evaluable).
 #[test]
@@ -429,8 +430,20 @@ fn real_ct_slab_body_stops_at_its_discs_and_is_measured() {
     let morph = analyze_volumes(&vols, None)
         .expect("segment")
         .expect("shape series");
-    assert_eq!(morph.levels.len(), 1, "one whole body in the slab");
+    assert_eq!(
+        morph.levels.len(),
+        2,
+        "the whole body and the one cut above it"
+    );
+    let top = &morph.levels[0].measurement;
+    assert!(
+        matches!(&top.status, spinetriage_measure::Status::NotEvaluable(why) if why.contains("field of view")),
+        "{:?}",
+        top.status
+    );
+    assert!(top.center_lps_mm[2] > -772.0, "{:?}", top.center_lps_mm);
     let seg = &morph.segmentation;
+    assert_eq!(seg.bodies.len(), 1);
     let body = &seg.bodies[0];
     let z: Vec<f64> = body
         .mask
@@ -454,7 +467,7 @@ fn real_ct_slab_body_stops_at_its_discs_and_is_measured() {
             "{what} inside the mask"
         );
     }
-    let m = &morph.levels[0].measurement;
+    let m = &morph.levels[1].measurement;
     assert!(
         matches!(m.status, spinetriage_measure::Status::Measured),
         "{:?}",
@@ -473,7 +486,7 @@ fn real_ct_slab_body_stops_at_its_discs_and_is_measured() {
         let h = h.expect("Ha, Hp").height_mm;
         assert!((22.0..28.0).contains(&h), "height {h:.1}");
     }
-    let d = &morph.levels[0].derived;
+    let d = &morph.levels[1].derived;
     assert!(d.height_loss_pct.is_some_and(|l| l < 15.0), "{d:?}");
     // Its posterior wall (basivertebral foramen, posterior lips, 3 mm slices) scatters too much
     // for a displacement to be read; an "urgent" 8 mm retropulsion was read from it.

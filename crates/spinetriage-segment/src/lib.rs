@@ -174,7 +174,7 @@ pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentat
         };
         size(*b).total_cmp(&size(*a))
     });
-    let mut grown: Vec<Result<Body, (usize, LpsPoint, String)>> = order
+    let mut grown: Vec<Result<(Body, Vec<refine::CutOff>), (usize, LpsPoint, String)>> = order
         .par_iter()
         .with_max_len(1)
         .map(|&ordinal| {
@@ -185,7 +185,7 @@ pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentat
                     return Err((ordinal, mm_to_lps(*at), why.to_string()));
                 }
             };
-            let Some((mask, marrow)) =
+            let Some((mask, marrow, cut_off)) =
                 spinetriage_volume::with_voxels!(&vol.data, |a| refine::grow_body(
                     view.view(a),
                     &coarse,
@@ -213,7 +213,7 @@ pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentat
                     return Err((ordinal, mm_to_lps(c.centroid_mm), why));
                 }
             }
-            Ok(Body {
+            let body = Body {
                 ordinal,
                 label: None,
                 label_confidence: 0.0,
@@ -222,16 +222,42 @@ pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentat
                 mask,
                 marrow,
                 candidate: c.clone(),
-            })
+            };
+            Ok((body, cut_off))
         })
         .collect();
     // Back in column order (each result carries its ordinal).
-    grown.sort_by_key(|g| g.as_ref().map_or_else(|e| e.0, |b| b.ordinal));
+    grown.sort_by_key(|g| g.as_ref().map_or_else(|e| e.0, |b| b.0.ordinal));
     let mut bodies = Vec::new();
     let mut missing = Vec::new();
+    let last = slots.len().saturating_sub(1);
+    let mut cut_above = None;
     for g in grown {
         match g {
-            Ok(b) => bodies.push(b),
+            Ok((b, cut_off)) => {
+                // The column's end bodies may carry a piece of the next body, which the field
+                // of view cuts: a level of the column, not evaluable.
+                for f in cut_off {
+                    let level = |ordinal| {
+                        Missing {
+                        ordinal,
+                        centre_lps: view.to_lps(f.centroid_index),
+                        reason: format!(
+                            "vertebral body cut by the field of view ({:.0} mm of it in the image, beyond the disc {})",
+                            f.extent_mm,
+                            if f.above { "above" } else { "below" }
+                        ),
+                        label: None,
+                    }
+                    };
+                    if f.above && b.ordinal == 0 {
+                        cut_above = Some(level(0));
+                    } else if !f.above && b.ordinal == last {
+                        missing.push(level(last + 1));
+                    }
+                }
+                bodies.push(b);
+            }
             Err((ordinal, centre_lps, reason)) => missing.push(Missing {
                 ordinal,
                 centre_lps,
@@ -239,6 +265,12 @@ pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentat
                 label: None,
             }),
         }
+    }
+    // A level above the top body moves every other one down.
+    if let Some(top) = cut_above {
+        bodies.iter_mut().for_each(|b| b.ordinal += 1);
+        missing.iter_mut().for_each(|m| m.ordinal += 1);
+        missing.insert(0, top);
     }
     let mut seg = Segmentation {
         series_uid: vol.series_uid.clone(),

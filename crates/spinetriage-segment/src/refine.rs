@@ -96,6 +96,18 @@ pub struct MarrowStats {
     pub cortex_level: f32,
 }
 
+/// Part of the next body up or down, found beyond a disc in a body's core and reaching the top or
+/// bottom of the image: a body the field of view cuts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CutOff {
+    /// Above the body (else below).
+    pub above: bool,
+    /// How much of it the image holds, cranio-caudally, mm.
+    pub extent_mm: f64,
+    /// Its centroid, canonical (fine) index.
+    pub centroid_index: [f64; 3],
+}
+
 /// Largest distance the boundary moves out from the detected core, mm (the core is the body
 /// eroded by one working voxel, ~1.4–2 mm, plus partial-volume margin).
 const MAX_GROW_MM: f64 = 4.0;
@@ -109,13 +121,16 @@ const CORTEX_MM: f64 = 1.0;
 /// MR, where cortical bone gives no signal; +1 on CT, where it is the densest tissue); without
 /// it, the rim around the marrow decides. A body whose marrow is replaced (dark on T1) among
 /// bright neighbours has a bright rim, and would take the neighbours for its cortex.
+///
+/// Also returns what of the next body up or down was cut off at a disc and reaches the image's
+/// edge (CT, see [`CutOff`]).
 pub fn grow_body<T: Sample>(
     view: ArrayView3<T>,
     coarse: &Coarse,
     cand: &Candidate,
     spacing_mm: [f64; 3],
     cortex_sign: Option<f32>,
-) -> Option<(BodyMask, MarrowStats)> {
+) -> Option<(BodyMask, MarrowStats, Vec<CutOff>)> {
     // Core: each plane's best section, mapped to the fine grid.
     let mut core = Vec::new();
     for sec in &cand.sections {
@@ -246,10 +261,32 @@ pub fn grow_body<T: Sample>(
     if grown.iter().all(|v| *v == 0) {
         return None;
     }
-    let grown = match &floor {
+    let (grown, beyond_discs) = match &floor {
         Some(f) => cut_at_discs(grown, &seeds, &block, f, spacing_mm),
-        None => grown,
+        None => (grown, Vec::new()),
     };
+    // What lay beyond a disc and reached the image's top or bottom is the next body, cut by the
+    // field of view.
+    let cut_off: Vec<CutOff> = beyond_discs
+        .iter()
+        .filter_map(|vox| {
+            let (lo, hi) = vox
+                .iter()
+                .fold((usize::MAX, 0), |(l, h), p| (l.min(p[0]), h.max(p[0])));
+            let above = origin[0] + lo == 0;
+            let below = origin[0] + hi + 1 == dims[0];
+            (above != below).then(|| {
+                let n = vox.len() as f64;
+                CutOff {
+                    above,
+                    extent_mm: (hi + 1 - lo) as f64 * spacing_mm[0],
+                    centroid_index: std::array::from_fn(|k| {
+                        origin[k] as f64 + vox.iter().map(|p| p[k] as f64).sum::<f64>() / n
+                    }),
+                }
+            })
+        })
+        .collect();
     let r_close: [usize; 3] =
         std::array::from_fn(|n| (2.0 / spacing_mm[n]).round().max(1.0) as usize);
     let mut body = close(&grown, r_close);
@@ -300,6 +337,7 @@ pub fn grow_body<T: Sample>(
             rim_contrast,
             cortex_level,
         },
+        cut_off,
     ))
 }
 
@@ -388,7 +426,7 @@ fn cut_at_discs(
     block: &Array3<f32>,
     floor: &CtFloor,
     spacing_mm: [f64; 3],
-) -> Array3<u8> {
+) -> (Array3<u8>, Vec<Vec<[usize; 3]>>) {
     let (n0, n1, n2) = grown.dim();
     let mut outline = Array3::<u8>::zeros((1, n1, n2));
     for ((_, b, c), v) in grown.indexed_iter() {
@@ -408,7 +446,7 @@ fn cut_at_discs(
         .map(|((_, b, c), _)| (b, c))
         .collect();
     if cells.is_empty() {
-        return grown;
+        return (grown, Vec::new());
     }
     let share: Vec<f64> = (0..n0)
         .map(|a| {
@@ -421,7 +459,7 @@ fn cut_at_discs(
         .collect();
     let mut present: Vec<f64> = share.iter().copied().filter(|f| *f > 0.0).collect();
     if present.is_empty() {
-        return grown;
+        return (grown, Vec::new());
     }
     let mid = present.len() / 2;
     let typical = *present.select_nth_unstable_by(mid, f64::total_cmp).1;
@@ -442,7 +480,7 @@ fn cut_at_discs(
     };
     let cut: Vec<bool> = (0..n0).map(disc_row).collect();
     if !cut.iter().any(|c| *c) {
-        return grown;
+        return (grown, Vec::new());
     }
     // Runs of body rows between cut rows; the one with most seeds is kept.
     let mut seeds_per_row = vec![0usize; n0];
@@ -451,7 +489,7 @@ fn cut_at_discs(
             seeds_per_row[q[0]] += 1;
         }
     }
-    let mut best = (0usize, 0usize, 0usize);
+    let mut runs: Vec<(usize, usize, usize)> = Vec::new();
     let mut start = 0;
     while start < n0 {
         if cut[start] {
@@ -459,17 +497,29 @@ fn cut_at_discs(
             continue;
         }
         let end = (start..n0).find(|a| cut[*a]).unwrap_or(n0);
-        let n: usize = seeds_per_row[start..end].iter().sum();
-        if n > best.2 {
-            best = (start, end, n);
-        }
+        runs.push((start, end, seeds_per_row[start..end].iter().sum()));
         start = end;
     }
+    let Some(best) = runs.iter().copied().max_by_key(|r| r.2) else {
+        return (grown, Vec::new());
+    };
+    let others: Vec<Vec<[usize; 3]>> = runs
+        .iter()
+        .filter(|r| **r != best)
+        .map(|r| {
+            grown
+                .indexed_iter()
+                .filter(|((a, _, _), v)| **v != 0 && (r.0..r.1).contains(a))
+                .map(|((a, b, c), _)| [a, b, c])
+                .collect::<Vec<_>>()
+        })
+        .filter(|v| !v.is_empty())
+        .collect();
     let mut grown = grown;
     for a in (0..best.0).chain(best.1..n0) {
         grown.index_axis_mut(ndarray::Axis(0), a).fill(0);
     }
-    grown
+    (grown, others)
 }
 
 /// How far behind the mid-sagittal posterior wall a body may reach, mm: the wall is concave
