@@ -108,6 +108,9 @@ pub struct Segmentation {
     pub labelling: Vec<String>,
 }
 
+/// A grown body and what of its neighbours the field of view cut off beyond its discs.
+type Grown = (Body, Vec<refine::CutOff>);
+
 /// Working resolution of detection, mm: a body is still 7+ voxels across, and a 512×512×300 CT
 /// shrinks ~25-fold.
 const COARSE_MM: f64 = 1.4;
@@ -174,7 +177,7 @@ pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentat
         };
         size(*b).total_cmp(&size(*a))
     });
-    let mut grown: Vec<Result<(Body, Vec<refine::CutOff>), (usize, LpsPoint, String)>> = order
+    let mut grown: Vec<Result<Grown, (usize, LpsPoint, String)>> = order
         .par_iter()
         .with_max_len(1)
         .map(|&ordinal| {
