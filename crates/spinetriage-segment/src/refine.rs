@@ -359,13 +359,17 @@ fn ct_marrow_floor(
     for q in seeds {
         core[*q] = 1;
     }
-    // The surroundings' median from every few voxels: the block can be 1.5 M voxels, and most
+    // The surroundings' median from a sparse grid: the block can be 1.5 M voxels, and most
     // bodies stop at the first test.
+    let st: [isize; 3] =
+        std::array::from_fn(|n| (SURROUND_GRID_MM / spacing_mm[n]).round().max(1.0) as isize);
+    let grid = s![..;st[0], ..;st[1], ..;st[2]];
+    let core_grid = core.slice(grid);
     let around = |values: &Array3<f32>| {
         let mut v: Vec<f32> = values
+            .slice(grid)
             .iter()
-            .zip(core.iter())
-            .step_by(SURROUND_STRIDE)
+            .zip(core_grid.iter())
             .filter(|(_, c)| **c == 0)
             .map(|(v, _)| *v)
             .collect();
@@ -391,8 +395,8 @@ fn ct_marrow_floor(
     })
 }
 
-/// Every how many voxels the surroundings' level is sampled.
-const SURROUND_STRIDE: usize = 7;
+/// Spacing of the grid the surroundings' level is sampled on, mm.
+const SURROUND_GRID_MM: f64 = 2.0;
 
 /// What [`ct_marrow_floor`] found (smoothed values).
 struct CtFloor {
@@ -592,61 +596,161 @@ fn seeded_components(mask: &Array3<u8>, seeds: &[[usize; 3]], only_largest: bool
     let (n0, n1, n2) = mask.dim();
     let mask = mask.as_standard_layout();
     let src = mask.as_slice().expect("standard layout is contiguous");
-    // Component number + 1 of each kept voxel.
+    let flat = |q: &[usize; 3]| (q[0] * n1 + q[1]) * n2 + q[2];
+    if !only_largest {
+        let mut kept = vec![0u8; src.len()];
+        for q in seeds {
+            flood(src, [n0, n1, n2], *q, &mut kept, 1);
+        }
+        return Array3::from_shape_vec((n0, n1, n2), kept).expect("same number of voxels");
+    }
+    // Component number of each voxel (from 1), and the seeds each holds.
     let mut id = vec![0u32; src.len()];
     let mut seeds_in: Vec<usize> = Vec::new();
-    let (s0, s1) = (n1 * n2, n2);
-    let mut stack: Vec<[usize; 3]> = Vec::new();
     for q in seeds {
-        let at = q[0] * s0 + q[1] * s1 + q[2];
+        let at = flat(q);
         if src[at] == 0 {
             continue;
         }
-        if id[at] != 0 {
-            seeds_in[id[at] as usize - 1] += 1;
-            continue;
+        if id[at] == 0 {
+            seeds_in.push(0);
+            flood(src, [n0, n1, n2], *q, &mut id, seeds_in.len() as u32);
         }
-        seeds_in.push(1);
-        let k = seeds_in.len() as u32;
-        id[at] = k;
-        stack.push(*q);
-        while let Some([a, b, c]) = stack.pop() {
-            let mut push = |q: [usize; 3]| {
-                let at = q[0] * s0 + q[1] * s1 + q[2];
-                if src[at] != 0 && id[at] == 0 {
-                    id[at] = k;
-                    stack.push(q);
-                }
-            };
-            if a > 0 {
-                push([a - 1, b, c]);
-            }
-            if a + 1 < n0 {
-                push([a + 1, b, c]);
-            }
-            if b > 0 {
-                push([a, b - 1, c]);
-            }
-            if b + 1 < n1 {
-                push([a, b + 1, c]);
-            }
-            if c > 0 {
-                push([a, b, c - 1]);
-            }
-            if c + 1 < n2 {
-                push([a, b, c + 1]);
-            }
-        }
+        seeds_in[id[at] as usize - 1] += 1;
     }
     let best = seeds_in
         .iter()
         .enumerate()
         .max_by_key(|(_, n)| **n)
         .map_or(0, |(k, _)| k as u32 + 1);
-    let keep = |k: u32| k != 0 && (!only_largest || k == best);
-    Array3::from_shape_vec(
-        (n0, n1, n2),
-        id.into_iter().map(|k| u8::from(keep(k))).collect(),
-    )
-    .expect("same number of voxels")
+    let kept = id
+        .into_iter()
+        .map(|k| u8::from(k != 0 && k == best))
+        .collect();
+    Array3::from_shape_vec((n0, n1, n2), kept).expect("same number of voxels")
+}
+
+/// Marks with `value` the 6-connected component of `src` (flat, `dims`) holding `start`, where
+/// `mark` is still unset.
+fn flood<T: Copy + PartialEq + Default>(
+    src: &[u8],
+    dims: [usize; 3],
+    start: [usize; 3],
+    mark: &mut [T],
+    value: T,
+) {
+    let [n0, n1, n2] = dims;
+    let (s0, s1) = (n1 * n2, n2);
+    let at = start[0] * s0 + start[1] * s1 + start[2];
+    if src[at] == 0 || mark[at] != T::default() {
+        return;
+    }
+    mark[at] = value;
+    let mut stack = vec![start];
+    while let Some([a, b, c]) = stack.pop() {
+        let mut push = |q: [usize; 3]| {
+            let at = q[0] * s0 + q[1] * s1 + q[2];
+            if src[at] != 0 && mark[at] == T::default() {
+                mark[at] = value;
+                stack.push(q);
+            }
+        };
+        if a > 0 {
+            push([a - 1, b, c]);
+        }
+        if a + 1 < n0 {
+            push([a + 1, b, c]);
+        }
+        if b > 0 {
+            push([a, b - 1, c]);
+        }
+        if b + 1 < n1 {
+            push([a, b + 1, c]);
+        }
+        if c > 0 {
+            push([a, b, c - 1]);
+        }
+        if c + 1 < n2 {
+            push([a, b, c + 1]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 1 mm grid: rows 0–3 the next body's fragment, 4–7 a disc (a ring of its rim in the
+    /// mask, its centre `centre_hu` and out of it), 8–29 the body; 30 × 30 in plane.
+    fn slab(centre_hu: f32) -> (Array3<u8>, Array3<f32>, Vec<[usize; 3]>) {
+        let mut grown = Array3::<u8>::zeros((30, 30, 30));
+        let mut block = Array3::<f32>::from_elem((30, 30, 30), 40.0);
+        for ((a, b, c), g) in grown.indexed_iter_mut() {
+            let inside = (3..27).contains(&b) && (3..27).contains(&c);
+            let rim = inside && !((8..22).contains(&b) && (8..22).contains(&c));
+            let disc = (4..8).contains(&a);
+            if inside && (!disc || rim) {
+                *g = 1;
+                block[[a, b, c]] = 160.0;
+            } else if inside {
+                block[[a, b, c]] = centre_hu;
+            }
+        }
+        let seeds = (0..30)
+            .flat_map(|a| (10..20).map(move |b| [a, b, 15]))
+            .collect();
+        (grown, block, seeds)
+    }
+
+    fn floor() -> CtFloor {
+        CtFloor {
+            smooth: Array3::zeros((1, 1, 1)),
+            lo: 100.0,
+            tissue: 60.0,
+            body: 160.0,
+        }
+    }
+
+    #[test]
+    fn a_ct_core_is_cut_at_the_disc_it_spans_and_the_piece_beyond_is_returned() {
+        let (grown, block, seeds) = slab(70.0);
+        let (body, beyond) = cut_at_discs(grown, &seeds, &block, &floor(), [1.0; 3]);
+        let rows: Vec<usize> = (0..30)
+            .filter(|a| {
+                body.index_axis(ndarray::Axis(0), *a)
+                    .iter()
+                    .any(|v| *v != 0)
+            })
+            .collect();
+        assert_eq!(rows.first(), Some(&8), "{rows:?}");
+        assert_eq!(rows.last(), Some(&29));
+        assert_eq!(beyond.len(), 1);
+        assert!(
+            beyond[0].iter().all(|p| p[0] < 4),
+            "the fragment above the disc"
+        );
+    }
+
+    #[test]
+    fn a_gas_cleft_is_not_a_disc() {
+        let (grown, block, seeds) = slab(-900.0);
+        let n = grown.iter().filter(|v| **v != 0).count();
+        let (body, beyond) = cut_at_discs(grown, &seeds, &block, &floor(), [1.0; 3]);
+        assert_eq!(body.iter().filter(|v| **v != 0).count(), n);
+        assert!(beyond.is_empty());
+    }
+
+    #[test]
+    fn only_the_component_with_most_seeds_is_kept_when_asked() {
+        let mut m = Array3::<u8>::zeros((3, 10, 10));
+        m.slice_mut(s![.., 0..4, ..]).fill(1);
+        m.slice_mut(s![.., 6..10, ..]).fill(1);
+        let seeds = [[1, 1, 1], [1, 2, 2], [1, 8, 8]];
+        let all = seeded_components(&m, &seeds, false);
+        let one = seeded_components(&m, &seeds, true);
+        assert_eq!(all, m);
+        assert_eq!(one.iter().filter(|v| **v != 0).count(), 3 * 4 * 10);
+        assert_eq!(one[[1, 1, 1]], 1);
+        assert_eq!(one[[1, 8, 8]], 0);
+    }
 }
