@@ -241,17 +241,16 @@ pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentat
                 // The column's end bodies may carry a piece of the next body, which the field
                 // of view cuts: a level of the column, not evaluable.
                 for f in cut_off {
-                    let level = |ordinal| {
-                        Missing {
+                    let side = if f.above { "above" } else { "below" };
+                    let reason = format!(
+                        "vertebral body cut by the field of view ({:.0} mm of it in the image, beyond the disc {side})",
+                        f.extent_mm
+                    );
+                    let level = |ordinal| Missing {
                         ordinal,
                         centre_lps: view.to_lps(f.centroid_index),
-                        reason: format!(
-                            "vertebral body cut by the field of view ({:.0} mm of it in the image, beyond the disc {})",
-                            f.extent_mm,
-                            if f.above { "above" } else { "below" }
-                        ),
+                        reason: reason.clone(),
                         label: None,
-                    }
                     };
                     if f.above && b.ordinal == 0 {
                         cut_above = Some(level(0));
