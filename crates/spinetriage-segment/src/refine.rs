@@ -389,11 +389,16 @@ fn ct_marrow_floor(
     let sigma = 1.4826 * *dev.select_nth_unstable_by(mid, f32::total_cmp).1;
     (window_lo < tissue && body - tissue > 0.5 * sigma).then(|| CtFloor {
         smooth,
-        lo: tissue + 0.3 * (body - tissue),
+        lo: tissue + FLOOR_SHARE * (body - tissue),
         tissue,
         body,
     })
 }
+
+/// Where the marrow floor lies, as a share of the way from the surrounding tissue's smoothed level
+/// to the body's. Set on the one real CT there is, and sensitive there: 0.25 and 0.4 gave a
+/// false lateral wedge or a level not evaluable (docs/segmentation.md, session 12).
+const FLOOR_SHARE: f32 = 0.3;
 
 /// Spacing of the grid the surroundings' level is sampled on, mm.
 const SURROUND_GRID_MM: f64 = 2.0;
