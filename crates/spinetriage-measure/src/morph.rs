@@ -1,7 +1,7 @@
 //! Heights and frame of one body, from intensity profiles.
 
 use crate::edge::{fit_edge, Edge};
-use nalgebra::{Matrix3, SymmetricEigen, Vector3};
+use nalgebra::Vector3;
 use rayon::prelude::*;
 use serde::Serialize;
 use spinetriage_segment::{Body, BodyMask, CanonicalView, Segmentation};
@@ -607,17 +607,6 @@ fn named(what: &'static str) -> impl Fn(String) -> String {
     move |e| format!("{what}: {e}")
 }
 
-/// Mean and eigen-decomposed scatter matrix of points.
-fn principal(pts: &[Vector3<f64>]) -> (Vector3<f64>, SymmetricEigen<f64, nalgebra::U3>) {
-    let mean = pts.iter().sum::<Vector3<f64>>() / pts.len().max(1) as f64;
-    let mut cov = Matrix3::zeros();
-    for p in pts {
-        let d = p - mean;
-        cov += d * d.transpose();
-    }
-    (mean, SymmetricEigen::new(cov))
-}
-
 /// Which lateral edge of the image cuts the body, if one does: one of the mask's two outermost
 /// sagittal slices on that edge holds at least a fifth of its largest sagittal section. A body can reach
 /// past a narrow sagittal slab (scoliosis, rotation), and its walls then seem to be at the slab's
@@ -678,7 +667,7 @@ fn endplate_plane(
             .collect()
     };
     let fit = |pts: &[Vector3<f64>]| {
-        let (mean, e) = principal(pts);
+        let (mean, e) = spinetriage_segment::principal(pts);
         let k = (0..3).min_by(|a, b| e.eigenvalues[*a].total_cmp(&e.eigenvalues[*b]))?;
         Some((mean, e.eigenvectors.column(k).into_owned()))
     };
@@ -731,7 +720,7 @@ fn pca_frame(pts: &[Vector3<f64>]) -> Option<Axes> {
     if pts.len() < 10 {
         return None;
     }
-    let (mean, e) = principal(pts);
+    let (mean, e) = spinetriage_segment::principal(pts);
     let mut order = [0usize, 1, 2];
     order.sort_by(|a, b| e.eigenvalues[*a].total_cmp(&e.eigenvalues[*b]));
     // A body is lower than it is deep or wide: the smallest axis is cranial.
@@ -1589,7 +1578,7 @@ mod robustness_tests {
     #[test]
     fn rays_that_ended_elsewhere_do_not_tilt_an_endplate() {
         let (pts, truth) = endplate(&[0, 3, 7, 11, 16, 24]);
-        let (_, e) = principal(&pts);
+        let (_, e) = spinetriage_segment::principal(&pts);
         let k = (0..3)
             .min_by(|a, b| e.eigenvalues[*a].total_cmp(&e.eigenvalues[*b]))
             .expect("axis");

@@ -242,13 +242,7 @@ fn caudal_axis(seg: &Segmentation, k: usize) -> Option<(Vector3<f64>, f64, Vecto
     if pts.len() < 50 {
         return None;
     }
-    let mean = pts.iter().sum::<Vector3<f64>>() / pts.len() as f64;
-    let mut cov = nalgebra::Matrix3::zeros();
-    for p in &pts {
-        let d = p - mean;
-        cov += d * d.transpose();
-    }
-    let eig = nalgebra::SymmetricEigen::new(cov);
+    let (mean, eig) = crate::principal(&pts);
     let least = (0..3).min_by(|a, b| eig.eigenvalues[*a].total_cmp(&eig.eigenvalues[*b]))?;
     let mut axis: Vector3<f64> = eig.eigenvectors.column(least).into();
     // The walk starts from the mask's coordinate-wise median: a lowest mask leaking into the

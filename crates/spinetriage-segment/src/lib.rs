@@ -111,6 +111,22 @@ pub struct Segmentation {
 /// A grown body and what of its neighbours the field of view cut off beyond its discs.
 type Grown = (Body, Vec<refine::CutOff>);
 
+/// Mean of `pts` and the eigen-decomposition of their scatter matrix (principal axes).
+pub fn principal(
+    pts: &[nalgebra::Vector3<f64>],
+) -> (
+    nalgebra::Vector3<f64>,
+    nalgebra::SymmetricEigen<f64, nalgebra::U3>,
+) {
+    let mean = pts.iter().sum::<nalgebra::Vector3<f64>>() / pts.len().max(1) as f64;
+    let mut cov = nalgebra::Matrix3::zeros();
+    for p in pts {
+        let d = p - mean;
+        cov += d * d.transpose();
+    }
+    (mean, nalgebra::SymmetricEigen::new(cov))
+}
+
 /// Working resolution of detection, mm: a body is still 7+ voxels across, and a 512×512×300 CT
 /// shrinks ~25-fold.
 const COARSE_MM: f64 = 1.4;
