@@ -978,6 +978,11 @@ const TEXTURED_SHARE: f64 = 0.1;
 /// read, mm: about a voxel; a phantom's straight wall reads a few tenths.
 const WALL_SCATTER_MAX_MM: f64 = 1.0;
 
+/// The straight line through two wall points `(height, position, _)`, as position by height.
+fn through(a: (f64, f64, f64), b: (f64, f64, f64)) -> impl Fn(f64) -> f64 {
+    move |h| a.1 + (b.1 - a.1) * (h - a.0) / (b.0 - a.0)
+}
+
 /// Posterior-wall profile: rays on each side of mid-height.
 const PROFILE_STEPS: i32 = 8;
 /// Reach of the profile, as a fraction of half the middle height.
@@ -1038,12 +1043,12 @@ pub fn wall_displacement(wall: &[(f64, f64, f64)]) -> Option<WallDisplacement> {
     let mut best: Option<(f64, f64, usize, (usize, usize))> = None;
     for i in 0..n {
         for j in i + 1..n {
-            let (hi, di, si) = wall[i];
-            let (hj, dj, sj) = wall[j];
+            let (hi, _, si) = wall[i];
+            let (hj, _, sj) = wall[j];
             if hj - hi < span_min {
                 continue;
             }
-            let line = |h: f64| di + (dj - di) * (h - hi) / (hj - hi);
+            let line = through(wall[i], wall[j]);
             if wall.iter().any(|&(h, d, _)| d < line(h) - tol) {
                 continue;
             }
@@ -1058,8 +1063,8 @@ pub fn wall_displacement(wall: &[(f64, f64, f64)]) -> Option<WallDisplacement> {
     // A wall curved towards the body everywhere (a concave, scalloped wall) has no supporting
     // line: the line of the corners then, the clinical definition.
     let best = best.or_else(|| {
-        let ((h0, d0, s0), (h1, d1, s1)) = (wall[0], wall[n - 1]);
-        worst_of(&|h: f64| d0 + (d1 - d0) * (h - h0) / (h1 - h0))
+        let ((_, _, s0), (_, _, s1)) = (wall[0], wall[n - 1]);
+        worst_of(&through(wall[0], wall[n - 1]))
             .map(|(w, s, k)| (w, (s * s + 0.5 * (s0 * s0 + s1 * s1)).sqrt(), k, (0, n - 1)))
     })?;
     let (worst, sigma, k, (i, j)) = best;
@@ -1068,16 +1073,8 @@ pub fn wall_displacement(wall: &[(f64, f64, f64)]) -> Option<WallDisplacement> {
     // basivertebral foramen and posterior lips by millimetres (a normal osteoporotic T12 read
     // 8.2 mm "retropulsion" with its intact rays up to 5.5 mm off the line, RMS 1.9 mm). The
     // displaced run itself is left out of it.
-    let (hi, di, _) = wall[i];
-    let (hj, dj, _) = wall[j];
-    let residual = |m: usize| {
-        let (h, d, _) = wall[m];
-        if hj > hi {
-            d - (di + (dj - di) * (h - hi) / (hj - hi))
-        } else {
-            d - di
-        }
-    };
+    let baseline = through(wall[i], wall[j]);
+    let residual = |m: usize| wall[m].1 - baseline(wall[m].0);
     // The displaced run: every ray around the worst that stands out of the edge noise.
     let displaced = |m: usize| residual(m) > 3.0 * tol;
     let first = (0..=k)
