@@ -111,7 +111,8 @@ pub struct Segmentation {
 /// A grown body and what of its neighbours the field of view cut off beyond its discs.
 type Grown = (Body, Vec<refine::CutOff>);
 
-/// Mean of `pts` and the eigen-decomposition of their scatter matrix (principal axes).
+/// Mean of `pts` and the eigen-decomposition of their scatter matrix (principal axes): column
+/// `k` of `eigenvectors` is the axis whose spread is `eigenvalues[k]`.
 pub fn principal(
     pts: &[nalgebra::Vector3<f64>],
 ) -> (
@@ -124,7 +125,15 @@ pub fn principal(
         let d = p - mean;
         cov += d * d.transpose();
     }
-    (mean, nalgebra::SymmetricEigen::new(cov))
+    let mut e = nalgebra::SymmetricEigen::new(cov);
+    // nalgebra can return the eigenvectors of a matrix with an exactly zero row (coplanar
+    // points, as a flat endplate's) paired with the wrong eigenvalues (dimforge/nalgebra#1109):
+    // the vectors are right, their order is not. Each value is read back from its own vector.
+    for k in 0..3 {
+        let v = e.eigenvectors.column(k).into_owned();
+        e.eigenvalues[k] = v.dot(&(cov * v));
+    }
+    (mean, e)
 }
 
 /// Working resolution of detection, mm: a body is still 7+ voxels across, and a 512×512×300 CT
@@ -310,4 +319,36 @@ pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentat
         );
     }
     Ok(seg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::principal;
+    use nalgebra::Vector3;
+
+    #[test]
+    fn coplanar_points_have_their_plane_normal_as_least_axis() {
+        // 24 points of a flat inferior endplate on a 5 × 5 grid (one ray of the grid lost):
+        // nalgebra pairs this scatter matrix's eigenvectors with the wrong eigenvalues.
+        let mut pts = Vec::new();
+        for y in [-12.285, -6.15, -0.015, 6.12, 12.255] {
+            for x in [-12.06, -6.03, 0.0, 6.03, 12.06] {
+                if !(x == 0.0 && y == 12.255) {
+                    pts.push(Vector3::new(x, y, -12.987));
+                }
+            }
+        }
+        let (mean, e) = principal(&pts);
+        assert!((mean.z + 12.987).abs() < 1e-9);
+        let k = (0..3)
+            .min_by(|a, b| e.eigenvalues[*a].total_cmp(&e.eigenvalues[*b]))
+            .expect("three axes");
+        let n = e.eigenvectors.column(k);
+        assert!(n.z.abs() > 0.999, "normal {n:?}");
+        for k in 0..3 {
+            let v = e.eigenvectors.column(k).into_owned();
+            let spread: f64 = pts.iter().map(|p| (p - mean).dot(&v).powi(2)).sum();
+            assert!((spread - e.eigenvalues[k]).abs() < 1e-6 * (1.0 + spread));
+        }
+    }
 }
