@@ -710,6 +710,62 @@ const PLANE_OVERRIDE_DEG: f64 = 5.0;
 /// 60 % of the endplate, and a biconcave fracture's centre and rim lie about as far either side.
 const ENDPLATE_MISS_MM: f64 = 4.0;
 
+/// How far short of its endplate's plane a re-read of a stopped height ray starts, mm (first
+/// try, then the second): past the rim's and a biconcave centre's play (`ENDPLATE_MISS_MM`),
+/// clear of the endplate's cortex and its blur.
+const RESTART_BEFORE_PLANE_MM: [f64; 2] = [8.0, 6.0];
+
+/// A height whose ray stopped on something inside the body (a dark node or a vein on T2, far
+/// short of the plane its endplate's grid of rays agrees on), with the stopped end read again
+/// from a point between the obstruction and the plane. The re-read starts only where the mask
+/// runs unbroken from the stopped end to the new start: a real depression (a fracture) has disc
+/// beyond it, outside the mask, and a start inside the body finds the same depressed endplate
+/// again. `None` when no end was short or no re-read was possible.
+fn past_obstruction(
+    ctx: &Ctx<'_>,
+    h: &Height,
+    planes: [(Vector3<f64>, Vector3<f64>); 2],
+    u: Vector3<f64>,
+) -> Option<Height> {
+    let mut ends = [
+        Vector3::from(h.superior_lps_mm),
+        Vector3::from(h.inferior_lps_mm),
+    ];
+    let mut sigmas = [h.sigma_mm / std::f64::consts::SQRT_2; 2];
+    let mut changed = false;
+    for (k, ((p0, n), dir)) in planes.into_iter().zip([u, -u]).enumerate() {
+        let short_mm = -(ends[k] - p0).dot(&n);
+        let along = dir.dot(&n);
+        if short_mm <= ENDPLATE_MISS_MM || along < 0.5 {
+            continue;
+        }
+        // Distance along the ray from the stopped end to the plane.
+        let to_plane = short_mm / along;
+        for before in RESTART_BEFORE_PLANE_MM {
+            let from = to_plane - before;
+            if from < 2.0 {
+                continue;
+            }
+            let origin = Point3::from(ends[k] + dir * from);
+            if !(ctx.inside)(&origin) {
+                continue;
+            }
+            if let Ok(e) = ctx.surface(origin, dir, 40.0) {
+                ends[k] = origin.coords + dir * e.outer_mm;
+                sigmas[k] = e.sigma_mm;
+                changed = true;
+                break;
+            }
+        }
+    }
+    changed.then(|| Height {
+        height_mm: (ends[0] - ends[1]).dot(&u),
+        sigma_mm: sigmas[0].hypot(sigmas[1]),
+        superior_lps_mm: v3(ends[0]),
+        inferior_lps_mm: v3(ends[1]),
+    })
+}
+
 /// Offset of a wall's side rays from its central ray along the body's axis, mm.
 const WALL_RAY_OFFSET_MM: f64 = 3.0;
 
@@ -901,10 +957,15 @@ pub fn measure_mask(
                 if agrees(&first) {
                     return Ok(first);
                 }
-                Ok(at[1..]
+                if let Some(h) = at[1..]
                     .iter()
                     .filter_map(|p| ctx.height(*p, u).ok())
                     .find(agrees)
+                {
+                    return Ok(h);
+                }
+                Ok(past_obstruction(&ctx, &first, planes, u)
+                    .filter(agrees)
                     .unwrap_or(first))
             };
         let ap = |shares: [f64; 3]| shares.map(|f| pa + v * (f * depth));
@@ -1547,6 +1608,37 @@ mod robustness_tests {
             p.inferior_lps_mm[1] < 15.0,
             "read in front of the channel: {p:?}"
         );
+    }
+
+    #[test]
+    fn a_height_ray_stopped_inside_the_body_is_read_again_past_the_obstruction() {
+        // The box body of `body_with_channel` without its channel, with a dark node 2 mm tall
+        // just under mid-height across every posterior height ray (80–90 % of the depth): each
+        // of them stops on it, 10 mm short of the inferior endplate.
+        let (view, mut mask) = body_with_channel();
+        for ((a, b, c), v) in mask.mask.indexed_iter_mut() {
+            let p = view.to_lps([a as f64, b as f64, c as f64]).0;
+            let in_body = p.x.abs() <= 20.0 && p.y.abs() <= 20.0 && p.z.abs() <= 12.5;
+            let node =
+                (11.0..=19.0).contains(&p.y) && p.x.abs() <= 4.0 && (-4.0..=-2.0).contains(&p.z);
+            *v = u8::from(in_body && !node);
+        }
+        let img = MaskSampler {
+            mask: &mask,
+            view: &view,
+        };
+        let m = measure_mask(
+            &img,
+            &view,
+            &mask,
+            SignalLevels::default(),
+            Some(Vector3::z()),
+        );
+        let p = m.posterior.expect("posterior");
+        assert!((p.height_mm - 25.5).abs() < 0.8, "{p:?}");
+        assert!((p.inferior_lps_mm[2] + 12.75).abs() < 0.8, "{p:?}");
+        let a = m.anterior.expect("anterior");
+        assert!((a.height_mm - 25.5).abs() < 0.8, "{a:?}");
     }
 
     /// 25 endplate points 5 mm apart on a plane tilted 3° about y, of which `bad` ended
