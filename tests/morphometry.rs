@@ -272,6 +272,21 @@ fn expert_mask(mv: &ndarray::ArrayView3<f32>, l: usize) -> Option<BodyMask> {
     Some(BodyMask { origin: lo, mask })
 }
 
+/// |difference| of the A, M and P heights both measurements have, mm.
+fn amp_differences(
+    a: &spinetriage_measure::LevelMeasurement,
+    b: &spinetriage_measure::LevelMeasurement,
+) -> Vec<f64> {
+    [
+        (a.anterior, b.anterior),
+        (a.middle, b.middle),
+        (a.posterior, b.posterior),
+    ]
+    .into_iter()
+    .filter_map(|(x, y)| Some((x?.height_mm - y?.height_mm).abs()))
+    .collect()
+}
+
 /// `mask` dilated by one voxel (6-neighbourhood).
 fn grown_by_one(mask: &BodyMask) -> BodyMask {
     let (a, b, c) = mask.mask.dim();
@@ -397,24 +412,8 @@ fn real_t2_lumbar_bodies_overlap_the_expert_masks() {
                     h(&guided)
                 );
             }
-            for (a, b) in [
-                (ours.anterior, theirs.anterior),
-                (ours.middle, theirs.middle),
-                (ours.posterior, theirs.posterior),
-            ] {
-                if let (Some(a), Some(b)) = (a, b) {
-                    height_err.push((a.height_mm - b.height_mm).abs());
-                }
-            }
-            for (a, b) in [
-                (ours.anterior, guided.anterior),
-                (ours.middle, guided.middle),
-                (ours.posterior, guided.posterior),
-            ] {
-                if let (Some(a), Some(b)) = (a, b) {
-                    guided_err.push((a.height_mm - b.height_mm).abs());
-                }
-            }
+            height_err.extend(amp_differences(&ours, &theirs));
+            guided_err.extend(amp_differences(&ours, &guided));
         }
         println!(
             "{}: {} bodies, Dice {:?}",

@@ -1552,10 +1552,8 @@ mod robustness_tests {
     }
 
     /// A box-shaped body mask, 40 mm deep (posterior +y), 40 mm wide and 25 mm tall, centred at
-    /// the origin on a 0.5 mm grid, with a thin vertical channel (a vein's course) 1.4 mm deep
-    /// running from the inferior endplate up to 4.5 mm below mid-height, 36 mm from the anterior
-    /// wall: where the posterior height is read, and nowhere else.
-    fn body_with_channel() -> (CanonicalView, BodyMask) {
+    /// the origin on a 0.5 mm grid, without the points (LPS mm) where `hole` holds.
+    fn box_body_without(hole: impl Fn(&Vector3<f64>) -> bool) -> (CanonicalView, BodyMask) {
         let n = 100;
         let grid = spinetriage_volume::Grid::new(
             [n, n, n],
@@ -1572,8 +1570,7 @@ mod robustness_tests {
         let mask = ndarray::Array3::from_shape_fn((d[0], d[1], d[2]), |(a, b, c)| {
             let p = view.to_lps([a as f64, b as f64, c as f64]).0;
             let body = p.x.abs() <= 20.0 && p.y.abs() <= 20.0 && p.z.abs() <= 12.5;
-            let channel = (15.3..=16.7).contains(&p.y) && p.z < -4.5;
-            u8::from(body && !channel)
+            u8::from(body && !hole(&p.coords))
         });
         let mask = BodyMask {
             origin: [0, 0, 0],
@@ -1582,20 +1579,29 @@ mod robustness_tests {
         (view, mask)
     }
 
+    /// The box body with a thin vertical channel (a vein's course) 1.4 mm deep running from the
+    /// inferior endplate up to 4.5 mm below mid-height, 36 mm from the anterior wall: where the
+    /// posterior height is read, and nowhere else.
+    fn body_with_channel() -> (CanonicalView, BodyMask) {
+        box_body_without(|p| (15.3..=16.7).contains(&p.y) && p.z < -4.5)
+    }
+
+    /// `mask` measured as its own image, the column along +z.
+    fn measured_as_image(view: &CanonicalView, mask: &BodyMask) -> LevelMeasurement {
+        let img = MaskSampler { mask, view };
+        measure_mask(
+            &img,
+            view,
+            mask,
+            SignalLevels::default(),
+            Some(Vector3::z()),
+        )
+    }
+
     #[test]
     fn a_height_ray_that_ends_off_its_endplates_is_read_further_in() {
         let (view, mask) = body_with_channel();
-        let img = MaskSampler {
-            mask: &mask,
-            view: &view,
-        };
-        let m = measure_mask(
-            &img,
-            &view,
-            &mask,
-            SignalLevels::default(),
-            Some(Vector3::z()),
-        );
+        let m = measured_as_image(&view, &mask);
         let h = |x: Option<Height>| x.map(|h| h.height_mm).expect("height");
         // The 90 % ray (y = 16.2 mm) would end in the channel, 8 mm short; the endplates'
         // planes say so, and the 85 % ray is taken.
@@ -1612,28 +1618,12 @@ mod robustness_tests {
 
     #[test]
     fn a_height_ray_stopped_inside_the_body_is_read_again_past_the_obstruction() {
-        // The box body of `body_with_channel` without its channel, with a dark node 2 mm tall
-        // just under mid-height across every posterior height ray (80–90 % of the depth): each
-        // of them stops on it, 10 mm short of the inferior endplate.
-        let (view, mut mask) = body_with_channel();
-        for ((a, b, c), v) in mask.mask.indexed_iter_mut() {
-            let p = view.to_lps([a as f64, b as f64, c as f64]).0;
-            let in_body = p.x.abs() <= 20.0 && p.y.abs() <= 20.0 && p.z.abs() <= 12.5;
-            let node =
-                (11.0..=19.0).contains(&p.y) && p.x.abs() <= 4.0 && (-4.0..=-2.0).contains(&p.z);
-            *v = u8::from(in_body && !node);
-        }
-        let img = MaskSampler {
-            mask: &mask,
-            view: &view,
-        };
-        let m = measure_mask(
-            &img,
-            &view,
-            &mask,
-            SignalLevels::default(),
-            Some(Vector3::z()),
-        );
+        // A dark node 2 mm tall just under mid-height across every posterior height ray (80–90 %
+        // of the depth): each of them stops on it, 10 mm short of the inferior endplate.
+        let (view, mask) = box_body_without(|p| {
+            (11.0..=19.0).contains(&p.y) && p.x.abs() <= 4.0 && (-4.0..=-2.0).contains(&p.z)
+        });
+        let m = measured_as_image(&view, &mask);
         let p = m.posterior.expect("posterior");
         assert!((p.height_mm - 25.5).abs() < 0.8, "{p:?}");
         assert!((p.inferior_lps_mm[2] + 12.75).abs() < 0.8, "{p:?}");
