@@ -38,12 +38,6 @@ pub struct Edge {
     pub rms: f64,
 }
 
-fn sse_for(t: &[f64], f: &[f64], a: f64, b: f64, psf: f64, cortex: Option<f64>) -> (f64, [f64; 3]) {
-    let ga: Vec<f64> = t.iter().map(|x| phi((x - a) / psf)).collect();
-    let gb: Vec<f64> = t.iter().map(|x| phi((x - b) / psf)).collect();
-    sse_rows(&ga, &gb, f, cortex)
-}
-
 /// The three-level model's residual for given blurred steps: `ga[k]` and `gb[k]` are the steps
 /// at the inner and outer cortical surfaces, at each sample `k` of `f`. The steps are
 /// precomputed by the caller, since a grid search meets each surface position many times.
@@ -175,8 +169,14 @@ pub fn fit_edge(
     // Curvature of the SSE in b (levels and a re-fitted) → variance of b.
     let h = 0.2;
     let side = |bb: f64| {
+        // The outer step is the same for every cortex thickness tried: computed once.
+        let gb: Vec<f64> = t.iter().map(|x| phi((x - bb) / psf)).collect();
         (0..=15)
-            .map(|ic| sse_for(t, f, bb - ic as f64 * 2.0 * step, bb, psf, cortex).0)
+            .map(|ic| {
+                let a = bb - ic as f64 * 2.0 * step;
+                let ga: Vec<f64> = t.iter().map(|x| phi((x - a) / psf)).collect();
+                sse_rows(&ga, &gb, f, cortex).0
+            })
             .fold(f64::INFINITY, f64::min)
     };
     let curv = (side(b + h) + side(b - h) - 2.0 * sse) / (h * h);

@@ -13,6 +13,23 @@ pub trait Sampler: Sync {
     fn sample(&self, p: &Point3<f64>) -> Option<f64>;
     /// Gaussian σ of the blur along unit direction `d`, mm.
     fn psf_mm(&self, d: &Vector3<f64>) -> f64;
+    /// Values at `start + dir × (n · step)` for n = 0, 1, … up to `count` points, appended to
+    /// `out` up to the first point outside the image.
+    fn sample_line(
+        &self,
+        start: &Point3<f64>,
+        dir: &Vector3<f64>,
+        step: f64,
+        count: usize,
+        out: &mut Vec<f64>,
+    ) {
+        for n in 0..count {
+            match self.sample(&(start + dir * (n as f64 * step))) {
+                Some(v) => out.push(v),
+                None => break,
+            }
+        }
+    }
     /// The body's marrow and pure-cortex levels in this image, when known (a mask has none: it
     /// is two-level).
     fn levels(&self, body: Option<&Body>) -> SignalLevels {
@@ -34,6 +51,19 @@ fn psf_of_steps(steps: impl Iterator<Item = Vector3<f64>>, d: &Vector3<f64>) -> 
 impl Sampler for Volume {
     fn sample(&self, p: &Point3<f64>) -> Option<f64> {
         self.sample_lps(LpsPoint(*p)).map(f64::from)
+    }
+
+    fn sample_line(
+        &self,
+        start: &Point3<f64>,
+        dir: &Vector3<f64>,
+        step: f64,
+        count: usize,
+        out: &mut Vec<f64>,
+    ) {
+        let mut line = Vec::with_capacity(count);
+        self.sample_line_lps(LpsPoint(*start), *dir, step, count, &mut line);
+        out.extend(line.into_iter().map(f64::from));
     }
 
     fn psf_mm(&self, d: &Vector3<f64>) -> f64 {
@@ -265,25 +295,33 @@ impl Ctx<'_> {
         let offsets: Vec<Vector3<f64>> = (-1..=1)
             .flat_map(|a| (-1..=1).map(move |b| e1 * f64::from(a) + e2 * f64::from(b)))
             .collect();
-        let mut ts = Vec::new();
-        let mut fs = Vec::new();
+        // Each of the nine rays is read as one line; the profile ends where the first of them
+        // leaves the image.
+        let mut count = 0;
+        while count as f64 * step <= max_mm {
+            count += 1;
+        }
+        let rays: Vec<Vec<f64>> = offsets
+            .iter()
+            .map(|o| {
+                let mut line = Vec::with_capacity(count);
+                self.img
+                    .sample_line(&(origin + o), &dir, step, count, &mut line);
+                line
+            })
+            .collect();
+        let walked = rays.iter().map(Vec::len).min().unwrap_or(0);
+        let mut ts = Vec::with_capacity(walked);
+        let mut fs = Vec::with_capacity(walked);
         let mut spread = Vec::new();
-        let mut x = 0.0;
-        'walk: while x <= max_mm {
-            let mut vals = [0.0f64; 9];
-            for (k, o) in offsets.iter().enumerate() {
-                match self.img.sample(&(origin + o + dir * x)) {
-                    Some(v) => vals[k] = v,
-                    None => break 'walk,
-                }
-            }
+        let bundle = (0..walked).map(|n| -> [f64; 9] { std::array::from_fn(|r| rays[r][n]) });
+        for (n, vals) in bundle.enumerate() {
             let mean = vals.iter().sum::<f64>() / 9.0;
             if ts.len() < 10 {
                 spread.push(vals.map(|v| v - mean));
             }
-            ts.push(x);
+            ts.push(n as f64 * step);
             fs.push(mean);
-            x += step;
         }
         // Whether the ray left the image before `max_mm`: a boundary not met then may lie
         // outside it.

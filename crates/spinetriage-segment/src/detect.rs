@@ -365,23 +365,26 @@ fn components(
         if list.is_empty() {
             continue;
         }
-        let mut px = Vec::with_capacity(size[r]);
-        for k in list {
-            let (a, lo, hi) = runs[k];
-            px.extend((lo..hi).map(|b| (a, b)));
-        }
+        // The component's pixels in raster order, read off its runs (most components fail the
+        // shape test, and their pixel lists were most of the allocations here).
+        let px = || {
+            list.iter().flat_map(|&k| {
+                let (a, lo, hi) = runs[k];
+                (lo..hi).map(move |b| (a, b))
+            })
+        };
         if let Some(f) = filled {
-            let n_filled = px
-                .iter()
+            let n_filled = px()
                 .filter(|(a, b)| f[a * words + b / 64] >> (b % 64) & 1 == 1)
                 .count();
-            if 5 * n_filled < px.len() {
+            if 5 * n_filled < size[r] {
                 continue;
             }
         }
-        let (mut sec, minor_si) = describe_section(px, s, band, plane);
-        sec.filled = filled.is_some();
+        let (mut sec, minor_si) = describe_section(px, size[r], s, band, plane);
         if section_like(&sec, minor_si) {
+            sec.filled = filled.is_some();
+            sec.pixels = px().collect();
             out.push(sec);
         }
     }
@@ -507,23 +510,26 @@ fn fill_small_holes(
 
 /// Centroid, principal lengths and area of a pixel set; also how well the minor axis lines up
 /// with cranio-caudal (|cos|).
-fn describe_section(
-    px: Vec<(usize, usize)>,
+/// `px` yields the `count` pixels (every call the same, in the same order); the section's
+/// pixel list is left empty.
+fn describe_section<I: Iterator<Item = (usize, usize)>>(
+    px: impl Fn() -> I,
+    count: usize,
     s: [f64; 3],
     band: (f32, f32),
     plane: usize,
 ) -> (Section, f64) {
-    let n = px.len() as f64;
+    let n = count as f64;
     let (mut m0, mut m1) = (0.0, 0.0);
-    for (a, b) in &px {
-        m0 += *a as f64 * s[0];
-        m1 += *b as f64 * s[1];
+    for (a, b) in px() {
+        m0 += a as f64 * s[0];
+        m1 += b as f64 * s[1];
     }
     m0 /= n;
     m1 /= n;
     let (mut c00, mut c01, mut c11) = (s[0] * s[0] / 12.0, 0.0, s[1] * s[1] / 12.0);
-    for (a, b) in &px {
-        let (d0, d1) = (*a as f64 * s[0] - m0, *b as f64 * s[1] - m1);
+    for (a, b) in px() {
+        let (d0, d1) = (a as f64 * s[0] - m0, b as f64 * s[1] - m1);
         c00 += d0 * d0 / n;
         c01 += d0 * d1 / n;
         c11 += d1 * d1 / n;
@@ -548,7 +554,7 @@ fn describe_section(
             lengths_mm: ((12.0 * l_major).sqrt(), (12.0 * l_minor).sqrt()),
             area_mm2: n * s[0] * s[1],
             filled: false,
-            pixels: px,
+            pixels: Vec::new(),
         },
         minor_si,
     )

@@ -109,32 +109,31 @@ impl Volume {
     /// Trilinear sample at a continuous index; `None` outside the volume. A voxel extends half a
     /// step around its centre, so the outer half-voxel takes the edge value.
     pub fn sample_index(&self, i: f64, j: f64, k: f64) -> Option<f32> {
-        let [ni, nj, nk] = self.grid.dims;
-        let inside = |v: f64, n: usize| n > 0 && v >= -0.5 && v <= n as f64 - 0.5;
-        if !(inside(i, ni) && inside(j, nj) && inside(k, nk)) {
-            return None;
-        }
-        let clamp = |v: f64, n: usize| v.clamp(0.0, (n - 1) as f64);
-        let (i, j, k) = (clamp(i, ni), clamp(j, nj), clamp(k, nk));
-        // Clamped to ≥ 0, so truncation is the floor (without a libm call per sample).
-        let (i0, j0, k0) = (i as usize, j as usize, k as usize);
-        let (i1, j1, k1) = (
-            (i0 + 1).min(ni - 1),
-            (j0 + 1).min(nj - 1),
-            (k0 + 1).min(nk - 1),
-        );
-        let (fi, fj, fk) = (
-            (i - i0 as f64) as f32,
-            (j - j0 as f64) as f32,
-            (k - k0 as f64) as f32,
-        );
-        let lerp = |a: f32, b: f32, t: f32| a + (b - a) * t;
-        let d = crate::with_voxels!(&self.data, |a| corners(a, [i0, i1], [j0, j1], [k0, k1]));
-        let c00 = lerp(d[0], d[1], fi);
-        let c01 = lerp(d[2], d[3], fi);
-        let c10 = lerp(d[4], d[5], fi);
-        let c11 = lerp(d[6], d[7], fi);
-        Some(lerp(lerp(c00, c01, fj), lerp(c10, c11, fj), fk))
+        crate::with_voxels!(&self.data, |a| trilinear(a, self.grid.dims, [i, j, k]))
+    }
+
+    /// Trilinear samples at `start + dir × (n · step_mm)` for n = 0, 1, … up to `count` points
+    /// (LPS mm), appended to `out` up to the first point outside the volume. The same values as
+    /// [`Volume::sample_lps`] at each point, with the storage matched once per line instead of
+    /// once per sample (rays read millions of samples).
+    pub fn sample_line_lps(
+        &self,
+        start: crate::LpsPoint,
+        dir: Vector3<f64>,
+        step_mm: f64,
+        count: usize,
+        out: &mut Vec<f32>,
+    ) {
+        crate::with_voxels!(&self.data, |a| {
+            for n in 0..count {
+                let x = n as f64 * step_mm;
+                let q = self.grid.to_index(crate::LpsPoint(start.0 + dir * x)).0;
+                match trilinear(a, self.grid.dims, [q.x, q.y, q.z]) {
+                    Some(v) => out.push(v),
+                    None => break,
+                }
+            }
+        })
     }
 
     /// Minimum, maximum and mean voxel value, computed in parallel.
@@ -149,7 +148,43 @@ impl Volume {
     }
 }
 
+/// Trilinear sample of `a` (grid extents `[ni, nj, nk]`) at a continuous index; `None` outside.
+/// A voxel extends half a step around its centre, so the outer half-voxel takes the edge value.
+#[inline(always)]
+fn trilinear<T: Sample>(
+    a: &Array3<T>,
+    [ni, nj, nk]: [usize; 3],
+    [i, j, k]: [f64; 3],
+) -> Option<f32> {
+    let inside = |v: f64, n: usize| n > 0 && v >= -0.5 && v <= n as f64 - 0.5;
+    if !(inside(i, ni) && inside(j, nj) && inside(k, nk)) {
+        return None;
+    }
+    let clamp = |v: f64, n: usize| v.clamp(0.0, (n - 1) as f64);
+    let (i, j, k) = (clamp(i, ni), clamp(j, nj), clamp(k, nk));
+    // Clamped to ≥ 0, so truncation is the floor (without a libm call per sample).
+    let (i0, j0, k0) = (i as usize, j as usize, k as usize);
+    let (i1, j1, k1) = (
+        (i0 + 1).min(ni - 1),
+        (j0 + 1).min(nj - 1),
+        (k0 + 1).min(nk - 1),
+    );
+    let (fi, fj, fk) = (
+        (i - i0 as f64) as f32,
+        (j - j0 as f64) as f32,
+        (k - k0 as f64) as f32,
+    );
+    let lerp = |a: f32, b: f32, t: f32| a + (b - a) * t;
+    let d = corners(a, [i0, i1], [j0, j1], [k0, k1]);
+    let c00 = lerp(d[0], d[1], fi);
+    let c01 = lerp(d[2], d[3], fi);
+    let c10 = lerp(d[4], d[5], fi);
+    let c11 = lerp(d[6], d[7], fi);
+    Some(lerp(lerp(c00, c01, fj), lerp(c10, c11, fj), fk))
+}
+
 /// The eight values around a sample, `[k0 j0 i0, k0 j0 i1, k0 j1 i0, …, k1 j1 i1]`.
+#[inline(always)]
 fn corners<T: Sample>(a: &Array3<T>, i: [usize; 2], j: [usize; 2], k: [usize; 2]) -> [f32; 8] {
     // Rays read millions of samples: on the (usual) contiguous array, offsets into the flat
     // slice instead of an ndarray index with three bounds checks per corner.
