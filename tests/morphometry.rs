@@ -465,14 +465,15 @@ fn real_t2_lumbar_bodies_overlap_the_expert_masks() {
         height_err.len()
     );
     assert!(height_mae < 2.7, "height MAE {height_mae:.2} mm");
-    // Session 13: 329 heights, MAE 0.98 mm, median 0.20 mm (1.02 mm before height rays stopped
-    // by something inside the body were read again past it).
+    // Session 13: 329 heights, MAE 0.86 mm, median 0.20 mm (1.02 mm before height rays stopped
+    // by something inside the body were read again past it, and rays run past their endplate
+    // were fitted at its plane).
     assert!(
         guided_err.len() >= 300,
         "{} guided heights",
         guided_err.len()
     );
-    assert!(guided_mae < 1.3, "guided height MAE {guided_mae:.2} mm");
+    assert!(guided_mae < 1.1, "guided height MAE {guided_mae:.2} mm");
     assert!(
         height_median < 2.2,
         "median height error {height_median:.2} mm"

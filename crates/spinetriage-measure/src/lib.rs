@@ -24,7 +24,7 @@ pub mod study;
 pub use derive::{derive, genant_grade, is_sacral, Criterion, Derived, Morphology, NormalRange};
 pub use morph::{
     column_axis, measure_bodies, measure_body, measure_mask, wall_displacement, Frame, Height,
-    LevelMeasurement, MaskSampler, Sampler, SignalLevels, Status,
+    LevelMeasurement, Line, MaskSampler, Sampler, SignalLevels, Status,
 };
 pub use study::{analyze_volumes, shape_volume, Level, StudyMorphometry};
 

@@ -7,24 +7,30 @@ use serde::Serialize;
 use spinetriage_segment::{Body, BodyMask, CanonicalView, Segmentation};
 use spinetriage_volume::{LpsPoint, Point3, Volume};
 
+/// Evenly spaced points on a ray: `start + dir × (n · step_mm)` for n = 0, 1, … `count` − 1 (LPS
+/// mm; `dir` a unit vector).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Line {
+    /// First point.
+    pub start: Point3<f64>,
+    /// Direction, unit.
+    pub dir: Vector3<f64>,
+    /// Spacing of the points, mm.
+    pub step_mm: f64,
+    /// Number of points.
+    pub count: usize,
+}
+
 /// Something that can be sampled at an LPS point.
 pub trait Sampler: Sync {
     /// Value at `p`, `None` outside the image.
     fn sample(&self, p: &Point3<f64>) -> Option<f64>;
     /// Gaussian σ of the blur along unit direction `d`, mm.
     fn psf_mm(&self, d: &Vector3<f64>) -> f64;
-    /// Values at `start + dir × (n · step)` for n = 0, 1, … up to `count` points, appended to
-    /// `out` up to the first point outside the image.
-    fn sample_line(
-        &self,
-        start: &Point3<f64>,
-        dir: &Vector3<f64>,
-        step: f64,
-        count: usize,
-        out: &mut Vec<f64>,
-    ) {
-        for n in 0..count {
-            match self.sample(&(start + dir * (n as f64 * step))) {
+    /// Values at the points of `line`, appended to `out` up to the first point outside the image.
+    fn sample_line(&self, line: &Line, out: &mut Vec<f64>) {
+        for n in 0..line.count {
+            match self.sample(&(line.start + line.dir * (n as f64 * line.step_mm))) {
                 Some(v) => out.push(v),
                 None => break,
             }
@@ -53,17 +59,16 @@ impl Sampler for Volume {
         self.sample_lps(LpsPoint(*p)).map(f64::from)
     }
 
-    fn sample_line(
-        &self,
-        start: &Point3<f64>,
-        dir: &Vector3<f64>,
-        step: f64,
-        count: usize,
-        out: &mut Vec<f64>,
-    ) {
-        let mut line = Vec::with_capacity(count);
-        self.sample_line_lps(LpsPoint(*start), *dir, step, count, &mut line);
-        out.extend(line.into_iter().map(f64::from));
+    fn sample_line(&self, line: &Line, out: &mut Vec<f64>) {
+        let mut values = Vec::with_capacity(line.count);
+        let Line {
+            start,
+            dir,
+            step_mm,
+            count,
+        } = *line;
+        self.sample_line_lps(LpsPoint(start), dir, step_mm, count, &mut values);
+        out.extend(values.into_iter().map(f64::from));
     }
 
     fn psf_mm(&self, d: &Vector3<f64>) -> f64 {
@@ -279,9 +284,17 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// Outer surface along `dir` from `origin` (which must be inside the body).
-    fn surface(&self, origin: Point3<f64>, dir: Vector3<f64>, max_mm: f64) -> Result<Edge, String> {
-        let step = 0.25;
+    /// The profile along `dir` from `origin` up to `max_mm` (or the image's edge): positions,
+    /// the mean of a 3 × 3 bundle of parallel rays 1 mm apart at each, and each ray's
+    /// deviation from that mean over the first ten positions.
+    #[allow(clippy::type_complexity)]
+    fn bundle_profile(
+        &self,
+        origin: Point3<f64>,
+        dir: Vector3<f64>,
+        max_mm: f64,
+    ) -> (Vec<f64>, Vec<f64>, Vec<[f64; 9]>) {
+        let step = PROFILE_STEP_MM;
         // The profile is the mean of a 3 × 3 bundle of parallel rays 1 mm apart: a third of the
         // noise, still well inside a body's flat endplate or wall.
         let e1 = dir
@@ -304,10 +317,15 @@ impl Ctx<'_> {
         let rays: Vec<Vec<f64>> = offsets
             .iter()
             .map(|o| {
-                let mut line = Vec::with_capacity(count);
-                self.img
-                    .sample_line(&(origin + o), &dir, step, count, &mut line);
-                line
+                let mut values = Vec::with_capacity(count);
+                let line = Line {
+                    start: origin + o,
+                    dir,
+                    step_mm: step,
+                    count,
+                };
+                self.img.sample_line(&line, &mut values);
+                values
             })
             .collect();
         let walked = rays.iter().map(Vec::len).min().unwrap_or(0);
@@ -323,6 +341,13 @@ impl Ctx<'_> {
             ts.push(n as f64 * step);
             fs.push(mean);
         }
+        (ts, fs, spread)
+    }
+
+    /// Outer surface along `dir` from `origin` (which must be inside the body).
+    fn surface(&self, origin: Point3<f64>, dir: Vector3<f64>, max_mm: f64) -> Result<Edge, String> {
+        let step = PROFILE_STEP_MM;
+        let (ts, mut fs, spread) = self.bundle_profile(origin, dir, max_mm);
         // Whether the ray left the image before `max_mm`: a boundary not met then may lie
         // outside it.
         let left_image = (ts.len() as f64) * step < max_mm;
@@ -568,6 +593,40 @@ impl Ctx<'_> {
         self.surface(origin, dir, max_mm).map_err(named(what))
     }
 
+    /// The outer surface fitted near `expect_mm` along `dir` from `origin` (within
+    /// `ENDPLATE_MISS_MM` of it), for a height ray that ran past its endplate's plane: the
+    /// endplate is read where the endplate's other rays put it, with the same edge model, and
+    /// taken only when that model explains most of the profile there (a step from marrow-like
+    /// signal, not a flat stretch of disc or marrow).
+    fn surface_near(&self, origin: Point3<f64>, dir: Vector3<f64>, expect_mm: f64) -> Option<Edge> {
+        let (ts, fs, _) = self.bundle_profile(origin, dir, expect_mm + 6.0);
+        if ts.last().is_none_or(|t| *t < expect_mm + 4.5) {
+            return None;
+        }
+        let keep: Vec<usize> = (0..ts.len())
+            .filter(|&k| (expect_mm - 5.0..=expect_mm + 4.5).contains(&ts[k]))
+            .collect();
+        let tw: Vec<f64> = keep.iter().map(|&k| ts[k]).collect();
+        let fw: Vec<f64> = keep.iter().map(|&k| fs[k]).collect();
+        let e = fit_edge(
+            &tw,
+            &fw,
+            expect_mm,
+            ENDPLATE_MISS_MM,
+            self.img.psf_mm(&dir),
+            self.cortex,
+        )?;
+        let n = fw.len() as f64;
+        let mean = fw.iter().sum::<f64>() / n;
+        let flat: f64 = fw.iter().map(|f| (f - mean).powi(2)).sum();
+        let model = e.rms.powi(2) * (n - 5.0).max(1.0);
+        let marrow_like = match (self.body_marrow, self.cortex) {
+            (Some(mb), Some(c)) => (e.levels[0] - mb).abs() < 0.5 * (c - mb).abs(),
+            _ => true,
+        };
+        (model < EXPLAINED_SHARE * flat && marrow_like).then_some(e)
+    }
+
     /// A wall's edge from `origin` along `dir`, read on three parallel rays 3 mm apart along
     /// `along` (the body's axis) and taken at the median distance. At mid-height the
     /// basivertebral vein runs from the posterior wall into the body, bright on T2: one ray along
@@ -748,6 +807,9 @@ const PLANE_OVERRIDE_DEG: f64 = 5.0;
 /// 60 % of the endplate, and a biconcave fracture's centre and rim lie about as far either side.
 const ENDPLATE_MISS_MM: f64 = 4.0;
 
+/// Sampling step of a ray's profile, mm.
+const PROFILE_STEP_MM: f64 = 0.25;
+
 /// How far short of its endplate's plane a re-read of a stopped height ray starts, mm (first
 /// try, then the second): past the rim's and a biconcave centre's play (`ENDPLATE_MISS_MM`),
 /// clear of the endplate's cortex and its blur.
@@ -755,11 +817,11 @@ const RESTART_BEFORE_PLANE_MM: [f64; 2] = [8.0, 6.0];
 
 /// A height whose ray stopped on something inside the body (a dark node or a vein on T2, far
 /// short of the plane its endplate's grid of rays agrees on), with the stopped end read again
-/// from a point between the obstruction and the plane. The re-read starts only where the mask
-/// runs unbroken from the stopped end to the new start: a real depression (a fracture) has disc
-/// beyond it, outside the mask, and a start inside the body finds the same depressed endplate
-/// again. `None` when no end was short or no re-read was possible.
-fn past_obstruction(
+/// from a point between the obstruction and the plane, inside the body's mask: a real depression
+/// (a fracture) has disc beyond it, outside the mask, and a start inside the body finds the same
+/// depressed endplate again. An end that ran past its plane is fitted at the plane instead
+/// ([`Ctx::surface_near`]). `None` when no end was off its plane or no re-read was possible.
+fn reread_off_plane(
     ctx: &Ctx<'_>,
     h: &Height,
     planes: [(Vector3<f64>, Vector3<f64>); 2],
@@ -774,7 +836,25 @@ fn past_obstruction(
     for (k, ((p0, n), dir)) in planes.into_iter().zip([u, -u]).enumerate() {
         let short_mm = -(ends[k] - p0).dot(&n);
         let along = dir.dot(&n);
-        if short_mm <= ENDPLATE_MISS_MM || along < 0.5 {
+        if along < 0.5 {
+            continue;
+        }
+        if short_mm < -ENDPLATE_MISS_MM {
+            // Ran past the plane (through a thin disc into the next body): the endplate is
+            // fitted where its plane crosses the ray, from a start inside the body.
+            let back = -short_mm / along + OVERSHOOT_START_MM;
+            let origin = Point3::from(ends[k] - dir * back);
+            if !(ctx.inside)(&origin) {
+                continue;
+            }
+            if let Some(e) = ctx.surface_near(origin, dir, OVERSHOOT_START_MM) {
+                ends[k] = origin.coords + dir * e.outer_mm;
+                sigmas[k] = e.sigma_mm;
+                changed = true;
+            }
+            continue;
+        }
+        if short_mm <= ENDPLATE_MISS_MM {
             continue;
         }
         // Distance along the ray from the stopped end to the plane.
@@ -803,6 +883,14 @@ fn past_obstruction(
         inferior_lps_mm: v3(ends[1]),
     })
 }
+
+/// Where the re-read of a height ray that ran past its endplate's plane starts: this far inside
+/// the plane, mm.
+const OVERSHOOT_START_MM: f64 = 8.0;
+
+/// Share of a profile's variance that the edge model must leave unexplained, at most, for an
+/// endplate fitted at its plane to be taken.
+const EXPLAINED_SHARE: f64 = 0.25;
 
 /// Offset of a wall's side rays from its central ray along the body's axis, mm.
 const WALL_RAY_OFFSET_MM: f64 = 3.0;
@@ -1002,7 +1090,7 @@ pub fn measure_mask(
                 {
                     return Ok(h);
                 }
-                Ok(past_obstruction(&ctx, &first, planes, u)
+                Ok(reread_off_plane(&ctx, &first, planes, u)
                     .filter(agrees)
                     .unwrap_or(first))
             };
@@ -1667,6 +1755,57 @@ mod robustness_tests {
         assert!((p.inferior_lps_mm[2] + 12.75).abs() < 0.8, "{p:?}");
         let a = m.anterior.expect("anterior");
         assert!((a.height_mm - 25.5).abs() < 0.8, "{a:?}");
+    }
+
+    /// A T2-like body image: marrow 1.0 in the box of [`box_body_without`] behind a dark
+    /// cortex (0.0, 1 mm) except the posterior quarter of its inferior endplate, where the
+    /// cortex is faint (0.75: below the departure a ray stops on); a disc as bright as marrow
+    /// below it for 8 mm, then the next body's dark endplate; soft tissue (0.3) around.
+    struct FaintEndplate;
+
+    impl Sampler for FaintEndplate {
+        fn sample(&self, p: &Point3<f64>) -> Option<f64> {
+            let (x, y, z) = (p.x, p.y, p.z);
+            let in_box = x.abs() <= 20.0 && y.abs() <= 20.0;
+            Some(if in_box && z.abs() <= 12.5 {
+                let shell = 20.0 - x.abs() < 1.0 || 20.0 - y.abs() < 1.0 || 12.5 - z.abs() < 1.0;
+                match (shell, z < -11.5 && y > 10.0) {
+                    (true, true) => 0.75,
+                    (true, false) => 0.0,
+                    (false, _) => 1.0,
+                }
+            } else if in_box && (-20.5..-12.5).contains(&z) {
+                1.0
+            } else if in_box && (-21.5..-20.5).contains(&z) {
+                0.0
+            } else if in_box && z < -21.5 {
+                1.0
+            } else {
+                0.3
+            })
+        }
+
+        fn psf_mm(&self, _d: &Vector3<f64>) -> f64 {
+            0.3
+        }
+    }
+
+    #[test]
+    fn a_height_ray_run_past_its_endplate_is_fitted_at_the_endplate_plane() {
+        let (view, mask) = box_body_without(|_| false);
+        let levels = SignalLevels {
+            marrow: Some(1.0),
+            cortex: Some(0.0),
+            marrow_sigma: Some(0.02),
+        };
+        let m = measure_mask(&FaintEndplate, &view, &mask, levels, Some(Vector3::z()));
+        // Every posterior height ray (80–90 % of the depth) crosses the faint cortex and the
+        // disc and stops on the next body, 9 mm below the plane the other rays agree on.
+        let p = m.posterior.expect("posterior");
+        assert!((p.height_mm - 25.0).abs() < 1.0, "{p:?}");
+        assert!((p.inferior_lps_mm[2] + 12.5).abs() < 1.0, "{p:?}");
+        let a = m.anterior.expect("anterior");
+        assert!((a.height_mm - 25.0).abs() < 1.0, "{a:?}");
     }
 
     /// 25 endplate points 5 mm apart on a plane tilted 3° about y, of which `bad` ended
