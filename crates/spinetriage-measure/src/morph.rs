@@ -283,17 +283,19 @@ struct Ctx<'a> {
     inside: &'a (dyn Fn(&Point3<f64>) -> bool + Sync),
 }
 
+/// A ray's profile: the mean of a 3 × 3 bundle of parallel rays 1 mm apart.
+struct Profile {
+    /// Distance of each sample from the ray's origin, mm.
+    t_mm: Vec<f64>,
+    /// The bundle's mean at each.
+    mean: Vec<f64>,
+    /// Each ray's deviation from the mean over the first ten samples.
+    spread: Vec<[f64; 9]>,
+}
+
 impl Ctx<'_> {
-    /// The profile along `dir` from `origin` up to `max_mm` (or the image's edge): positions,
-    /// the mean of a 3 × 3 bundle of parallel rays 1 mm apart at each, and each ray's
-    /// deviation from that mean over the first ten positions.
-    #[allow(clippy::type_complexity)]
-    fn bundle_profile(
-        &self,
-        origin: Point3<f64>,
-        dir: Vector3<f64>,
-        max_mm: f64,
-    ) -> (Vec<f64>, Vec<f64>, Vec<[f64; 9]>) {
+    /// The profile along `dir` from `origin` up to `max_mm` (or the image's edge).
+    fn bundle_profile(&self, origin: Point3<f64>, dir: Vector3<f64>, max_mm: f64) -> Profile {
         let step = PROFILE_STEP_MM;
         // The profile is the mean of a 3 × 3 bundle of parallel rays 1 mm apart: a third of the
         // noise, still well inside a body's flat endplate or wall.
@@ -341,13 +343,21 @@ impl Ctx<'_> {
             ts.push(n as f64 * step);
             fs.push(mean);
         }
-        (ts, fs, spread)
+        Profile {
+            t_mm: ts,
+            mean: fs,
+            spread,
+        }
     }
 
     /// Outer surface along `dir` from `origin` (which must be inside the body).
     fn surface(&self, origin: Point3<f64>, dir: Vector3<f64>, max_mm: f64) -> Result<Edge, String> {
         let step = PROFILE_STEP_MM;
-        let (ts, mut fs, spread) = self.bundle_profile(origin, dir, max_mm);
+        let Profile {
+            t_mm: ts,
+            mean: mut fs,
+            spread,
+        } = self.bundle_profile(origin, dir, max_mm);
         // Whether the ray left the image before `max_mm`: a boundary not met then may lie
         // outside it.
         let left_image = (ts.len() as f64) * step < max_mm;
@@ -599,7 +609,9 @@ impl Ctx<'_> {
     /// taken only when that model explains most of the profile there (a step from marrow-like
     /// signal, not a flat stretch of disc or marrow).
     fn surface_near(&self, origin: Point3<f64>, dir: Vector3<f64>, expect_mm: f64) -> Option<Edge> {
-        let (ts, fs, _) = self.bundle_profile(origin, dir, expect_mm + 6.0);
+        let Profile {
+            t_mm: ts, mean: fs, ..
+        } = self.bundle_profile(origin, dir, expect_mm + 6.0);
         if ts.last().is_none_or(|t| *t < expect_mm + 4.5) {
             return None;
         }
