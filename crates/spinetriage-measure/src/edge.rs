@@ -38,6 +38,11 @@ pub struct Edge {
     pub rms: f64,
 }
 
+/// A unit step at `at` blurred by a Gaussian of σ `psf`, at each position of `t`.
+fn blurred_step(t: &[f64], at: f64, psf: f64) -> Vec<f64> {
+    t.iter().map(|x| phi((x - at) / psf)).collect()
+}
+
 /// The three-level model's residual for given blurred steps: `ga[k]` and `gb[k]` are the steps
 /// at the inner and outer cortical surfaces, at each sample `k` of `f`. The steps are
 /// precomputed by the caller, since a grid search meets each surface position many times.
@@ -132,7 +137,7 @@ pub fn fit_edge(
         // a = b − c_lo − ic·st = base + (ib − ic + nc)·st. The blurred step at each grid
         // position is computed once (not once per pair: 9× fewer error functions).
         let base = b_lo - c_lo - nc as f64 * st;
-        let steps = |at: f64| -> Vec<f64> { t.iter().map(|x| phi((x - at) / psf)).collect() };
+        let steps = |at: f64| blurred_step(t, at, psf);
         let outer: Vec<Vec<f64>> = (0..=nb).map(|ib| steps(b_lo + ib as f64 * st)).collect();
         let inner: Vec<Vec<f64>> = (0..=nb + nc)
             .map(|ja| steps(base + ja as f64 * st))
@@ -170,12 +175,11 @@ pub fn fit_edge(
     let h = 0.2;
     let side = |bb: f64| {
         // The outer step is the same for every cortex thickness tried: computed once.
-        let gb: Vec<f64> = t.iter().map(|x| phi((x - bb) / psf)).collect();
+        let gb = blurred_step(t, bb, psf);
         (0..=15)
             .map(|ic| {
                 let a = bb - ic as f64 * 2.0 * step;
-                let ga: Vec<f64> = t.iter().map(|x| phi((x - a) / psf)).collect();
-                sse_rows(&ga, &gb, f, cortex).0
+                sse_rows(&blurred_step(t, a, psf), &gb, f, cortex).0
             })
             .fold(f64::INFINITY, f64::min)
     };

@@ -60,15 +60,15 @@ impl Sampler for Volume {
     }
 
     fn sample_line(&self, line: &Line, out: &mut Vec<f64>) {
-        let mut values = Vec::with_capacity(line.count);
         let Line {
             start,
             dir,
             step_mm,
             count,
         } = *line;
-        self.sample_line_lps(LpsPoint(start), dir, step_mm, count, &mut values);
-        out.extend(values.into_iter().map(f64::from));
+        self.sample_line_lps(LpsPoint(start), dir, step_mm, count, |v| {
+            out.push(f64::from(v))
+        });
     }
 
     fn psf_mm(&self, d: &Vector3<f64>) -> f64 {
@@ -281,6 +281,16 @@ struct Ctx<'a> {
     marrow_sigma: Option<f64>,
     /// Whether a point is inside the body's mask.
     inside: &'a (dyn Fn(&Point3<f64>) -> bool + Sync),
+}
+
+/// The samples of a profile (positions `ts`, values `fs`) at positions from `lo_mm` to
+/// `hi_mm`, both included: what an edge fit sees.
+fn window(ts: &[f64], fs: &[f64], lo_mm: f64, hi_mm: f64) -> (Vec<f64>, Vec<f64>) {
+    ts.iter()
+        .zip(fs)
+        .filter(|(t, _)| (lo_mm..=hi_mm).contains(*t))
+        .map(|(t, f)| (*t, *f))
+        .unzip()
 }
 
 /// A ray's profile: the mean of a 3 × 3 bundle of parallel rays 1 mm apart.
@@ -565,15 +575,11 @@ impl Ctx<'_> {
                 }
             }
         }
-        let keep: Vec<usize> = (0..ts.len())
-            .filter(|&k| ts[k] >= t_x - 5.0 && ts[k] <= end)
-            .collect();
-        if keep.last().map(|&k| ts[k]).unwrap_or(0.0) < min_end {
+        let image_end = left_image.then(|| ts.last().copied()).flatten();
+        let (ts, fs) = window(&ts, &fs, t_x - 5.0, end);
+        if ts.last().copied().unwrap_or(0.0) < min_end {
             return Err(not_met());
         }
-        let image_end = left_image.then(|| ts.last().copied()).flatten();
-        let ts: Vec<f64> = keep.iter().map(|&k| ts[k]).collect();
-        let fs: Vec<f64> = keep.iter().map(|&k| fs[k]).collect();
         // The outer surface lies at most ~2.5 mm beyond the inner crossing (cortex plus blur).
         // Or, when the body ended in tissue of the other side, just before that tissue.
         let guess = if other_way == Some(cross) {
@@ -615,11 +621,7 @@ impl Ctx<'_> {
         if ts.last().is_none_or(|t| *t < expect_mm + 4.5) {
             return None;
         }
-        let keep: Vec<usize> = (0..ts.len())
-            .filter(|&k| (expect_mm - 5.0..=expect_mm + 4.5).contains(&ts[k]))
-            .collect();
-        let tw: Vec<f64> = keep.iter().map(|&k| ts[k]).collect();
-        let fw: Vec<f64> = keep.iter().map(|&k| fs[k]).collect();
+        let (tw, fw) = window(&ts, &fs, expect_mm - 5.0, expect_mm + 4.5);
         let e = fit_edge(
             &tw,
             &fw,

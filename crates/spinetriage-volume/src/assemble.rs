@@ -113,23 +113,23 @@ impl Volume {
     }
 
     /// Trilinear samples at `start + dir × (n · step_mm)` for n = 0, 1, … up to `count` points
-    /// (LPS mm), appended to `out` up to the first point outside the volume. The same values as
-    /// [`Volume::sample_lps`] at each point, with the storage matched once per line instead of
-    /// once per sample (rays read millions of samples).
+    /// (LPS mm), handed to `out` in order up to the first point outside the volume. The same
+    /// values as [`Volume::sample_lps`] at each point, with the storage matched once per line
+    /// instead of once per sample (rays read millions of samples).
     pub fn sample_line_lps(
         &self,
         start: crate::LpsPoint,
         dir: Vector3<f64>,
         step_mm: f64,
         count: usize,
-        out: &mut Vec<f32>,
+        mut out: impl FnMut(f32),
     ) {
         crate::with_voxels!(&self.data, |a| {
             for n in 0..count {
                 let x = n as f64 * step_mm;
                 let q = self.grid.to_index(crate::LpsPoint(start.0 + dir * x)).0;
                 match trilinear(a, self.grid.dims, [q.x, q.y, q.z]) {
-                    Some(v) => out.push(v),
+                    Some(v) => out(v),
                     None => break,
                 }
             }
@@ -839,7 +839,7 @@ mod line_tests {
             let start = LpsPoint::new(-6.0, 9.0, 26.0);
             let dir = Vector3::new(0.6, 0.3, 0.74).normalize();
             let mut line = Vec::new();
-            v.sample_line_lps(start, dir, 0.25, 400, &mut line);
+            v.sample_line_lps(start, dir, 0.25, 400, |x| line.push(x));
             let single: Vec<f32> = (0..400)
                 .map(|n| v.sample_lps(LpsPoint(start.0 + dir * (n as f64 * 0.25))))
                 .take_while(Option::is_some)
