@@ -9,7 +9,12 @@
 
 #![deny(missing_docs)]
 
+mod cortex;
 pub mod roi;
+
+pub use cortex::{
+    CORTICAL_GAP_MIN_DEG, MR_FALSE_LACK_MAX, MR_MIN_VOID_DEPTH, MR_VOID_SHARE, MR_WALL_PLANE_DEG,
+};
 
 use nalgebra::Vector3;
 use rayon::prelude::*;
@@ -197,8 +202,9 @@ pub struct LevelSignal {
     pub posterior: PosteriorSignal,
     /// CT pattern: "lytic", "sclerotic", "mixed" or "none".
     pub ct_pattern: Option<&'static str>,
-    /// Cortical destruction of the body's wall on CT: an arc of at least
-    /// [`CORTICAL_GAP_MIN_DEG`] without cortex.
+    /// Cortical destruction of the body's wall: an arc of at least [`CORTICAL_GAP_MIN_DEG`]
+    /// without cortex, on CT; without CT, on sagittal MR where its slices resolve the wall (within
+    /// [`MR_WALL_PLANE_DEG`] of their plane: the anterior and paramedian posterior wall).
     pub cortical_destruction: Option<bool>,
     /// The longest arc of the wall without cortex, degrees.
     pub cortical_gap_deg: Option<f64>,
@@ -468,7 +474,7 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
         .map(|l| {
             let sacral = spinetriage_measure::is_sacral(l.level.as_deref());
             (l.measured() && !sacral)
-                .then(|| cortex_peaks(l, ct.as_ref()?))
+                .then(|| cortex::cortex_peaks(l, ct.as_ref()?))
                 .flatten()
         })
         .collect();
@@ -483,6 +489,49 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
                 .filter(|x| x.is_finite())
                 .collect();
             stats(&all).map(|s| s.median)
+        })
+        .collect();
+    // The cortex on sagittal MR, surveyed on every MR series combined with the shape series (the
+    // shape series too when it is neither the STIR nor the T1), with each series' per-level
+    // typical cortex signal and contrast for the references.
+    let shape_ch = (shape.kind != SeriesKind::Ct
+        && [stir.as_ref(), t1.as_ref()]
+            .into_iter()
+            .flatten()
+            .all(|c| c.vol.series_uid != shape.series_uid))
+    .then_some(Channel { vol: shape });
+    let mr_series: Vec<(&'static str, &Channel)> = [
+        ("stir", stir.as_ref()),
+        ("t1", t1.as_ref()),
+        (shape_role(shape.kind), shape_ch.as_ref()),
+    ]
+    .into_iter()
+    .filter_map(|(role, c)| Some((role, c?)))
+    .collect();
+    let mr_walls: Vec<Vec<Option<cortex::WallSurvey>>> = mr_series
+        .iter()
+        .map(|(_, ch)| {
+            m.levels
+                .par_iter()
+                .map(|l| {
+                    let sacral = spinetriage_measure::is_sacral(l.level.as_deref());
+                    let body = seg.bodies.iter().find(|b| b.ordinal == l.ordinal)?;
+                    let inside = |p: LpsPoint| body.mask.contains_lps(&seg.view, p);
+                    (l.measured() && !sacral)
+                        .then(|| cortex::mr_wall_dips(l, ch, &inside))
+                        .flatten()
+                })
+                .collect()
+        })
+        .collect();
+    let mr_wall_refs: Vec<[Vec<Option<f64>>; 3]> = mr_walls
+        .iter()
+        .map(|levels| {
+            let s: Vec<Option<[f64; 3]>> = levels
+                .iter()
+                .map(|d| d.as_deref().and_then(cortex::wall_summary))
+                .collect();
+            std::array::from_fn(|q| s.iter().map(|x| x.map(|x| x[q])).collect())
         })
         .collect();
     // Discs: midway between consecutive bodies' facing endplates (middle height line).
@@ -709,7 +758,8 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
                 &ct_ref,
                 reference(i, &ordinals, &unaffected, &cortex_level),
             ) {
-                (cortical_destruction, cortical_gap_deg) = cortical_gap(peaks, *r, c, &mut ev);
+                (cortical_destruction, cortical_gap_deg) =
+                    cortex::cortical_gap(peaks, *r, c, &mut ev);
             }
             if l.level.as_deref() == Some("L1") {
                 osteo = Some(s.median < L1_OSTEOPOROSIS_HU);
@@ -717,6 +767,31 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
                     "L1 trabecular attenuation {:.0} HU (osteoporosis screening threshold {L1_OSTEOPOROSIS_HU} HU)",
                     s.median
                 ));
+            }
+        }
+        if cortical_destruction.is_none() && !sacral {
+            let walls: Vec<cortex::MrWall> = mr_series
+                .iter()
+                .zip(mr_walls.iter().zip(&mr_wall_refs))
+                .filter_map(|((role, _), (dips, [flank, depth, false_lack]))| {
+                    let r =
+                        |v: &[Option<f64>]| reference(i, &ordinals, &unaffected, v).map(|r| r.0);
+                    Some(cortex::MrWall {
+                        role,
+                        dips: dips[i].as_deref()?,
+                        flank: r(flank)?,
+                        depth: r(depth)?,
+                        false_lack: r(false_lack)?,
+                    })
+                })
+                .collect();
+            if !walls.is_empty() {
+                (cortical_destruction, cortical_gap_deg) = cortex::mr_cortical_gap(&walls, &mut ev);
+            } else if !mr_series.is_empty() {
+                ev.push(
+                    "MR cortex: not judged (the body's wall could not be surveyed, or fewer than two unaffected levels to compare it with)"
+                        .into(),
+                );
             }
         }
         // Marrow replacement: T1 at or below disc, through most of the body, with a sign that
@@ -857,6 +932,14 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
     MarrowReport {
         series: uses,
         levels,
+    }
+}
+
+/// How the shape series is named where it is surveyed as one more MR series.
+fn shape_role(kind: SeriesKind) -> &'static str {
+    match kind {
+        SeriesKind::MrT2 => "t2",
+        _ => "shape series",
     }
 }
 
@@ -1090,174 +1173,6 @@ fn ct_pedicle_lysis(
     }
 }
 
-/// Directions of the cortical survey around a body, 10° apart (0 = anterior, 90° = left).
-const CORTEX_RAYS: usize = 36;
-
-/// Arc without cortex that makes cortical destruction, degrees: three neighbouring directions,
-/// about 15 mm of a lumbar body's wall; one or two can be a vessel's foramen or noise.
-pub const CORTICAL_GAP_MIN_DEG: f64 = 30.0;
-
-/// Below this contrast between the cortical and the trabecular references, HU, the cortex cannot
-/// be told from marrow and its destruction is not judged.
-const CORTEX_MIN_CONTRAST_HU: f64 = 100.0;
-
-/// For each direction around the body in its own axial plane, at three heights (the centre and
-/// a quarter of the smallest height above and below it), the highest attenuation met on the way
-/// from the centre to 6 mm beyond the wall (an ellipse of the body's depth and width), averaged
-/// over 1.5 mm. Every ray from inside the body leaves it through cortex, the wall's or an
-/// endplate's, unless that cortex is gone.
-fn cortex_peaks(l: &Level, ct: &Channel) -> Option<Vec<[f64; 3]>> {
-    let (c, up, post, left) = frame(l);
-    let ms = &l.measurement;
-    let (a, b) = (ms.depth_mm? / 2.0, ms.width_mm? / 2.0);
-    let h = [ms.anterior?, ms.middle?, ms.posterior?]
-        .iter()
-        .map(|x| x.height_mm)
-        .fold(f64::INFINITY, f64::min);
-    let step = 0.5;
-    Some(
-        (0..CORTEX_RAYS)
-            .map(|k| {
-                let th = (k as f64 * 360.0 / CORTEX_RAYS as f64).to_radians();
-                let dir = -post * th.cos() + left * th.sin();
-                let r = 1.0 / ((th.cos() / a).powi(2) + (th.sin() / b).powi(2)).sqrt();
-                std::array::from_fn(|j| {
-                    let p0 = c + up * ((j as f64 - 1.0) * 0.25 * h);
-                    let vals: Vec<f64> = (0..)
-                        .map(|n| n as f64 * step)
-                        .take_while(|t| *t <= r + 6.0)
-                        .filter_map(|t| ct.at(to_lps(p0 + dir * t)))
-                        .collect();
-                    vals.windows(3)
-                        .map(|w| w.iter().sum::<f64>() / 3.0)
-                        .fold(f64::NAN, f64::max)
-                })
-            })
-            .collect(),
-    )
-}
-
-/// Cortical destruction from a body's cortex survey: a direction lacks cortex when its peak
-/// stays below half-way from the trabecular (`trabecular_hu`) to the cortical (`cortex_hu`)
-/// reference at two of its three heights. The posterior midline (±15°) is not judged: the
-/// basivertebral veins leave the body there through a foramen in the cortex.
-fn cortical_gap(
-    peaks: &[[f64; 3]],
-    trabecular_hu: f64,
-    cortex_hu: f64,
-    ev: &mut Vec<String>,
-) -> (Option<bool>, Option<f64>) {
-    let contrast = cortex_hu - trabecular_hu;
-    if contrast < CORTEX_MIN_CONTRAST_HU {
-        ev.push(format!(
-            "CT cortex: not judged (cortical reference {cortex_hu:.0} HU is within {CORTEX_MIN_CONTRAST_HU:.0} HU of the trabecular {trabecular_hu:.0} HU)"
-        ));
-        return (None, None);
-    }
-    let cut = trabecular_hu + 0.5 * contrast;
-    let deg = 360.0 / CORTEX_RAYS as f64;
-    let lacks: Vec<bool> = peaks
-        .iter()
-        .enumerate()
-        .map(|(k, p)| {
-            let posterior_midline = (k as f64 * deg - 180.0).abs() <= 15.0;
-            !posterior_midline && p.iter().filter(|x| x.is_finite() && **x < cut).count() >= 2
-        })
-        .collect();
-    // Longest run around the circle.
-    let n = lacks.len();
-    let (mut best, mut best_end, mut run) = (0usize, 0usize, 0usize);
-    for k in 0..2 * n {
-        if lacks[k % n] {
-            run += 1;
-            if run > best {
-                best = run.min(n);
-                best_end = k % n;
-            }
-        } else {
-            run = 0;
-        }
-    }
-    let gap = best as f64 * deg;
-    let centre_deg = (best_end as f64 - (best as f64 - 1.0) / 2.0) * deg;
-    const SIDES: [&str; 8] = [
-        "anterior",
-        "anterolateral left",
-        "left",
-        "posterolateral left",
-        "posterior",
-        "posterolateral right",
-        "right",
-        "anterolateral right",
-    ];
-    let side = SIDES[((centre_deg.rem_euclid(360.0) + 22.5) / 45.0) as usize % 8];
-    let flag = gap >= CORTICAL_GAP_MIN_DEG;
-    ev.push(format!(
-        "CT cortex: {gap:.0}° of the wall without cortex{} (a direction lacks it when its peak stays below {cut:.0} HU, half-way from the trabecular {trabecular_hu:.0} HU to the cortical {cortex_hu:.0} HU reference, at two of three heights; cortical destruction from {CORTICAL_GAP_MIN_DEG:.0}°)",
-        if best > 0 { format!(", centred {side}") } else { String::new() }
-    ));
-    (Some(flag), Some(gap))
-}
-
 fn fmt(x: Option<f64>) -> String {
     x.map_or("—".into(), |v| format!("{v:.2}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A survey with cortex (600 HU) everywhere but the given directions (60 HU at two heights).
-    fn survey(lacking: &[usize]) -> Vec<[f64; 3]> {
-        (0..CORTEX_RAYS)
-            .map(|k| {
-                if lacking.contains(&k) {
-                    [60.0, 600.0, 60.0]
-                } else {
-                    [600.0; 3]
-                }
-            })
-            .collect()
-    }
-
-    #[test]
-    fn an_arc_without_cortex_is_measured_and_placed() {
-        let mut ev = Vec::new();
-        // 30° to 60° from anterior towards the left: four directions, 40°.
-        let (flag, gap) = cortical_gap(&survey(&[3, 4, 5, 6]), 170.0, 600.0, &mut ev);
-        assert_eq!((flag, gap), (Some(true), Some(40.0)));
-        assert!(ev[0].contains("anterolateral left"), "{ev:?}");
-        // Across anterior (350°, 0°, 10°): the circle wraps.
-        let (flag, gap) = cortical_gap(&survey(&[35, 0, 1]), 170.0, 600.0, &mut ev);
-        assert_eq!((flag, gap), (Some(true), Some(30.0)));
-        assert!(ev[1].contains("centred anterior "), "{ev:?}");
-    }
-
-    #[test]
-    fn short_gaps_the_basivertebral_foramen_and_low_contrast_are_not_destruction() {
-        let mut ev = Vec::new();
-        assert_eq!(
-            cortical_gap(&survey(&[10, 11]), 170.0, 600.0, &mut ev),
-            (Some(false), Some(20.0))
-        );
-        // The posterior midline (170°–190°) is not judged.
-        assert_eq!(
-            cortical_gap(&survey(&[17, 18, 19]), 170.0, 600.0, &mut ev),
-            (Some(false), Some(0.0))
-        );
-        // One height alone lacking is not enough.
-        let mut one: Vec<[f64; 3]> = survey(&[]);
-        for p in one.iter_mut().take(8).skip(3) {
-            p[0] = 60.0;
-        }
-        assert_eq!(
-            cortical_gap(&one, 170.0, 600.0, &mut ev),
-            (Some(false), Some(0.0))
-        );
-        // Cortex and marrow references too close to tell apart.
-        assert_eq!(
-            cortical_gap(&survey(&[3, 4, 5]), 170.0, 240.0, &mut ev),
-            (None, None)
-        );
-    }
 }
