@@ -131,6 +131,7 @@ fn kummell_cleft_is_found() {
     let t12 = at(&truth, &m, &r, "T12");
     assert_eq!(t12.cleft, Some(true), "{:?}", t12.evidence);
     assert!(t12.cleft_mm3.unwrap() >= 30.0);
+    assert_eq!(t12.kummell, Some(true), "{:?}", t12.evidence);
     others_clean(&truth, &m, &r, "T12");
 }
 

@@ -198,6 +198,8 @@ pub struct LevelSignal {
     pub cleft: Option<bool>,
     /// Fluid (MR) or gas (CT) cleft volume, mm³.
     pub cleft_mm3: Option<f64>,
+    /// Kümmell pattern: a cleft in a fractured (Genant ≥ 1) body.
+    pub kummell: Option<bool>,
     /// Posterior elements.
     pub posterior: PosteriorSignal,
     /// CT pattern: "lytic", "sclerotic", "mixed" or "none".
@@ -892,6 +894,20 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
             );
         }
         let fractured = l.derived.genant_grade.map(|g| g >= 1);
+        // Kümmell: a cleft in a collapsed body (intravertebral vacuum or fluid: osteonecrosis
+        // and non-union after a fracture). It favours a benign cause, and a cleft is what the
+        // cement is meant to fill.
+        let kummell = match (cleft, fractured) {
+            (Some(true), Some(true)) => Some(true),
+            (Some(false), _) | (_, Some(false)) => Some(false),
+            _ => None,
+        };
+        if kummell == Some(true) {
+            ev.push(
+                "Kümmell pattern: an intravertebral cleft in a collapsed body (osteonecrosis or non-union); favours a benign cause"
+                    .into(),
+            );
+        }
         let acuity = match (edema, fractured) {
             (Some(true), Some(true)) => Acuity::AcuteOrSubacute,
             (Some(true), Some(false)) => Acuity::OedemaWithoutFracture,
@@ -919,6 +935,7 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
             posterior_bulge_mm: bulge,
             cleft,
             cleft_mm3,
+            kummell,
             posterior,
             ct_pattern,
             cortical_destruction,

@@ -235,6 +235,7 @@ pub fn document(studies: &[StudyInput]) -> Vec<Block> {
                 "replacement",
                 "cleft",
                 "pedicles",
+                "cortex",
                 "CT",
                 "acuity",
             ];
@@ -259,16 +260,13 @@ pub fn document(studies: &[StudyInput]) -> Vec<Block> {
                         yn(x.marrow_replacement),
                         yn(x.cleft),
                         x.posterior.side.unwrap_or("unknown").to_string(),
+                        match (x.cortical_destruction, x.cortical_gap_deg) {
+                            (Some(true), Some(g)) => format!("destroyed ({g:.0}°)"),
+                            (Some(false), _) => "intact".into(),
+                            _ => "unknown".into(),
+                        },
                         x.ct_hu
-                            .map(|h| {
-                                let cortex = match (x.cortical_destruction, x.cortical_gap_deg) {
-                                    (Some(true), Some(g)) => {
-                                        format!(", cortical destruction {g:.0}°")
-                                    }
-                                    _ => String::new(),
-                                };
-                                format!("{:.0} HU {}{cortex}", h.median, x.ct_pattern.unwrap_or(""))
-                            })
+                            .map(|h| format!("{:.0} HU {}", h.median, x.ct_pattern.unwrap_or("")))
                             .unwrap_or_else(|| "—".into()),
                         format!("{:?}", x.acuity).to_lowercase(),
                     ]
