@@ -565,6 +565,7 @@ pub fn evaluate(
         triage: triage(
             findings,
             clinical,
+            prior.as_ref(),
             !findings.levels.is_empty(),
             "no vertebral level was found or measured",
         ),

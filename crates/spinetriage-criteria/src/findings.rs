@@ -31,6 +31,8 @@ pub struct SignalFindings {
     pub convex_posterior_wall: Option<bool>,
     /// Lytic pattern on CT.
     pub lytic: Option<bool>,
+    /// Sclerotic (or mixed) pattern on CT.
+    pub sclerotic: Option<bool>,
     /// Cortical destruction.
     pub cortical_destruction: Option<bool>,
     /// Epidural or paravertebral soft tissue.
@@ -177,6 +179,7 @@ fn signal_of(s: Option<&LevelSignal>) -> SignalFindings {
             .ct_pattern
             .map(|p| p == "lytic" || p == "mixed")
             .or(s.marrow_replacement.map(|_| false)),
+        sclerotic: s.ct_pattern.map(|p| p == "sclerotic" || p == "mixed"),
         cortical_destruction: s.cortical_destruction,
         // Epidural tissue comes from the canal measurement (the morphometry), set by the caller.
         epidural_soft_tissue: None,
@@ -519,6 +522,7 @@ pub(crate) fn test_level(name: &str, loss_pct: Option<f64>, edema: Option<bool>)
             posterior_element_involvement: Some(false),
             convex_posterior_wall: Some(false),
             lytic: Some(false),
+            sclerotic: Some(false),
             cortical_destruction: Some(false),
             epidural_soft_tissue: Some(false),
             reason: None,

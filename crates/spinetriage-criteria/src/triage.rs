@@ -3,6 +3,7 @@
 
 use crate::facts::{ClinicalFacts, RedFlag};
 use crate::findings::{ImagingFindings, LevelFinding};
+use crate::prior::{LevelChange, PriorComparison};
 use serde::Serialize;
 
 /// Canal compromise, per cent of the neighbouring levels' canal diameter, from which a study is
@@ -33,7 +34,8 @@ pub enum Category {
     Urgent,
     /// Marrow replacement, posterior-element involvement, a convex posterior wall, lysis.
     SuspectedPathologicalFracture,
-    /// Oedema or a cleft at a fractured level.
+    /// Oedema or a cleft at a fractured level; without a fluid-sensitive series, a fracture new
+    /// or progressing since a prior study.
     AcuteFractureAugmentationCandidate,
     /// A fracture whose acuity cannot be told (CT alone, or no fluid-sensitive series).
     FractureAcuityUndetermined,
@@ -122,6 +124,7 @@ fn pct(x: Option<f64>) -> String {
 pub fn triage(
     f: &ImagingFindings,
     clinical: &ClinicalFacts,
+    prior: Option<&PriorComparison>,
     analysed: bool,
     why_not: &str,
 ) -> Triage {
@@ -251,13 +254,54 @@ pub fn triage(
                     "deformity without oedema: chronic or healed (seed 003 variant 5/8 context)",
                     ChronicOrHealedFracture,
                 )),
-                (None, _) => r.push(reason(
-                    l,
-                    "fracture, oedema not assessable",
-                    value.clone(),
-                    "acuity not determinable without a fluid-sensitive series (CT alone cannot tell)",
-                    FractureAcuityUndetermined,
-                )),
+                // Without oedema to go by, a prior study or sclerosis can still say more
+                // (marrow issue item 8).
+                (None, _) => {
+                    let then = prior
+                        .zip(l.level.as_deref())
+                        .and_then(|(p, n)| p.levels.iter().find(|c| c.level == n));
+                    let since = |c: &LevelChange| {
+                        format!(
+                            "{value}; prior study: Genant {}, loss {}",
+                            c.prior_grade.map_or("unknown".into(), |g| g.to_string()),
+                            pct(c.prior_loss_pct)
+                        )
+                    };
+                    r.push(match then {
+                        Some(c) if c.new_fracture == Some(true) || c.progression == Some(true) => {
+                            reason(
+                                l,
+                                "fracture new or progressing since the prior study, oedema not assessable",
+                                since(c),
+                                "acuity from the prior study: the fracture arose or progressed since it, so it is recent (an MRI would show its oedema); seed 003 variant 6, practice parameter indication A.5",
+                                AcuteFractureAugmentationCandidate,
+                            )
+                        }
+                        Some(c) if c.new_fracture == Some(false) && c.progression == Some(false) => {
+                            reason(
+                                l,
+                                "fracture unchanged since the prior study",
+                                since(c),
+                                "acuity from the prior study: fractured then and not progressing, so not new",
+                                ChronicOrHealedFracture,
+                            )
+                        }
+                        _ if s.sclerotic == Some(true) => reason(
+                            l,
+                            "fracture with sclerotic bone, oedema not assessable",
+                            value.clone(),
+                            "CT alone: sclerosis in a fractured body reads as a healing or healed fracture, or as a sclerotic lesion, not as an acute fracture; the other signs tell a lesion",
+                            FractureAcuityUndetermined,
+                        ),
+                        _ => reason(
+                            l,
+                            "fracture, oedema not assessable",
+                            value.clone(),
+                            "acuity not determinable without a fluid-sensitive series (CT alone cannot tell) or a prior study",
+                            FractureAcuityUndetermined,
+                        ),
+                    });
+                }
             }
         } else if l.deformity == Some(true) && s.edema == Some(false) {
             r.push(reason(
@@ -346,7 +390,7 @@ mod tests {
             series_kinds: vec![SeriesKind::MrT1],
             levels,
         };
-        triage(&f, &ClinicalFacts::default(), true, "")
+        triage(&f, &ClinicalFacts::default(), None, true, "")
     }
 
     #[test]
@@ -394,6 +438,46 @@ mod tests {
             assert!(!t.reasons.is_empty());
             assert_eq!(t.reasons[0].category, want);
         }
+    }
+
+    /// A fracture on CT alone (oedema unknown), with or without a prior study or sclerosis.
+    #[test]
+    fn a_prior_study_or_sclerosis_says_more_about_a_ct_fracture() {
+        let normal = || level("L2", Some(2.0), Some(false));
+        let ct_fracture = || level("L1", Some(30.0), None);
+        let f = ImagingFindings {
+            series_kinds: vec![SeriesKind::Ct],
+            levels: vec![normal(), ct_fracture()],
+        };
+        let prior_with = |grade: u8, loss: f64| {
+            let mut then = f.clone();
+            then.levels[1].genant_grade = Some(grade);
+            then.levels[1].height_loss_pct = Some(loss);
+            crate::prior::compare(&f, &then)
+        };
+        let run = |f: &ImagingFindings, p: Option<&PriorComparison>| {
+            triage(f, &ClinicalFacts::default(), p, true, "")
+        };
+        assert_eq!(run(&f, None).category, Category::FractureAcuityUndetermined);
+        // Not fractured on the prior study: new in the interval.
+        let new = run(&f, Some(&prior_with(0, 5.0)));
+        assert_eq!(new.category, Category::AcuteFractureAugmentationCandidate);
+        assert!(
+            new.reasons[0].value.contains("prior study: Genant 0"),
+            "{new:#?}"
+        );
+        // Fractured as much before: not new.
+        let old = run(&f, Some(&prior_with(2, 29.0)));
+        assert_eq!(old.category, Category::ChronicOrHealedFracture, "{old:#?}");
+        // Progressed by more than the measurement's spread: recent.
+        let worse = run(&f, Some(&prior_with(1, 12.0)));
+        assert_eq!(worse.category, Category::AcuteFractureAugmentationCandidate);
+        // Sclerotic bone in the fractured body, no prior study: said, still undetermined.
+        let mut g = f.clone();
+        g.levels[1].signal.sclerotic = Some(true);
+        let t = run(&g, None);
+        assert_eq!(t.category, Category::FractureAcuityUndetermined);
+        assert!(t.reasons[0].finding.contains("sclerotic"), "{t:#?}");
     }
 
     #[test]

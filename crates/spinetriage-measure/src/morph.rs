@@ -719,9 +719,14 @@ fn named(what: &'static str) -> impl Fn(String) -> String {
 }
 
 /// Which lateral edge of the image cuts the body, if one does: one of the mask's two outermost
-/// sagittal slices on that edge holds at least a fifth of its largest sagittal section. A body can reach
-/// past a narrow sagittal slab (scoliosis, rotation), and its walls then seem to be at the slab's
-/// edge; a sliver of partial volume on the last slice is not a cut.
+/// sagittal slices on that edge holds at least two fifths of its largest sagittal section. A body
+/// can reach past a narrow sagittal slab (scoliosis, rotation), and its walls then seem to be at
+/// the slab's edge. Neither a sliver of partial volume on the last slice nor a rib head or
+/// transverse process the mask took in at the side is a cut: those held 0.24–0.29 of the body's
+/// section on `tumour-l4` (T11, L1), where a body cut anywhere short of its last 2 mm leaves at
+/// least 0.44 of it on the edge slice (the chord of an elliptic section at 90 % of its half-width).
+/// A body cut closer to its margin still fails where its lateral wall is fitted at the image's
+/// edge ([`Ctx::surface`]).
 fn cut_laterally(view: &CanonicalView, mask: &BodyMask) -> Option<&'static str> {
     let n = view.dims[2];
     if n < 4 {
@@ -733,7 +738,7 @@ fn cut_laterally(view: &CanonicalView, mask: &BodyMask) -> Option<&'static str> 
     }
     let largest = per_slice.iter().copied().max()?;
     // The segmentation leaves out the outermost slice, so the last two count as the edge.
-    let cut = |ks: [usize; 2]| largest > 0 && ks.iter().any(|k| 5 * per_slice[*k] >= largest);
+    let cut = |ks: [usize; 2]| largest > 0 && ks.iter().any(|k| 5 * per_slice[*k] >= 2 * largest);
     // The canonical third axis runs to the patient's left.
     if cut([n - 1, n - 2]) {
         Some("left")
@@ -1076,6 +1081,11 @@ pub fn measure_mask(
         let depth = ant.outer_mm + post.outer_mm;
         let pa = m0 - v * ant.outer_mm;
         out.depth_mm = Some(depth);
+        // A read whose edge fit is unsure (its uncertainty over `UNSURE_HEIGHT_MM`: the fit ran
+        // to the end of its search) does not agree either: a right height of 31.0 mm (σ 1.75 mm)
+        // on a 27 mm L2 of a 3 mm CT read a false scoliosis when the column's axis moved by a
+        // fraction of a degree, where the reads 5 % and 10 % further in gave 27.2 and 27.3 mm
+        // (σ 0.05 mm).
         // A height ray near a wall can slip past its endplate's corner (along the posterior
         // wall into the canal on a thick-slice CT, or through a thin disc into the next body),
         // and any ray can end early on something inside the body (a vein, a dark node on T2):
@@ -1093,7 +1103,10 @@ pub fn measure_mask(
         let agreeing_height =
             |at: [Point3<f64>; 3], what: &'static str| -> Result<Height, String> {
                 let first = ctx.height(at[0], u).map_err(named(what))?;
-                let agrees = |h: &Height| beyond(h).iter().all(|d| d.abs() <= ENDPLATE_MISS_MM);
+                let agrees = |h: &Height| {
+                    beyond(h).iter().all(|d| d.abs() <= ENDPLATE_MISS_MM)
+                        && h.sigma_mm <= UNSURE_HEIGHT_MM
+                };
                 if agrees(&first) {
                     return Ok(first);
                 }
@@ -1165,6 +1178,11 @@ pub fn measure_mask(
     }
     out
 }
+
+/// Uncertainty of a height above which its read does not count as agreeing with the endplates'
+/// planes, mm. Sure reads are a few hundredths to a few tenths of a millimetre; an edge fit that
+/// ran to the end of its search reads about 1.75.
+const UNSURE_HEIGHT_MM: f64 = 1.0;
 
 /// How far the body's mask must go on past a departure on a CT profile for the departure to be
 /// the marrow's texture, mm: more than the mask keeps behind the posterior wall (3 mm of slack
