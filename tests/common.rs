@@ -28,6 +28,19 @@ pub fn shared_data(folder: &str) -> Option<PathBuf> {
     None
 }
 
+/// The sagittal T2 exams of `../shared/data/real-mr-t2-lumbar-masks` (`*_t2.nii.gz`, sorted; each
+/// has its `*_bodies.nii.gz` expert mask beside it), or `None` as [`shared_data`] says.
+pub fn real_t2_exams() -> Option<Vec<PathBuf>> {
+    let dir = shared_data("real-mr-t2-lumbar-masks")?;
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with("_t2.nii.gz"))
+        .collect();
+    files.sort();
+    Some(files)
+}
+
 /// A small CT-only phantom study (`matrix`² × `slices`, coarse voxels) written under `root`;
 /// returns its series folder.
 pub fn small_ct_phantom(

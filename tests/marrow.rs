@@ -6,7 +6,7 @@ use spinetriage_dicom::{discover, DiscoverOptions, Limits};
 use spinetriage_marrow::{analyze_marrow, Acuity, LevelSignal, MarrowReport, Pattern};
 use spinetriage_measure::{analyze_volumes, StudyMorphometry};
 use spinetriage_phantom::{SeriesSet, Truth};
-use spinetriage_tests::shared_data;
+use spinetriage_tests::real_t2_exams;
 use spinetriage_volume::assemble;
 
 fn run(case: &str, seed: u64) -> (Truth, StudyMorphometry, MarrowReport) {
@@ -173,15 +173,9 @@ fn lytic_destruction_on_mr_alone_is_replacement_through_the_missing_cortex() {
 /// flags that need STIR or T1 stay unknown (checked: never flagged).
 #[test]
 fn real_t2_bodies_raise_no_signal_flag() {
-    let Some(dir) = shared_data("real-mr-t2-lumbar-masks") else {
+    let Some(files) = real_t2_exams() else {
         return;
     };
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("dir")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.to_string_lossy().ends_with("_t2.nii.gz"))
-        .collect();
-    files.sort();
     let (mut judged, mut untrusted, mut flagged, mut levels) = (0, 0, Vec::new(), 0);
     for f in &files {
         let img = spinetriage_volume::read_nifti(

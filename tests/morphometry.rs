@@ -9,7 +9,7 @@ use spinetriage_measure::{
     analyze_volumes, column_axis, measure_body, measure_mask, MaskSampler, Sampler, SignalLevels,
 };
 use spinetriage_segment::{segment_volume, Anchor, BodyMask};
-use spinetriage_tests::shared_data;
+use spinetriage_tests::{real_t2_exams, shared_data};
 use spinetriage_volume::{assemble, read_nifti, LpsPoint};
 
 #[test]
@@ -315,15 +315,9 @@ fn grown_by_one(mask: &BodyMask) -> BodyMask {
 /// an image (its outline's own geometry, which ends half-way through the cortex).
 #[test]
 fn real_t2_lumbar_bodies_overlap_the_expert_masks() {
-    let Some(dir) = shared_data("real-mr-t2-lumbar-masks") else {
+    let Some(files) = real_t2_exams() else {
         return;
     };
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("dir")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.to_string_lossy().ends_with("_t2.nii.gz"))
-        .collect();
-    files.sort();
     assert!(files.len() >= 10, "{} exams", files.len());
     let mut per_exam = Vec::new();
     let mut per_body = Vec::new();
