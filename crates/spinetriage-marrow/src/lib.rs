@@ -495,7 +495,7 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
         .collect();
     // The cortex on sagittal MR, surveyed on every MR series combined with the shape series (the
     // shape series too when it is neither the STIR nor the T1), with each series' per-level
-    // typical cortex signal and contrast for the references.
+    // summaries (darker side, void depth, false-lack share) for the references.
     let shape_ch = (shape.kind != SeriesKind::Ct
         && [stir.as_ref(), t1.as_ref()]
             .into_iter()
@@ -798,7 +798,7 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
         }
         // Marrow replacement: T1 at or below disc, through most of the body, with a sign that
         // favours tumour over oedema (no STIR rise, a convex wall, pedicle involvement,
-        // epidural soft tissue, lytic bone on CT).
+        // epidural soft tissue, lytic bone on CT, cortical destruction on CT or MR).
         let marrow_replacement = match (t1_disc_ratio, t1_dark_pct) {
             (Some(r), Some(d)) => {
                 let diffuse_dark = r <= 1.0 && d >= DIFFUSE_PCT;
