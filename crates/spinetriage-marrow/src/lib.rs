@@ -502,14 +502,19 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
             .flatten()
             .all(|c| c.vol.series_uid != shape.series_uid))
     .then_some(Channel { vol: shape });
-    let mr_series: Vec<(&'static str, &Channel)> = [
-        ("stir", stir.as_ref()),
-        ("t1", t1.as_ref()),
-        (shape_role(shape.kind), shape_ch.as_ref()),
-    ]
-    .into_iter()
-    .filter_map(|(role, c)| Some((role, c?)))
-    .collect();
+    // Only without CT: CT shows the cortex itself.
+    let mr_series: Vec<(&'static str, &Channel)> = if ct.is_some() {
+        Vec::new()
+    } else {
+        [
+            ("stir", stir.as_ref()),
+            ("t1", t1.as_ref()),
+            (shape_role(shape.kind), shape_ch.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(role, c)| Some((role, c?)))
+        .collect()
+    };
     let mr_walls: Vec<Vec<Option<cortex::WallSurvey>>> = mr_series
         .iter()
         .map(|(_, ch)| {
