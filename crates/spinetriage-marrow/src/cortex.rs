@@ -16,13 +16,20 @@ const CORTEX_RAYS: usize = 36;
 /// about 15 mm of a lumbar body's wall; one or two can be a vessel's foramen or noise.
 pub const CORTICAL_GAP_MIN_DEG: f64 = 30.0;
 
+/// Heights of the CT survey: the centre and a quarter of the smallest height above and below it.
+const CT_HEIGHT_SHARE: f64 = 0.25;
+
+/// Heights of the MR survey: the centre and a fifth of the smallest height above and below it
+/// (nearer the endplates the wall curves into them, and a sagittal read there grazes it).
+const MR_HEIGHT_SHARE: f64 = 0.2;
+
 /// Below this contrast between the cortical and the trabecular references, HU, the cortex cannot
 /// be told from marrow and its destruction is not judged.
 const CORTEX_MIN_CONTRAST_HU: f64 = 100.0;
 
 /// Where a survey of a body's wall looks: the body's own frame, its wall as an ellipse of its
-/// depth and width, and three heights (the centre and a quarter of the smallest height above and
-/// below it), so that CT and MR read the same places.
+/// depth and width, and three heights about its centre (a share of its smallest height above and
+/// below it: [`CT_HEIGHT_SHARE`], [`MR_HEIGHT_SHARE`]).
 struct Rays {
     c: Vector3<f64>,
     up: Vector3<f64>,
@@ -61,9 +68,10 @@ impl Rays {
         (dir, r)
     }
 
-    /// The centre of height `j` (0, 1, 2: below, at and above the body's centre).
-    fn origin(&self, j: usize) -> Vector3<f64> {
-        self.c + self.up * ((j as f64 - 1.0) * 0.25 * self.h)
+    /// The centre of height `j` (0, 1, 2: below, at and above the body's centre), `share` of the
+    /// smallest height apart.
+    fn origin(&self, j: usize, share: f64) -> Vector3<f64> {
+        self.c + self.up * ((j as f64 - 1.0) * share * self.h)
     }
 }
 
@@ -79,7 +87,7 @@ pub(crate) fn cortex_peaks(l: &Level, ct: &Channel) -> Option<Vec<[f64; 3]>> {
             .map(|k| {
                 let (dir, r) = rays.direction(k);
                 std::array::from_fn(|j| {
-                    let p0 = rays.origin(j);
+                    let p0 = rays.origin(j, CT_HEIGHT_SHARE);
                     let vals: Vec<f64> = (0..)
                         .map(|n| n as f64 * step)
                         .take_while(|t| *t <= r + 6.0)
@@ -232,7 +240,7 @@ pub(crate) fn mr_wall_dips(
                     return [None; 3];
                 };
                 std::array::from_fn(|j| {
-                    let origin = rays.c + rays.up * ((j as f64 - 1.0) * 0.2 * rays.h);
+                    let origin = rays.origin(j, MR_HEIGHT_SHARE);
                     let mut q = grid.to_index(to_lps(origin + dir * r)).0;
                     q[axis] = q[axis].round();
                     let wall = grid.to_lps(spinetriage_volume::IndexPoint(q)).0.coords;

@@ -521,12 +521,12 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
             m.levels
                 .par_iter()
                 .map(|l| {
-                    let sacral = spinetriage_measure::is_sacral(l.level.as_deref());
+                    if !l.measured() || spinetriage_measure::is_sacral(l.level.as_deref()) {
+                        return None;
+                    }
                     let body = seg.bodies.iter().find(|b| b.ordinal == l.ordinal)?;
                     let inside = |p: LpsPoint| body.mask.contains_lps(&seg.view, p);
-                    (l.measured() && !sacral)
-                        .then(|| cortex::mr_wall_dips(l, ch, &inside))
-                        .flatten()
+                    cortex::mr_wall_dips(l, ch, &inside)
                 })
                 .collect()
         })

@@ -1101,18 +1101,13 @@ pub fn measure_mask(
         let depth = ant.outer_mm + post.outer_mm;
         let pa = m0 - v * ant.outer_mm;
         out.depth_mm = Some(depth);
-        // A read whose edge fit is unsure (its uncertainty over `UNSURE_HEIGHT_MM`: the fit ran
-        // to the end of its search) does not agree either: a right height of 31.0 mm (σ 1.75 mm)
-        // on a 27 mm L2 of a 3 mm CT read a false scoliosis when the column's axis moved by a
-        // fraction of a degree, where the reads 5 % and 10 % further in gave 27.2 and 27.3 mm
-        // (σ 0.05 mm).
         // A height ray near a wall can slip past its endplate's corner (along the posterior
         // wall into the canal on a thick-slice CT, or through a thin disc into the next body),
         // and any ray can end early on something inside the body (a vein, a dark node on T2):
         // its end then lies far from the plane the endplate's grid of rays agrees on. It is read
         // again a little further in (5 % and 10 % of the depth or width; the middle ray on
-        // either side), and the first ray that ends near both planes is taken; if none does,
-        // the first stands.
+        // either side), and the first ray that ends near both planes with a sure edge fit is
+        // taken (`agrees_with_planes`); if none does, the first stands.
         let agreeing_height =
             |at: [Point3<f64>; 3], what: &'static str| -> Result<Height, String> {
                 let first = ctx.height(at[0], u).map_err(named(what))?;
@@ -1191,7 +1186,9 @@ pub fn measure_mask(
 
 /// Uncertainty of a height above which its read does not count as agreeing with the endplates'
 /// planes, mm. Sure reads are a few hundredths to a few tenths of a millimetre; an edge fit that
-/// ran to the end of its search reads about 1.75.
+/// ran to the end of its search reads about 1.75. A right height of 31.0 mm (σ 1.75 mm) on a
+/// 27 mm L2 of a 3 mm CT read a false scoliosis when the column's axis moved by a fraction of a
+/// degree, where the reads 5 % and 10 % further in gave 27.2 and 27.3 mm (σ 0.05 mm).
 const UNSURE_HEIGHT_MM: f64 = 1.0;
 
 /// How far the body's mask must go on past a departure on a CT profile for the departure to be
