@@ -89,6 +89,13 @@ fn others_clean(truth: &Truth, m: &StudyMorphometry, r: &MarrowReport, except: &
             t.name,
             s.evidence
         );
+        assert_ne!(
+            s.paravertebral_soft_tissue,
+            Some(true),
+            "{}: {:?}",
+            t.name,
+            s.evidence
+        );
     }
 }
 
@@ -168,6 +175,34 @@ fn lytic_destruction_on_mr_alone_is_replacement_through_the_missing_cortex() {
     others_clean(&truth, &m, &r, "L1");
 }
 
+#[test]
+fn paravertebral_tissue_is_found_beside_the_tumour_level_only() {
+    // A lytic T12 with a soft-tissue mass in front of it and to its left, with and without CT
+    // (on CT without contrast the mass cannot be told from muscle: the STIR finds it).
+    for series in [SeriesSet::default(), SeriesSet::mr(true, true, true)] {
+        let (truth, m, r) = run_with("epidural-tumour-t12", 3, series);
+        let t12 = at(&truth, &m, &r, "T12");
+        assert_eq!(
+            t12.paravertebral_soft_tissue,
+            Some(true),
+            "{:?}",
+            t12.evidence
+        );
+        assert!(t12.paravertebral_arc_deg.unwrap() >= 30.0);
+        assert_eq!(t12.marrow_replacement, Some(true), "{:?}", t12.evidence);
+        others_clean(&truth, &m, &r, "T12");
+    }
+    // A STIR-bright body whose tumour stays inside its (partly destroyed) wall has none.
+    let (truth, m, r) = run_with("lytic-destruction-l1", 9, SeriesSet::mr(true, true, true));
+    let l1 = at(&truth, &m, &r, "L1");
+    assert_eq!(
+        l1.paravertebral_soft_tissue,
+        Some(false),
+        "{:?}",
+        l1.evidence
+    );
+}
+
 /// Real sagittal T2 lumbar exams of normal-appearing bodies (no STIR, no T1): every signal flag
 /// the T2 can support is a false positive here. The cortex survey runs on the T2 itself; the
 /// flags that need STIR or T1 stay unknown (checked: never flagged).
@@ -208,6 +243,7 @@ fn real_t2_bodies_raise_no_signal_flag() {
                 ("posterior elements", s.posterior.present),
                 ("cleft", s.cleft),
                 ("cortical destruction", s.cortical_destruction),
+                ("paravertebral soft tissue", s.paravertebral_soft_tissue),
             ] {
                 if v == Some(true) {
                     flagged.push(format!(

@@ -186,6 +186,11 @@ pub fn bench(
                         t.cortical_gap_deg > 0.0,
                         sig.cortical_destruction,
                     ),
+                    (
+                        "paravertebral_soft_tissue",
+                        t.paravertebral_mm > 0.0,
+                        sig.paravertebral_soft_tissue,
+                    ),
                 ] {
                     let e = findings.entry(name).or_default();
                     e.unknown += usize::from(got.is_none());

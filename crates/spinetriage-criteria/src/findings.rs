@@ -181,8 +181,9 @@ fn signal_of(s: Option<&LevelSignal>) -> SignalFindings {
             .or(s.marrow_replacement.map(|_| false)),
         sclerotic: s.ct_pattern.map(|p| p == "sclerotic" || p == "mixed"),
         cortical_destruction: s.cortical_destruction,
-        // Epidural tissue comes from the canal measurement (the morphometry), set by the caller.
-        epidural_soft_tissue: None,
+        // Paravertebral tissue from the marrow stage; epidural tissue comes from the canal
+        // measurement (the morphometry), and the caller combines them.
+        epidural_soft_tissue: s.paravertebral_soft_tissue.filter(|p| *p),
         reason: (!unknown.is_empty()).then(|| {
             format!(
                 "{} not determined: {}",
@@ -262,9 +263,18 @@ impl ImagingFindings {
                             thecal_sac_compressed: d.thecal_sac_compressed,
                             thecal_sac_residual_pct: d.thecal_sac_residual_pct,
                             epidural_thickness_mm: d.epidural_thickness_mm,
-                            signal: SignalFindings {
-                                epidural_soft_tissue: d.epidural_soft_tissue,
-                                ..signal_of(marrow.and_then(|r| r.levels.get(i)))
+                            signal: {
+                                let s = signal_of(marrow.and_then(|r| r.levels.get(i)));
+                                SignalFindings {
+                                    // Either extension is the sign; paravertebral tissue is
+                                    // mostly not judged (it needs a STIR-bright body).
+                                    epidural_soft_tissue: if s.epidural_soft_tissue == Some(true) {
+                                        Some(true)
+                                    } else {
+                                        d.epidural_soft_tissue
+                                    },
+                                    ..s
+                                }
                             },
                         }
                     })
@@ -465,7 +475,7 @@ impl ImagingFindings {
             (
                 "pathological_signs",
                 this.exists(
-                    "imaging sign of a pathological fracture (marrow replacement, posterior elements, convex wall, lysis, ventral epidural tissue on STIR/T2 fat-sat)",
+                    "imaging sign of a pathological fracture (marrow replacement, posterior elements, convex wall, lysis, ventral epidural or paravertebral tissue on STIR/T2 fat-sat)",
                     |l| l.pathological_signs(),
                 ),
             ),

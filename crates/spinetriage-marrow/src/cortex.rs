@@ -141,7 +141,7 @@ pub(crate) fn cortical_gap(
 /// (more than ≈ 2.5 mm of it in one slice) to fill the cortex's thin void with marrow and tissue.
 pub const MR_WALL_PLANE_DEG: f64 = 45.0;
 
-/// A body's wall read on one MR series: per direction, the reads at three heights.
+/// A body's wall read across on one MR series: per direction, the reads at three heights.
 pub(crate) type WallSurvey = Vec<[Option<WallDip>; 3]>;
 
 /// How far from the ellipse of the body's depth and width the mask's edge may lie, mm.
@@ -161,6 +161,36 @@ pub(crate) struct WallDip {
     outside: f64,
 }
 
+/// The smoothed signal outside a body's wall along one ray, every 0.5 mm from 0.5 mm beyond the
+/// ellipse of the body's measured depth and width (NaN past the profile's end).
+pub(crate) type Outward = [f32; OUTWARD_N];
+
+/// Samples of [`Outward`]: 8 mm, 0.5 mm apart.
+const OUTWARD_N: usize = 16;
+
+/// A body's wall read on one MR series: per direction and height, the wall's void (where the
+/// body's mask ends near the wall) and the signal outside the wall.
+pub(crate) struct Survey {
+    /// The void reads, for the cortex.
+    pub dips: WallSurvey,
+    /// What lies outside, for paravertebral soft tissue.
+    pub outside: Vec<[Option<Outward>; 3]>,
+}
+
+/// Where soft tissue outside the wall is read, mm beyond the body mask's edge: past the cortex
+/// and its partial volume (2 mm), to 6 mm, so that tissue following the wall's line for at least
+/// 4 mm beyond its cortex counts.
+const PARAVERTEBRAL_READ_MM: (f64, f64) = (2.0, 6.0);
+
+/// Arc of the wall beside which paravertebral soft tissue makes the finding, degrees: as for
+/// cortical destruction, three neighbouring directions.
+pub const PARAVERTEBRAL_MIN_DEG: f64 = 30.0;
+
+/// How much brighter than the tissue outside the reference levels' walls a body's STIR signal
+/// must be for tissue like it to be followed outside the wall: tumour or oedema, not normal
+/// marrow, which reads like muscle on STIR.
+pub const PARAVERTEBRAL_MIN_CONTRAST: f64 = 2.0;
+
 impl WallDip {
     /// The lower of the two sides: what the cortex must be darker than to be seen.
     fn flank(&self) -> f64 {
@@ -173,6 +203,105 @@ impl WallDip {
         let f = self.flank();
         (f > 0.0).then(|| (f - self.min) / f)
     }
+}
+
+/// The outward samples of a read within [`PARAVERTEBRAL_READ_MM`] of the wall.
+fn outward_read(d: &Outward) -> impl Iterator<Item = f64> + '_ {
+    let (lo, hi) = PARAVERTEBRAL_READ_MM;
+    d.iter()
+        .enumerate()
+        .filter(move |(k, _)| (lo..=hi).contains(&(0.5 * (*k as f64 + 1.0))))
+        .map(|(_, v)| *v as f64)
+}
+
+/// Whether tissue at least as bright as `cut` fills a read from 2 to 6 mm beyond the wall.
+fn extends(d: &Outward, cut: f64) -> bool {
+    outward_read(d).all(|v| v.is_finite() && v >= cut)
+}
+
+/// Typical signal outside a level's wall in front (2–6 mm beyond it, median over its reads).
+pub(crate) fn outside_level(dips: &[[Option<Outward>; 3]]) -> Option<f64> {
+    let v: Vec<f64> = dips
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| front(*k))
+        .flat_map(|(_, h)| h.iter().flatten())
+        .flat_map(outward_read)
+        .filter(|v| v.is_finite())
+        .collect();
+    stats(&v).map(|s| s.median)
+}
+
+/// Paravertebral (or prevertebral) soft tissue beside a body with abnormal marrow, on a
+/// STIR-like series: tissue as bright as the body's own signal following its wall outwards, in
+/// front of the body (behind it lie the canal's CSF and the epidural space, judged apart).
+/// `body` is the body's interior STIR median, `outside` the reference levels' typical signal
+/// outside their walls (`outside_level`), and `references` their surveys. A read extends when
+/// its signal from 2 to 6 mm beyond the wall (the ellipse of the body's measured depth and width:
+/// a mask may have taken in tissue like the marrow beyond it) stays above half-way from `outside` to
+/// `body`; a direction extends at two of its three heights; the finding is an arc of at least
+/// [`PARAVERTEBRAL_MIN_DEG`]. Judged only when the body is at least
+/// [`PARAVERTEBRAL_MIN_CONTRAST`] times as bright as the tissue outside (normal marrow on STIR
+/// reads like muscle: there is nothing to follow), and only when the reference levels' walls
+/// extend at no more than [`MR_FALSE_LACK_MAX`] of their reads with the same threshold.
+pub(crate) fn paravertebral(
+    dips: &[[Option<Outward>; 3]],
+    body: f64,
+    outside: f64,
+    references: &[&[[Option<Outward>; 3]]],
+    ev: &mut Vec<String>,
+) -> (Option<bool>, Option<f64>) {
+    if body < PARAVERTEBRAL_MIN_CONTRAST * outside {
+        ev.push(format!(
+            "paravertebral soft tissue: not judged (body STIR {body:.0} is not {PARAVERTEBRAL_MIN_CONTRAST:.0}× the {outside:.0} outside the reference levels' walls: nothing to follow)"
+        ));
+        return (None, None);
+    }
+    let cut = 0.5 * (body + outside);
+    let reads: Vec<&Outward> = references
+        .iter()
+        .flat_map(|r| r.iter().enumerate().filter(|(k, _)| front(*k)))
+        .flat_map(|(_, h)| h.iter().flatten())
+        .collect();
+    let false_share =
+        reads.iter().filter(|d| extends(d, cut)).count() as f64 / reads.len().max(1) as f64;
+    if reads.is_empty() || false_share > MR_FALSE_LACK_MAX {
+        ev.push(format!(
+            "paravertebral soft tissue: not judged ({:.0} % of the reference levels' wall reads ({}) show tissue above {cut:.0} outside; at most {:.0} % for the series to be trusted)",
+            100.0 * false_share,
+            reads.len(),
+            100.0 * MR_FALSE_LACK_MAX
+        ));
+        return (None, None);
+    }
+    let mut judged = 0;
+    let ext: Vec<bool> = dips
+        .iter()
+        .enumerate()
+        .map(|(k, h)| {
+            if !front(k) {
+                return false;
+            }
+            let r: Vec<bool> = h.iter().flatten().map(|d| extends(d, cut)).collect();
+            if r.len() >= 2 {
+                judged += 1;
+            }
+            r.iter().filter(|x| **x).count() >= 2
+        })
+        .collect();
+    if judged == 0 {
+        ev.push(
+            "paravertebral soft tissue: not judged (no direction of the wall read at two heights)"
+                .into(),
+        );
+        return (None, None);
+    }
+    let (arc, side) = longest_arc(&ext);
+    ev.push(format!(
+        "paravertebral soft tissue: {arc:.0}° of the wall with tissue above {cut:.0} (half-way from {outside:.0} outside the reference levels' walls to the body's {body:.0}) from 2 to 6 mm beyond it{} ({judged} directions judged, within {MR_WALL_PLANE_DEG:.0}° of the slices; finding from {PARAVERTEBRAL_MIN_DEG:.0}°)",
+        side.map_or(String::new(), |s| format!(", centred {s}"))
+    ));
+    (Some(arc >= PARAVERTEBRAL_MIN_DEG), Some(arc))
 }
 
 /// The plane of a series' finest sampling: the unit normal of the grid planes across its
@@ -201,16 +330,17 @@ fn slice_axis(vol: &spinetriage_volume::Volume) -> usize {
 /// of the smallest height above and below it: nearer the endplates the wall curves into them),
 /// the wall read across within the nearest slice. The ray is moved onto that slice and turned
 /// into its plane (through-plane interpolation would blend the wall of two slices 3–4 mm apart);
-/// three parallel rays 1 mm apart along the body's axis are averaged. The wall is where the
-/// body's mask (`inside`) ends along the ray: the body's section is no ellipse, and a wall
-/// without cortex has nothing else to find it by. `None` for a direction the series cannot
-/// resolve, the posterior midline, a ray leaving the image, or a mask that does not end near the
-/// wall.
-pub(crate) fn mr_wall_dips(
+/// three parallel rays 1 mm apart along the body's axis are averaged. For the void, the wall is
+/// where the body's mask (`inside`) ends along the ray: the body's section is no ellipse, and a
+/// wall without cortex has nothing else to find it by; the signal outside is read beyond the
+/// ellipse of the body's measured depth and width, which the mask may overrun. `None` for a
+/// direction the series cannot resolve, the posterior midline, a ray leaving the image, or (the
+/// void only) a mask that does not end near the wall.
+pub(crate) fn mr_wall_survey(
     l: &Level,
     ch: &Channel,
     inside: &dyn Fn(LpsPoint) -> bool,
-) -> Option<WallSurvey> {
+) -> Option<Survey> {
     let rays = Rays::of(l)?;
     let grid = &ch.vol.grid;
     let axis = slice_axis(ch.vol);
@@ -229,70 +359,93 @@ pub(crate) fn mr_wall_dips(
     let reach = WALL_SEARCH_MM + VOID_SEARCH_MM + 6.5;
     let n = (2.0 * reach / step) as usize + 1;
     let t = |s: usize| s as f64 * step - reach;
-    Some(
-        (0..CORTEX_RAYS)
-            .map(|k| {
-                let (dir, r) = rays.direction(k);
-                if posterior_midline(k) || dir.dot(&normal).abs() > max_off {
-                    return [None; 3];
+    // Per direction and height: the void (if the mask ends near the wall) and what lies outside.
+    type Read = Option<(Option<WallDip>, Outward)>;
+    let reads: Vec<[Read; 3]> = (0..CORTEX_RAYS)
+        .map(|k| {
+            let (dir, r) = rays.direction(k);
+            if posterior_midline(k) || dir.dot(&normal).abs() > max_off {
+                return [None; 3];
+            }
+            let Some(d) = in_plane(dir) else {
+                return [None; 3];
+            };
+            std::array::from_fn(|j| {
+                let origin = rays.origin(j, MR_HEIGHT_SHARE);
+                let mut q = grid.to_index(to_lps(origin + dir * r)).0;
+                q[axis] = q[axis].round();
+                let wall = grid.to_lps(spinetriage_volume::IndexPoint(q)).0.coords;
+                let point = |s: usize| to_lps(wall + d * t(s));
+                let mut profile = vec![0.0; n];
+                for o in [-1.0, 0.0, 1.0] {
+                    for (s, acc) in profile.iter_mut().enumerate() {
+                        *acc += ch.at(to_lps(point(s).0.coords + up * o))? / 3.0;
+                    }
                 }
-                let Some(d) = in_plane(dir) else {
-                    return [None; 3];
-                };
-                std::array::from_fn(|j| {
-                    let origin = rays.origin(j, MR_HEIGHT_SHARE);
-                    let mut q = grid.to_index(to_lps(origin + dir * r)).0;
-                    q[axis] = q[axis].round();
-                    let wall = grid.to_lps(spinetriage_volume::IndexPoint(q)).0.coords;
-                    let point = |s: usize| to_lps(wall + d * t(s));
-                    // The mask's edge: the first point outside it, going out from inside.
-                    let first_out = (0..n).find(|s| !inside(point(*s)))?;
-                    let edge = t(first_out) - step / 2.0;
-                    if first_out == 0 || edge.abs() > WALL_SEARCH_MM {
-                        return None;
-                    }
-                    let mut profile = vec![0.0; n];
-                    for o in [-1.0, 0.0, 1.0] {
-                        for (s, acc) in profile.iter_mut().enumerate() {
-                            *acc += ch.at(to_lps(point(s).0.coords + up * o))? / 3.0;
-                        }
-                    }
-                    let smooth: Vec<f64> = profile
-                        .windows(3)
-                        .map(|w| w.iter().sum::<f64>() / 3.0)
+                let smooth: Vec<f64> = profile
+                    .windows(3)
+                    .map(|w| w.iter().sum::<f64>() / 3.0)
+                    .collect();
+                // smooth[s] is centred on the profile's point s + 1.
+                let at = |s: usize| t(s + 1);
+                let side = |from: f64, lo: f64, hi: f64| {
+                    let v: Vec<f64> = smooth
+                        .iter()
+                        .enumerate()
+                        .filter(|(s, _)| (lo..=hi).contains(&(at(*s) - from)))
+                        .map(|(_, v)| *v)
                         .collect();
-                    // smooth[s] is centred on the profile's point s + 1.
-                    let at = |s: usize| t(s + 1);
-                    let side = |from: f64, lo: f64, hi: f64| {
-                        let v: Vec<f64> = smooth
-                            .iter()
-                            .enumerate()
-                            .filter(|(s, _)| (lo..=hi).contains(&(at(*s) - from)))
-                            .map(|(_, v)| *v)
-                            .collect();
-                        stats(&v).map(|s| s.median)
-                    };
-                    // The void: the point near the mask's edge lying deepest below the lower of
-                    // its two sides (a wall without cortex is a plain step, with no such point).
+                    stats(&v).map(|s| s.median)
+                };
+                let outward = std::array::from_fn(|k| {
+                    let from = 0.5 * (k as f64 + 1.0);
                     smooth
                         .iter()
                         .enumerate()
-                        .filter(|(s, _)| (at(*s) - edge).abs() <= VOID_SEARCH_MM)
-                        .filter_map(|(s, v)| {
-                            Some(WallDip {
-                                min: *v,
-                                inside: side(at(s), -6.0, -2.0)?,
-                                outside: side(at(s), 2.0, 5.0)?,
-                            })
+                        .find(|(s, _)| at(*s) >= from - 1e-9)
+                        .map_or(f32::NAN, |(_, v)| *v as f32)
+                });
+                // The mask's edge: the first point outside it, going out from inside.
+                let first_out = (0..n).find(|s| !inside(point(*s)));
+                let edge = first_out
+                    .filter(|f| *f > 0)
+                    .map(|f| t(f) - step / 2.0)
+                    .filter(|e| e.abs() <= WALL_SEARCH_MM);
+                let Some(edge) = edge else {
+                    return Some((None, outward));
+                };
+                // The void: the point near the mask's edge lying deepest below the lower of
+                // its two sides (a wall without cortex is a plain step, with no such point);
+                // or near the ellipse, where the mask took in tissue like the marrow beyond an
+                // intact wall (a paravertebral mass against it).
+                let dip = smooth
+                    .iter()
+                    .enumerate()
+                    .filter(|(s, _)| {
+                        (at(*s) - edge).abs() <= VOID_SEARCH_MM || at(*s).abs() <= VOID_SEARCH_MM
+                    })
+                    .filter_map(|(s, v)| {
+                        Some(WallDip {
+                            min: *v,
+                            inside: side(at(s), -6.0, -2.0)?,
+                            outside: side(at(s), 2.0, 5.0)?,
                         })
-                        .max_by(|x, y| {
-                            let k = |d: &WallDip| d.depth().unwrap_or(f64::NEG_INFINITY);
-                            k(x).total_cmp(&k(y))
-                        })
-                })
+                    })
+                    .max_by(|x, y| {
+                        let k = |d: &WallDip| d.depth().unwrap_or(f64::NEG_INFINITY);
+                        k(x).total_cmp(&k(y))
+                    });
+                Some((dip, outward))
             })
+        })
+        .collect();
+    Some(Survey {
+        dips: reads
+            .iter()
+            .map(|h| h.map(|r| r.and_then(|r| r.0)))
             .collect(),
-    )
+        outside: reads.iter().map(|h| h.map(|r| r.map(|r| r.1))).collect(),
+    })
 }
 
 /// Per-level typical reading of the wall on one series, from a level's survey: the darker side's
@@ -422,6 +575,11 @@ pub(crate) fn mr_cortical_gap(
     (Some(flag), Some(gap))
 }
 
+/// Whether direction `k` points into the front half of the body (anterior to its centre).
+fn front(k: usize) -> bool {
+    (k as f64 * 360.0 / CORTEX_RAYS as f64).to_radians().cos() > 1e-9
+}
+
 /// Whether direction `k` lies within 15° of the posterior midline, where the basivertebral veins
 /// leave the body through a foramen in the cortex: no survey judges it.
 fn posterior_midline(k: usize) -> bool {
@@ -463,6 +621,50 @@ fn longest_arc(lacks: &[bool]) -> (f64, Option<&'static str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Outward reads of a wall read in front only (as on sagittal MR): `bright_mm` of tissue at
+    /// 600 beyond the wall in the given directions, then (and elsewhere) 120.
+    fn outside(bright: &[usize], bright_mm: f64) -> Vec<[Option<Outward>; 3]> {
+        (0..CORTEX_RAYS)
+            .map(|k| {
+                if !front(k) {
+                    return [None; 3];
+                }
+                let mm = if bright.contains(&k) { bright_mm } else { 0.0 };
+                let read: Outward = std::array::from_fn(|s| {
+                    if 0.5 * (s as f64 + 1.0) <= mm {
+                        600.0
+                    } else {
+                        120.0
+                    }
+                });
+                [Some(read); 3]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tissue_like_the_body_beyond_its_wall_is_paravertebral_only_over_an_arc() {
+        let clean = outside(&[], 0.0);
+        let refs: Vec<&[[Option<Outward>; 3]]> = vec![&clean, &clean];
+        let mut ev = Vec::new();
+        // Three directions (20°, 30°, 40° left of anterior) with 8 mm of it: 30°.
+        let (flag, arc) = paravertebral(&outside(&[2, 3, 4], 8.0), 600.0, 120.0, &refs, &mut ev);
+        assert_eq!((flag, arc), (Some(true), Some(30.0)), "{ev:?}");
+        // Two directions are not enough, nor is tissue ending 4 mm beyond the wall.
+        let (flag, _) = paravertebral(&outside(&[2, 3], 8.0), 600.0, 120.0, &refs, &mut ev);
+        assert_eq!(flag, Some(false));
+        let (flag, _) = paravertebral(&outside(&[2, 3, 4], 4.0), 600.0, 120.0, &refs, &mut ev);
+        assert_eq!(flag, Some(false));
+        // A body that reads like the tissue outside has nothing to follow.
+        let (flag, _) = paravertebral(&outside(&[2, 3, 4], 8.0), 200.0, 120.0, &refs, &mut ev);
+        assert_eq!(flag, None);
+        // Reference walls with bright tissue outside (vessels, fluid) make the series untrusted.
+        let noisy = outside(&[0, 1, 2], 8.0);
+        let refs: Vec<&[[Option<Outward>; 3]]> = vec![&noisy, &clean];
+        let (flag, _) = paravertebral(&outside(&[2, 3, 4], 8.0), 600.0, 120.0, &refs, &mut ev);
+        assert_eq!(flag, None, "{ev:?}");
+    }
 
     /// A survey with cortex (600 HU) everywhere but the given directions (60 HU at two heights).
     fn survey(lacking: &[usize]) -> Vec<[f64; 3]> {

@@ -14,6 +14,7 @@ pub mod roi;
 
 pub use cortex::{
     CORTICAL_GAP_MIN_DEG, MR_FALSE_LACK_MAX, MR_MIN_VOID_DEPTH, MR_VOID_SHARE, MR_WALL_PLANE_DEG,
+    PARAVERTEBRAL_MIN_CONTRAST, PARAVERTEBRAL_MIN_DEG,
 };
 
 use nalgebra::Vector3;
@@ -210,6 +211,14 @@ pub struct LevelSignal {
     pub cortical_destruction: Option<bool>,
     /// The longest arc of the wall without cortex, degrees.
     pub cortical_gap_deg: Option<f64>,
+    /// Paravertebral (or prevertebral) soft tissue: tissue as bright as the body's abnormal
+    /// STIR signal following its wall outwards over an arc of at least
+    /// [`PARAVERTEBRAL_MIN_DEG`], on a STIR or fat-suppressed T2 (where its slices resolve the
+    /// wall, as for the cortex). Not judged without one, nor where the body's marrow is not
+    /// STIR-bright: on CT without contrast it cannot be told from muscle.
+    pub paravertebral_soft_tissue: Option<bool>,
+    /// The longest arc of the wall with such tissue outside it, degrees.
+    pub paravertebral_arc_deg: Option<f64>,
     /// L1 trabecular attenuation below the osteoporosis screening threshold.
     pub osteoporosis_screen: Option<bool>,
     /// Acuity.
@@ -502,9 +511,9 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
             .flatten()
             .all(|c| c.vol.series_uid != shape.series_uid))
     .then_some(Channel { vol: shape });
-    // Only without CT: CT shows the cortex itself.
+    // With CT only the STIR, for paravertebral tissue: CT shows the cortex itself.
     let mr_series: Vec<(&'static str, &Channel)> = if ct.is_some() {
-        Vec::new()
+        stir.as_ref().map(|c| ("stir", c)).into_iter().collect()
     } else {
         [
             ("stir", stir.as_ref()),
@@ -515,7 +524,7 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
         .filter_map(|(role, c)| Some((role, c?)))
         .collect()
     };
-    let mr_walls: Vec<Vec<Option<cortex::WallSurvey>>> = mr_series
+    let mr_walls: Vec<Vec<Option<cortex::Survey>>> = mr_series
         .iter()
         .map(|(_, ch)| {
             m.levels
@@ -526,7 +535,7 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
                     }
                     let body = seg.bodies.iter().find(|b| b.ordinal == l.ordinal)?;
                     let inside = |p: LpsPoint| body.mask.contains_lps(&seg.view, p);
-                    cortex::mr_wall_dips(l, ch, &inside)
+                    cortex::mr_wall_survey(l, ch, &inside)
                 })
                 .collect()
         })
@@ -536,11 +545,19 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
         .map(|levels| {
             let s: Vec<Option<[f64; 3]>> = levels
                 .iter()
-                .map(|d| d.as_deref().and_then(cortex::wall_summary))
+                .map(|d| d.as_ref().and_then(|d| cortex::wall_summary(&d.dips)))
                 .collect();
             std::array::from_fn(|q| s.iter().map(|x| x.map(|x| x[q])).collect())
         })
         .collect();
+    // The STIR survey's typical signal outside each wall, for the paravertebral references.
+    let stir_survey = mr_series.iter().position(|(role, _)| *role == "stir");
+    let outside_levels: Vec<Option<f64>> = stir_survey.map_or_else(Vec::new, |k| {
+        mr_walls[k]
+            .iter()
+            .map(|d| d.as_ref().and_then(|d| cortex::outside_level(&d.outside)))
+            .collect()
+    });
     // Discs: midway between consecutive bodies' facing endplates (middle height line).
     let disc_t1: Vec<Option<f64>> = (0..n.saturating_sub(1))
         .map(|i| {
@@ -776,7 +793,7 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
                 ));
             }
         }
-        if cortical_destruction.is_none() && !sacral {
+        if cortical_destruction.is_none() && !sacral && ct.is_none() {
             let walls: Vec<cortex::MrWall> = mr_series
                 .iter()
                 .zip(mr_walls.iter().zip(&mr_wall_refs))
@@ -785,7 +802,7 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
                         |v: &[Option<f64>]| reference(i, &ordinals, &unaffected, v).map(|r| r.0);
                     Some(cortex::MrWall {
                         role,
-                        dips: dips[i].as_deref()?,
+                        dips: &dips[i].as_ref()?.dips,
                         flank: r(flank)?,
                         depth: r(depth)?,
                         false_lack: r(false_lack)?,
@@ -801,17 +818,48 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
                 );
             }
         }
+        let (paravertebral, paravertebral_arc_deg) = match (stir_survey, stir_s[i]) {
+            _ if sacral => (None, None),
+            (Some(k), Some(body)) => {
+                let own = mr_walls[k][i].as_ref();
+                match (own, reference(i, &ordinals, &unaffected, &outside_levels)) {
+                    (Some(survey), Some((outside, used))) => {
+                        let refs: Vec<&[[Option<cortex::Outward>; 3]]> = used
+                            .iter()
+                            .filter_map(|j| Some(&mr_walls[k][*j].as_ref()?.outside[..]))
+                            .collect();
+                        cortex::paravertebral(&survey.outside, body.median, outside, &refs, &mut ev)
+                    }
+                    _ => {
+                        ev.push(
+                            "paravertebral soft tissue: not judged (the wall could not be surveyed on the STIR, or fewer than two unaffected levels to compare it with)"
+                                .into(),
+                        );
+                        (None, None)
+                    }
+                }
+            }
+            _ => {
+                ev.push(
+                    "paravertebral soft tissue: not judged (needs a STIR or fat-suppressed T2 in the shape frame; on CT without contrast it cannot be told from muscle)"
+                        .into(),
+                );
+                (None, None)
+            }
+        };
         // Marrow replacement: T1 at or below disc, through most of the body, with a sign that
         // favours tumour over oedema (no STIR rise, a convex wall, pedicle involvement,
-        // epidural soft tissue, lytic bone on CT, cortical destruction on CT or MR).
+        // epidural or paravertebral soft tissue, lytic bone on CT, cortical destruction on CT
+        // or MR).
         let marrow_replacement = match (t1_disc_ratio, t1_dark_pct) {
             (Some(r), Some(d)) => {
                 let diffuse_dark = r <= 1.0 && d >= DIFFUSE_PCT;
                 // A sign that favours tumour over oedema; unknown when none is seen but the
-                // wall or the pedicles could not be assessed. Epidural tissue and CT lysis
-                // count only when seen: many studies have no CT, and the canal is not always
+                // wall or the pedicles could not be assessed. Epidural or paravertebral tissue
+                // and CT lysis count only when seen: many studies have no CT, and the canal is not always
                 // measurable.
-                let epidural = l.derived.epidural_soft_tissue == Some(true);
+                let epidural =
+                    l.derived.epidural_soft_tissue == Some(true) || paravertebral == Some(true);
                 let lytic = matches!(ct_pattern, Some("lytic" | "mixed"))
                     || cortical_destruction == Some(true);
                 let signs = [
@@ -827,15 +875,12 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
                     Some(false)
                 };
                 ev.push(format!(
-                    "T1 body/disc {r:.2}, {d:.0} % of the interior T1-dark; STIR ratio {}; convex wall {}; pedicles {}; epidural soft tissue {}; CT pattern {}",
+                    "T1 body/disc {r:.2}, {d:.0} % of the interior T1-dark; STIR ratio {}; convex wall {}; pedicles {}; epidural soft tissue {}; paravertebral soft tissue {}; CT pattern {}",
                     stir_ratio.map_or("—".into(), |s| format!("{s:.2}")),
                     bulge.map_or("—".into(), |b| format!("{b:+.1} mm")),
                     posterior.side.unwrap_or("not known"),
-                    match l.derived.epidural_soft_tissue {
-                        Some(true) => "yes",
-                        Some(false) => "no",
-                        None => "not known",
-                    },
+                    known(l.derived.epidural_soft_tissue),
+                    known(paravertebral),
                     ct_pattern.unwrap_or("—")
                 ));
                 match (diffuse_dark, tumour_sign) {
@@ -945,6 +990,8 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
             ct_pattern,
             cortical_destruction,
             cortical_gap_deg,
+            paravertebral_soft_tissue: paravertebral,
+            paravertebral_arc_deg,
             osteoporosis_screen: osteo,
             acuity,
             reference_levels,
@@ -1192,6 +1239,15 @@ fn ct_pedicle_lysis(
                 ""
             }
         ));
+    }
+}
+
+/// "yes", "no" or "not known".
+fn known(x: Option<bool>) -> &'static str {
+    match x {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "not known",
     }
 }
 

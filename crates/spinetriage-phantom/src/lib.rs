@@ -390,6 +390,7 @@ pub fn case(name: &str, seed: u64) -> Option<PhantomConfig> {
                 s.fracture = frac(Crush, 22.0);
                 s.tumour = Tumour::Lytic;
                 s.epidural_mm = 6.0;
+                s.paravertebral_mm = 12.0;
             }),
         ),
         _ => return None,

@@ -114,10 +114,21 @@ pub struct LevelSpec {
     /// Arc of the body's outer cortex destroyed (replaced by the marrow tissue), degrees, centred
     /// antero-laterally on the left (45° from anterior), over the middle 60 % of the height.
     pub cortical_gap_deg: f64,
+    /// Paravertebral soft tissue (tumour extension) outside the body's wall, greatest
+    /// thickness, mm: an arc of [`PARAVERTEBRAL_HALF_ARC_DEG`] either side of
+    /// [`PARAVERTEBRAL_CENTRE_DEG`], tapering to its ends, over the middle 60 % of the height.
+    pub paravertebral_mm: f64,
 }
 
 /// Centre of the destroyed cortical arc: degrees from anterior towards the left.
 pub const CORTICAL_GAP_CENTRE_DEG: f64 = 45.0;
+
+/// Centre of the paravertebral soft tissue: degrees from anterior towards the left
+/// (anterolateral, where a mass breaking through the wall lies beside the psoas).
+pub const PARAVERTEBRAL_CENTRE_DEG: f64 = 20.0;
+
+/// Half the arc the paravertebral soft tissue covers, degrees.
+pub const PARAVERTEBRAL_HALF_ARC_DEG: f64 = 50.0;
 
 /// Tissue classes; intensities per modality live in [`crate::render`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -448,6 +459,33 @@ impl Vertebra {
         }
     }
 
+    /// Whether a local point lies in the paravertebral soft tissue outside the body's wall.
+    fn paravertebral_at(&self, u: f64, v: f64, w: f64) -> bool {
+        let thick = self.spec.paravertebral_mm;
+        if thick <= 0.0 || v > 0.0 {
+            return false;
+        }
+        let (bot, top) = (self.u_bot(0.0, 0.0), self.u_top(0.0, 0.0));
+        if u < bot + 0.2 * (top - bot) || u > top - 0.2 * (top - bot) {
+            return false;
+        }
+        let azimuth = w.atan2(-v);
+        let off = (azimuth.to_degrees() - PARAVERTEBRAL_CENTRE_DEG).abs();
+        if off > PARAVERTEBRAL_HALF_ARC_DEG {
+            return false;
+        }
+        let taper = (std::f64::consts::FRAC_PI_2 * off / PARAVERTEBRAL_HALF_ARC_DEG)
+            .cos()
+            .powi(2);
+        // The wall at this azimuth: the front half of the body's ellipse.
+        let wall = 1.0
+            / ((azimuth.cos() / (self.depth / 2.0)).powi(2)
+                + (azimuth.sin() / (self.width / 2.0)).powi(2))
+            .sqrt();
+        let r = v.hypot(w);
+        r > wall && r <= wall + thick * taper
+    }
+
     /// Classifies a local point against this level's own structures; higher priority wins.
     pub(crate) fn classify(&self, u: f64, v: f64, w: f64) -> Option<(Tissue, u8)> {
         if let Some(cortex) = self.body_at(u, v, w) {
@@ -456,6 +494,9 @@ impl Vertebra {
             } else {
                 (self.marrow_tissue(u, v, w), 10)
             });
+        }
+        if self.paravertebral_at(u, v, w) {
+            return Some((Tissue::TumourLytic, 9));
         }
         let hm = self.hm;
         // Canal: an elliptic tube behind the body; dural sac inside it, cord inside the sac.
@@ -689,6 +730,7 @@ impl Spine {
                 || !(0.0..=10.0).contains(&spec.convex_posterior_mm)
                 || !(0.0..=12.0).contains(&spec.epidural_mm)
                 || !(0.0..=180.0).contains(&spec.cortical_gap_deg)
+                || !(0.0..=20.0).contains(&spec.paravertebral_mm)
             {
                 return Err(ModelError::Invalid(format!("{name}: bump outside 0–15 mm")));
             }

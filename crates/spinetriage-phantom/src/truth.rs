@@ -85,6 +85,8 @@ pub struct LevelTruth {
     pub epidural_mm: f64,
     /// Destroyed arc of the body's outer cortex, degrees (0: intact).
     pub cortical_gap_deg: f64,
+    /// Paravertebral soft tissue, greatest thickness, mm (0: none).
+    pub paravertebral_mm: f64,
     /// Retropulsion as a share of the mean bony canal diameter of the nearest levels above and
     /// below whose walls are not displaced, %.
     pub canal_compromise_pct: f64,
@@ -279,6 +281,7 @@ fn level_truth(vb: &Vertebra) -> LevelTruth {
         anterior_epidural_space_mm: sac.0,
         epidural_mm: vb.spec.epidural_mm,
         cortical_gap_deg: vb.spec.cortical_gap_deg,
+        paravertebral_mm: vb.spec.paravertebral_mm,
         canal_compromise_pct: 0.0,
         spec: vb.spec,
         arch: Vec::new(),

@@ -236,6 +236,7 @@ pub fn document(studies: &[StudyInput]) -> Vec<Block> {
                 "cleft",
                 "pedicles",
                 "cortex",
+                "paravertebral",
                 "CT",
                 "acuity",
             ];
@@ -264,6 +265,10 @@ pub fn document(studies: &[StudyInput]) -> Vec<Block> {
                             (Some(true), Some(g)) => format!("destroyed ({g:.0}°)"),
                             (Some(false), _) => "intact".into(),
                             _ => "unknown".into(),
+                        },
+                        match (x.paravertebral_soft_tissue, x.paravertebral_arc_deg) {
+                            (Some(true), Some(a)) => format!("yes ({a:.0}°)"),
+                            (p, _) => yn(p),
                         },
                         x.ct_hu
                             .map(|h| format!("{:.0} HU {}", h.median, x.ct_pattern.unwrap_or("")))
