@@ -2,7 +2,6 @@
 
 use crate::edge::{fit_edge, Edge};
 use nalgebra::Vector3;
-use rayon::prelude::*;
 use serde::Serialize;
 use spinetriage_segment::{Body, BodyMask, CanonicalView, Segmentation};
 use spinetriage_volume::{LpsPoint, Point3, Volume};
@@ -1345,10 +1344,11 @@ pub struct WallDisplacement {
 
 /// Measures every body of `seg` on `img`, in parallel.
 pub fn measure_bodies(img: &dyn Sampler, seg: &Segmentation) -> Vec<LevelMeasurement> {
-    seg.bodies
-        .par_iter()
-        .map(|b| measure_body(img, seg, b))
-        .collect()
+    spinetriage_volume::par_map_costliest_first(
+        &seg.bodies,
+        |_, b| b.volume_mm3,
+        |_, b| measure_body(img, seg, b),
+    )
 }
 
 #[cfg(test)]

@@ -199,31 +199,41 @@ fn segment_arches_in<T: spinetriage_volume::Sample>(
                 .flatten()
         })
         .collect();
-    let results: Vec<Option<crate::posterior::PosteriorElements>> = measured
-        .par_iter()
-        .enumerate()
-        .map(|(i, m)| {
-            if sacral[i] {
-                return None;
-            }
-            let up = nalgebra::Vector3::from(m.frame.cranial);
-            let own = m.middle.map_or(0.8 * m.depth_mm?, |h| h.height_mm);
-            let half_to = |j: Option<usize>, sign: f64| {
-                j.map(|j| ((centres[j] - centres[i]).dot(&up) * sign / 2.0).clamp(0.3 * own, own))
+    // The arch's search box grows with its body: L5's took twice an upper level's time.
+    let results: Vec<Option<crate::posterior::PosteriorElements>> =
+        spinetriage_volume::par_map_costliest_first(
+            measured,
+            |i, _| {
+                if sacral[i] {
+                    0.0
+                } else {
+                    seg.bodies[i].volume_mm3
+                }
+            },
+            |i, m| {
+                if sacral[i] {
+                    return None;
+                }
+                let up = nalgebra::Vector3::from(m.frame.cranial);
+                let own = m.middle.map_or(0.8 * m.depth_mm?, |h| h.height_mm);
+                let half_to = |j: Option<usize>, sign: f64| {
+                    j.map(|j| {
+                        ((centres[j] - centres[i]).dot(&up) * sign / 2.0).clamp(0.3 * own, own)
+                    })
                     .unwrap_or(0.75 * own)
-            };
-            let above = (i > 0).then(|| i - 1);
-            let below = (i + 1 < centres.len()).then_some(i + 1);
-            let limits = (-half_to(below, -1.0), half_to(above, 1.0));
-            // The sac (MR) lies inside the bony canal behind the anterior epidural space.
-            let canal_ap = m
-                .canal
-                .as_ref()
-                .map(|c| c.ap_mm + c.anterior_space_mm.unwrap_or(0.0));
-            let levels = crate::posterior::robust_bone_levels(&bone, i)?;
-            crate::posterior::segment_arch(data, &seg.view, &levels, m, limits, canal_ap)
-        })
-        .collect();
+                };
+                let above = (i > 0).then(|| i - 1);
+                let below = (i + 1 < centres.len()).then_some(i + 1);
+                let limits = (-half_to(below, -1.0), half_to(above, 1.0));
+                // The sac (MR) lies inside the bony canal behind the anterior epidural space.
+                let canal_ap = m
+                    .canal
+                    .as_ref()
+                    .map(|c| c.ap_mm + c.anterior_space_mm.unwrap_or(0.0));
+                let levels = crate::posterior::robust_bone_levels(&bone, i)?;
+                crate::posterior::segment_arch(data, &seg.view, &levels, m, limits, canal_ap)
+            },
+        );
     let mut rows: Vec<crate::posterior::Row> = results
         .into_iter()
         .zip(measured.iter())

@@ -30,7 +30,6 @@ pub use label::{Anchor, LEVELS};
 pub use refine::{BodyMask, MarrowStats};
 pub use view::CanonicalView;
 
-use rayon::prelude::*;
 use spinetriage_volume::{LpsPoint, SeriesKind, Volume};
 
 /// Why a volume could not be segmented.
@@ -192,70 +191,59 @@ pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentat
         SeriesKind::Other => None,
         _ => Some(-1.0),
     };
-    // Largest candidates first, one task each: the sacrum's block alone can take as long as
-    // half the others together, and started last it kept one core idle.
-    let mut order: Vec<usize> = (0..slots.len()).collect();
-    order.sort_by(|a, b| {
-        let size = |k: usize| match &slots[k] {
-            detect::Slot::Found(c) => c.volume_mm3,
-            detect::Slot::Missed(_) => 0.0,
-        };
-        size(*b).total_cmp(&size(*a))
-    });
-    let mut grown: Vec<Result<Grown, (usize, LpsPoint, String)>> = order
-        .par_iter()
-        .with_max_len(1)
-        .map(|&ordinal| {
-            let c = match &slots[ordinal] {
-                detect::Slot::Found(c) => c,
-                detect::Slot::Missed(at) => {
-                    let why = "vertebral body not found between its neighbours";
-                    return Err((ordinal, mm_to_lps(*at), why.to_string()));
-                }
-            };
-            let Some((mask, marrow, cut_off)) =
-                spinetriage_volume::with_voxels!(&vol.data, |a| refine::grow_body(
-                    view.view(a),
-                    &coarse,
-                    c,
-                    view.spacing_mm,
-                    cortex_sign
-                ))
-            else {
-                let why = "body region could not be grown";
-                return Err((ordinal, mm_to_lps(c.centroid_mm), why.to_string()));
-            };
-            let (centroid, n) = mask.centroid_index();
-            // A body grown from a stand-in seed (no candidate where a level was missed) must
-            // stay where the seed was: one that ran off into tissue of the seed's signal (CSF
-            // beside a sclerotic body on T1) is not that body.
-            if c.stability == 0 {
-                let drift: f64 = (0..3)
-                    .map(|k| (centroid[k] * view.spacing_mm[k] - c.centroid_mm[k]).powi(2))
-                    .sum::<f64>()
-                    .sqrt();
-                if drift > 0.3 * c.height_mm {
-                    let why = format!(
+    // Largest candidates first: the sacrum's block alone can take as long as half the others
+    // together.
+    let grown: Vec<Result<Grown, (usize, LpsPoint, String)>> =
+        spinetriage_volume::par_map_costliest_first(
+            &slots,
+            |_, slot| match slot {
+                detect::Slot::Found(c) => c.volume_mm3,
+                detect::Slot::Missed(_) => 0.0,
+            },
+            |ordinal, slot| {
+                let c = match slot {
+                    detect::Slot::Found(c) => c,
+                    detect::Slot::Missed(at) => {
+                        let why = "vertebral body not found between its neighbours";
+                        return Err((ordinal, mm_to_lps(*at), why.to_string()));
+                    }
+                };
+                let Some((mask, marrow, cut_off)) = spinetriage_volume::with_voxels!(
+                    &vol.data,
+                    |a| refine::grow_body(view.view(a), &coarse, c, view.spacing_mm, cortex_sign)
+                ) else {
+                    let why = "body region could not be grown";
+                    return Err((ordinal, mm_to_lps(c.centroid_mm), why.to_string()));
+                };
+                let (centroid, n) = mask.centroid_index();
+                // A body grown from a stand-in seed (no candidate where a level was missed) must
+                // stay where the seed was: one that ran off into tissue of the seed's signal (CSF
+                // beside a sclerotic body on T1) is not that body.
+                if c.stability == 0 {
+                    let drift: f64 = (0..3)
+                        .map(|k| (centroid[k] * view.spacing_mm[k] - c.centroid_mm[k]).powi(2))
+                        .sum::<f64>()
+                        .sqrt();
+                    if drift > 0.3 * c.height_mm {
+                        let why = format!(
                         "vertebral body not found between its neighbours (a region grown from its expected centre ended {drift:.0} mm away)"
                     );
-                    return Err((ordinal, mm_to_lps(c.centroid_mm), why));
+                        return Err((ordinal, mm_to_lps(c.centroid_mm), why));
+                    }
                 }
-            }
-            let body = Body {
-                ordinal,
-                label: None,
-                label_confidence: 0.0,
-                centroid_lps: view.to_lps(centroid),
-                volume_mm3: n as f64 * voxel_mm3,
-                mask,
-                marrow,
-                candidate: c.clone(),
-            };
-            Ok((body, cut_off))
-        })
-        .collect();
-    // Back in column order (each result carries its ordinal).
-    grown.sort_by_key(|g| g.as_ref().map_or_else(|e| e.0, |b| b.0.ordinal));
+                let body = Body {
+                    ordinal,
+                    label: None,
+                    label_confidence: 0.0,
+                    centroid_lps: view.to_lps(centroid),
+                    volume_mm3: n as f64 * voxel_mm3,
+                    mask,
+                    marrow,
+                    candidate: c.clone(),
+                };
+                Ok((body, cut_off))
+            },
+        );
     let mut bodies = Vec::new();
     let mut missing = Vec::new();
     let last = slots.len().saturating_sub(1);

@@ -25,6 +25,7 @@ mod error;
 mod grid;
 mod nifti;
 mod pixels;
+mod tasks;
 mod voxels;
 
 pub use assemble::{assemble, plan, GeometryProblem, SopRef, StackPlan, ValueStats, Volume};
@@ -36,4 +37,5 @@ pub use pixels::{
     pixels_from_object, read_native_into, read_pixels, stored_bytes_per_voxel, InstancePixels,
 };
 pub use spinetriage_dicom::SeriesKind;
+pub use tasks::par_map_costliest_first;
 pub use voxels::{to_f32_standard, Sample, Voxels};
