@@ -199,17 +199,12 @@ fn segment_arches_in<T: spinetriage_volume::Sample>(
                 .flatten()
         })
         .collect();
-    // The arch's search box grows with its body: L5's took twice an upper level's time.
+    // The arch's search box grows with its body: L5's took twice an upper level's time. (The
+    // sacrum, largest, returns at once.)
     let results: Vec<Option<crate::posterior::PosteriorElements>> =
         spinetriage_volume::par_map_costliest_first(
             measured,
-            |i, _| {
-                if sacral[i] {
-                    0.0
-                } else {
-                    seg.bodies[i].volume_mm3
-                }
-            },
+            |i, _| seg.bodies[i].volume_mm3,
             |i, m| {
                 if sacral[i] {
                     return None;

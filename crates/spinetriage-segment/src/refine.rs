@@ -27,12 +27,8 @@ impl BodyMask {
 
     /// The voxels inside as LPS points, mm, on `view`'s canonical grid.
     pub fn lps_points(&self, view: &crate::CanonicalView) -> Vec<nalgebra::Vector3<f64>> {
-        // The grid is affine: a homogeneous transform per voxel (with its divide) was a
-        // measurable share of measuring and labelling a CT's bodies.
-        let axes: [nalgebra::Vector3<f64>; 3] = std::array::from_fn(|n| view.axis_lps(n));
-        let origin = view.to_lps([0.0; 3]).0.coords;
         self.voxels()
-            .map(|p| axes[0] * p[0] as f64 + axes[1] * p[1] as f64 + axes[2] * p[2] as f64 + origin)
+            .map(|p| view.to_lps(p.map(|x| x as f64)).0.coords)
             .collect()
     }
 

@@ -89,10 +89,13 @@ impl CanonicalView {
 
     /// LPS position of a continuous canonical index.
     pub fn to_lps(&self, p: [f64; 3]) -> LpsPoint {
-        LpsPoint(
-            self.index_to_lps
-                .transform_point(&Point3::new(p[0], p[1], p[2])),
-        )
+        // The grid is affine: the homogeneous transform's divide was a measurable share of
+        // measuring and labelling a CT's bodies, which map every voxel they hold.
+        let m = &self.index_to_lps;
+        LpsPoint(Point3::from(
+            m.fixed_view::<3, 3>(0, 0) * nalgebra::Vector3::new(p[0], p[1], p[2])
+                + m.fixed_view::<3, 1>(0, 3),
+        ))
     }
 
     /// Continuous canonical index of an LPS position.
