@@ -153,7 +153,11 @@ fn nearest<T>(
 /// Runs one variant in `dir`.
 pub fn run_one(cfg: &PhantomConfig, dir: &Path, verbose: bool) -> Result<(Vec<LevelResult>, bool)> {
     let truth = spinetriage_phantom::generate(cfg, dir)?;
-    let (vols, errors, _) = crate::load_all(&[dir.join(&cfg.name)], &Limits::default());
+    let (vols, errors, _) = crate::load_all(
+        &[dir.join(&cfg.name)],
+        &Limits::default(),
+        spinetriage_dicom::SeriesKind::MrOther,
+    );
     if let Some(e) = errors.first() {
         anyhow::bail!("phantom did not load: {e}");
     }

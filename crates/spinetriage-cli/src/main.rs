@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
-use spinetriage_dicom::{discover, DiscoverOptions, Inventory, Limits};
+use spinetriage_dicom::{discover, DiscoverOptions, Inventory, Limits, SeriesKind};
 use spinetriage_phantom::{PhantomConfig, Syntax};
 use spinetriage_volume::{assemble, read_nifti, GeometryProblem, LpsPoint, Volume};
 
@@ -23,6 +23,7 @@ fn analyze_cmd(
     prior: Option<&Path>,
     (masks, include_phi): (bool, bool),
     limits: &Limits,
+    nifti_kind: SeriesKind,
 ) -> Result<u8> {
     let anchor = anchor
         .map(|a| a.parse::<spinetriage_segment::Anchor>())
@@ -31,7 +32,7 @@ fn analyze_cmd(
     let clinical = analyze::clinical_for(clinical, paths)?;
     let prior = match prior {
         Some(p) => {
-            let (pv, perr, _) = load_all(&[p.to_path_buf()], limits);
+            let (pv, perr, _) = load_all(&[p.to_path_buf()], limits, nifti_kind);
             for e in &perr {
                 eprintln!("error (prior): {e}");
             }
@@ -42,7 +43,7 @@ fn analyze_cmd(
         }
         None => None,
     };
-    let (vols, errors, inv) = load_all(paths, limits);
+    let (vols, errors, inv) = load_all(paths, limits, nifti_kind);
     for e in &errors {
         eprintln!("error: {e}");
     }
@@ -146,6 +147,8 @@ enum Command {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
+        nifti: NiftiArgs,
+        #[command(flatten)]
         limits: LimitArgs,
     },
     /// Generate synthetic studies with ground truth (`truth.json`).
@@ -176,6 +179,8 @@ enum Command {
         /// in any output).
         #[arg(long)]
         include_phi: bool,
+        #[command(flatten)]
+        nifti: NiftiArgs,
         #[command(flatten)]
         limits: LimitArgs,
     },
@@ -271,6 +276,38 @@ struct LimitArgs {
     /// Largest accepted file, bytes.
     #[arg(long, default_value_t = Limits::default().max_file_bytes)]
     max_file_bytes: u64,
+}
+
+/// The contrast of NIfTI inputs, which carry no sequence metadata.
+#[derive(clap::Args)]
+struct NiftiArgs {
+    /// Contrast of .nii/.nii.gz inputs (NIfTI has no sequence metadata, so it is never
+    /// guessed): ct, t1, t2, stir, t2-fat-sat or mr-other.
+    #[arg(long, value_enum, default_value_t = NiftiKind::MrOther)]
+    nifti_kind: NiftiKind,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum NiftiKind {
+    Ct,
+    T1,
+    T2,
+    Stir,
+    T2FatSat,
+    MrOther,
+}
+
+impl NiftiArgs {
+    fn kind(&self) -> SeriesKind {
+        match self.nifti_kind {
+            NiftiKind::Ct => SeriesKind::Ct,
+            NiftiKind::T1 => SeriesKind::MrT1,
+            NiftiKind::T2 => SeriesKind::MrT2,
+            NiftiKind::Stir => SeriesKind::MrStir,
+            NiftiKind::T2FatSat => SeriesKind::MrT2FatSat,
+            NiftiKind::MrOther => SeriesKind::MrOther,
+        }
+    }
 }
 
 impl LimitArgs {
@@ -390,8 +427,9 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Load {
             paths,
             json,
+            nifti,
             limits,
-        } => load(&paths, json, &limits.limits()),
+        } => load(&paths, json, &limits.limits(), nifti.kind()),
         Command::Phantom(args) => phantom(*args),
         Command::Demo { keep } => demo(keep),
         Command::Analyze {
@@ -402,6 +440,7 @@ fn run(cli: Cli) -> Result<u8> {
             prior,
             seg,
             include_phi,
+            nifti,
             limits,
         } => analyze_cmd(
             &paths,
@@ -411,6 +450,7 @@ fn run(cli: Cli) -> Result<u8> {
             prior.as_deref(),
             (seg, include_phi),
             &limits.limits(),
+            nifti.kind(),
         ),
         Command::Batch {
             roots,
@@ -713,15 +753,19 @@ fn is_nifti(p: &Path) -> bool {
     n.ends_with(".nii") || n.ends_with(".nii.gz")
 }
 
-/// Loads every volume under `paths`: NIfTI files directly, everything else through discovery.
-fn load_all(paths: &[PathBuf], limits: &Limits) -> (Vec<Volume>, Vec<String>, Inventory) {
+/// Loads every volume under `paths`: NIfTI files directly (as `nifti_kind`), everything else
+/// through discovery.
+fn load_all(
+    paths: &[PathBuf],
+    limits: &Limits,
+    nifti_kind: SeriesKind,
+) -> (Vec<Volume>, Vec<String>, Inventory) {
     let (nifti, dicom): (Vec<PathBuf>, Vec<PathBuf>) =
         paths.iter().cloned().partition(|p| is_nifti(p));
     let mut vols = Vec::new();
     let mut errors = Vec::new();
     for p in &nifti {
-        // A NIfTI file has no sequence metadata; T2 is the research datasets' usual contrast.
-        match read_nifti(p, spinetriage_dicom::SeriesKind::MrOther, limits) {
+        match read_nifti(p, nifti_kind, limits) {
             Ok(v) => vols.push(v),
             Err(e) => errors.push(e.to_string()),
         }
@@ -743,8 +787,8 @@ fn load_all(paths: &[PathBuf], limits: &Limits) -> (Vec<Volume>, Vec<String>, In
     (vols, errors, inv)
 }
 
-fn load(paths: &[PathBuf], json: bool, limits: &Limits) -> Result<u8> {
-    let (vols, errors, _) = load_all(paths, limits);
+fn load(paths: &[PathBuf], json: bool, limits: &Limits, nifti_kind: SeriesKind) -> Result<u8> {
+    let (vols, errors, _) = load_all(paths, limits, nifti_kind);
     if json {
         #[derive(Serialize)]
         struct Out {
@@ -913,7 +957,7 @@ fn demo(keep: Option<PathBuf>) -> Result<u8> {
     );
     print_inventory(&inv);
     println!("\n3. load: volume assembly in patient LPS coordinates");
-    let (vols, errors, _) = load_all(&[study], &limits);
+    let (vols, errors, _) = load_all(&[study], &limits, SeriesKind::MrOther);
     for v in &vols {
         print_volume(v);
     }

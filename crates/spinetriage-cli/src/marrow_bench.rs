@@ -100,8 +100,11 @@ pub fn bench(
             }
             let tmp = tempfile::tempdir()?;
             let truth = spinetriage_phantom::generate(&cfg, tmp.path())?;
-            let (vols, errs, _) =
-                crate::load_all(&[tmp.path().join(&cfg.name)], &Limits::default());
+            let (vols, errs, _) = crate::load_all(
+                &[tmp.path().join(&cfg.name)],
+                &Limits::default(),
+                spinetriage_dicom::SeriesKind::MrOther,
+            );
             if let Some(e) = errs.first() {
                 anyhow::bail!("phantom did not load: {e}");
             }

@@ -573,7 +573,7 @@ import sys, json, numpy as np, nibabel as nb
 im = nb.load(sys.argv[1]); d = np.asarray(im.dataobj)
 ijk = np.argwhere(d == int(sys.argv[2])).mean(axis=0)
 ras = im.affine @ np.append(ijk, 1.0)
-print(json.dumps([-ras[0], -ras[1], ras[2]]))
+print(json.dumps([-ras[0], -ras[1], ras[2], int((d == int(sys.argv[2])).sum())]))
 "#;
         let o = Std::new("python3")
             .args(["-c", script])
@@ -591,7 +591,50 @@ print(json.dumps([-ras[0], -ras[1], ras[2]]))
                 c[a]
             );
         }
+        // Every body voxel keeps its body label (posterior elements never overwrite it); a
+        // posterior element may lose the voxels it shares with the body.
+        let table = l1["voxels"].as_f64().unwrap();
+        if structure == "body" {
+            assert_eq!(c[3], table, "L1 body voxels in the map vs the table");
+        } else {
+            assert!(
+                c[3] > 0.5 * table && c[3] <= table,
+                "{structure}: {} of {table}",
+                c[3]
+            );
+        }
     }
+}
+
+/// NIfTI carries no sequence metadata: its contrast is what `--nifti-kind` says, "MR other"
+/// by default, never guessed.
+#[test]
+fn nifti_kind_is_given_not_guessed() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    let nii = root.join("real-mr-t2-lumbar-sct/t2_lumbar.nii.gz");
+    if !nii.is_file() {
+        assert!(!peers_required(), "shared data missing");
+        eprintln!("skipping: shared data not found");
+        return;
+    }
+    assert_eq!(
+        json_of("load", &nii, Some(0))["volumes"][0]["kind"],
+        "mr_other"
+    );
+    for (arg, kind) in [("t2", "mr_t2"), ("stir", "mr_stir"), ("ct", "ct")] {
+        let a = bin()
+            .args(["load", "--json", "--nifti-kind", arg])
+            .arg(&nii)
+            .assert()
+            .code(0);
+        let j: Value = serde_json::from_slice(&a.get_output().stdout).unwrap();
+        assert_eq!(j["volumes"][0]["kind"], kind, "--nifti-kind {arg}");
+    }
+    bin()
+        .args(["load", "--nifti-kind", "flair"])
+        .arg(&nii)
+        .assert()
+        .failure();
 }
 
 #[test]

@@ -22,7 +22,9 @@ pub fn write(dir: &Path, s: &StudyInput, suffix: &str) -> Result<Vec<PathBuf>, R
     let [ni, nj, nk] = vol.grid.dims;
     let mut labels = vec![0u8; ni * nj * nk];
     let mut table = Vec::new();
-    let mut paint = |mask: &spinetriage_segment::BodyMask, value: u8| {
+    // Bodies are painted first and keep their voxels: a posterior element reaching into a body
+    // (pedicle bases) must not take body voxels away from anyone checking the body masks.
+    let mut paint = |mask: &spinetriage_segment::BodyMask, value: u8, overwrite: bool| {
         for c in mask.voxels() {
             let g = seg.view.to_grid_index(c.map(|v| v as f64)).0;
             let (i, j, k) = (
@@ -31,13 +33,16 @@ pub fn write(dir: &Path, s: &StudyInput, suffix: &str) -> Result<Vec<PathBuf>, R
                 g.z.round() as usize,
             );
             if i < ni && j < nj && k < nk {
-                labels[(k * nj + j) * ni + i] = value;
+                let l = &mut labels[(k * nj + j) * ni + i];
+                if overwrite || *l == 0 {
+                    *l = value;
+                }
             }
         }
     };
     for b in &seg.bodies {
         let value = u8::try_from(b.ordinal + 1).unwrap_or(u8::MAX);
-        paint(&b.mask, value);
+        paint(&b.mask, value, true);
         table.push(
             json!({"value": value, "level": b.label, "structure": "body", "voxels": b.mask.count(),
                           "volume_mm3": crate::json::round(b.volume_mm3, 1)}),
@@ -54,7 +59,7 @@ pub fn write(dir: &Path, s: &StudyInput, suffix: &str) -> Result<Vec<PathBuf>, R
                 continue;
             };
             let value = u8::try_from(100 + 4 * l.ordinal + k).unwrap_or(u8::MAX);
-            paint(mask, value);
+            paint(mask, value, false);
             table.push(json!({"value": value, "level": l.level, "structure": part.part,
                               "voxels": mask.count(), "volume_mm3": crate::json::round(part.volume_mm3, 1)}));
         }
