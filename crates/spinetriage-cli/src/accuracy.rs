@@ -3,7 +3,6 @@
 
 use anyhow::{Context, Result};
 use serde::Serialize;
-use spinetriage_dicom::Limits;
 use spinetriage_measure::{analyze_volumes, canal::CanalExtent};
 use spinetriage_phantom::{PhantomConfig, SeriesSet, CASES};
 use spinetriage_volume::LpsPoint;
@@ -153,11 +152,7 @@ fn nearest<T>(
 /// Runs one variant in `dir`.
 pub fn run_one(cfg: &PhantomConfig, dir: &Path, verbose: bool) -> Result<(Vec<LevelResult>, bool)> {
     let truth = spinetriage_phantom::generate(cfg, dir)?;
-    let (vols, errors, _) = crate::load_all(
-        &[dir.join(&cfg.name)],
-        &Limits::default(),
-        spinetriage_dicom::SeriesKind::MrOther,
-    );
+    let (vols, errors, _) = crate::load_all(&[dir.join(&cfg.name)], &crate::Input::default());
     if let Some(e) = errors.first() {
         anyhow::bail!("phantom did not load: {e}");
     }

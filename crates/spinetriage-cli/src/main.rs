@@ -22,9 +22,9 @@ fn analyze_cmd(
     clinical: Option<&Path>,
     prior: Option<&Path>,
     (masks, include_phi): (bool, bool),
-    limits: &Limits,
-    nifti_kind: SeriesKind,
+    input: &Input,
 ) -> Result<u8> {
+    let limits = &input.limits;
     let anchor = anchor
         .map(|a| a.parse::<spinetriage_segment::Anchor>())
         .transpose()
@@ -32,7 +32,7 @@ fn analyze_cmd(
     let clinical = analyze::clinical_for(clinical, paths)?;
     let prior = match prior {
         Some(p) => {
-            let (pv, perr, _) = load_all(&[p.to_path_buf()], limits, nifti_kind);
+            let (pv, perr, _) = load_all(&[p.to_path_buf()], input);
             for e in &perr {
                 eprintln!("error (prior): {e}");
             }
@@ -43,7 +43,7 @@ fn analyze_cmd(
         }
         None => None,
     };
-    let (vols, errors, inv) = load_all(paths, limits, nifti_kind);
+    let (vols, errors, inv) = load_all(paths, input);
     for e in &errors {
         eprintln!("error: {e}");
     }
@@ -429,7 +429,14 @@ fn run(cli: Cli) -> Result<u8> {
             json,
             nifti,
             limits,
-        } => load(&paths, json, &limits.limits(), nifti.kind()),
+        } => load(
+            &paths,
+            json,
+            &Input {
+                limits: limits.limits(),
+                nifti_kind: nifti.kind(),
+            },
+        ),
         Command::Phantom(args) => phantom(*args),
         Command::Demo { keep } => demo(keep),
         Command::Analyze {
@@ -449,8 +456,10 @@ fn run(cli: Cli) -> Result<u8> {
             clinical.as_deref(),
             prior.as_deref(),
             (seg, include_phi),
-            &limits.limits(),
-            nifti.kind(),
+            &Input {
+                limits: limits.limits(),
+                nifti_kind: nifti.kind(),
+            },
         ),
         Command::Batch {
             roots,
@@ -753,13 +762,25 @@ fn is_nifti(p: &Path) -> bool {
     n.ends_with(".nii") || n.ends_with(".nii.gz")
 }
 
-/// Loads every volume under `paths`: NIfTI files directly (as `nifti_kind`), everything else
-/// through discovery.
-fn load_all(
-    paths: &[PathBuf],
-    limits: &Limits,
+/// What reading the inputs needs: the allocation limits, and the contrast of NIfTI files.
+struct Input {
+    limits: Limits,
     nifti_kind: SeriesKind,
-) -> (Vec<Volume>, Vec<String>, Inventory) {
+}
+
+impl Default for Input {
+    fn default() -> Self {
+        Input {
+            limits: Limits::default(),
+            nifti_kind: SeriesKind::MrOther,
+        }
+    }
+}
+
+/// Loads every volume under `paths`: NIfTI files directly (as `input.nifti_kind`), everything
+/// else through discovery.
+fn load_all(paths: &[PathBuf], input: &Input) -> (Vec<Volume>, Vec<String>, Inventory) {
+    let (limits, nifti_kind) = (&input.limits, input.nifti_kind);
     let (nifti, dicom): (Vec<PathBuf>, Vec<PathBuf>) =
         paths.iter().cloned().partition(|p| is_nifti(p));
     let mut vols = Vec::new();
@@ -787,8 +808,8 @@ fn load_all(
     (vols, errors, inv)
 }
 
-fn load(paths: &[PathBuf], json: bool, limits: &Limits, nifti_kind: SeriesKind) -> Result<u8> {
-    let (vols, errors, _) = load_all(paths, limits, nifti_kind);
+fn load(paths: &[PathBuf], json: bool, input: &Input) -> Result<u8> {
+    let (vols, errors, _) = load_all(paths, input);
     if json {
         #[derive(Serialize)]
         struct Out {
@@ -957,7 +978,7 @@ fn demo(keep: Option<PathBuf>) -> Result<u8> {
     );
     print_inventory(&inv);
     println!("\n3. load: volume assembly in patient LPS coordinates");
-    let (vols, errors, _) = load_all(&[study], &limits, SeriesKind::MrOther);
+    let (vols, errors, _) = load_all(&[study], &Input::default());
     for v in &vols {
         print_volume(v);
     }

@@ -3,7 +3,6 @@
 
 use anyhow::{Context, Result};
 use serde::Serialize;
-use spinetriage_dicom::Limits;
 use spinetriage_marrow::analyze_marrow;
 use spinetriage_measure::analyze_volumes;
 use spinetriage_phantom::{SeriesSet, CASES};
@@ -100,11 +99,8 @@ pub fn bench(
             }
             let tmp = tempfile::tempdir()?;
             let truth = spinetriage_phantom::generate(&cfg, tmp.path())?;
-            let (vols, errs, _) = crate::load_all(
-                &[tmp.path().join(&cfg.name)],
-                &Limits::default(),
-                spinetriage_dicom::SeriesKind::MrOther,
-            );
+            let (vols, errs, _) =
+                crate::load_all(&[tmp.path().join(&cfg.name)], &crate::Input::default());
             if let Some(e) = errs.first() {
                 anyhow::bail!("phantom did not load: {e}");
             }
