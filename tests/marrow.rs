@@ -237,6 +237,21 @@ fn real_t2_bodies_raise_no_signal_flag() {
                 assert!(why.is_some(), "{:?}: {:?}", l.level, s.evidence);
                 untrusted += usize::from(why.is_some_and(|e| e.contains("not used")));
             }
+            // The convex posterior border is a sign of a compressed body (Jung 2003): an
+            // intact body's wall bulging on T2 (43 of 124 walls here before session 19) is no
+            // pathological fracture.
+            if l.derived.genant_grade == Some(0)
+                && s.posterior_bulge_mm.is_some()
+                && s.convex_posterior_wall != Some(false)
+            {
+                flagged.push(format!(
+                    "{} {:?}: convex wall {:?} on an intact body, bulge {:?}",
+                    f.display(),
+                    l.level,
+                    s.convex_posterior_wall,
+                    s.posterior_bulge_mm
+                ));
+            }
             for (name, v) in [
                 ("oedema", s.edema),
                 ("marrow replacement", s.marrow_replacement),

@@ -641,11 +641,28 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
         // The sacrum's posterior wall follows the sacral curve, convex by anatomy: the sign is a
         // vertebral body's.
         let sacral = spinetriage_measure::is_sacral(l.level.as_deref());
-        let convex = bulge.map(|b| !sacral && b >= CONVEX_WALL_MM);
+        // The sign is the convex posterior border of a *compressed* body (Jung et al.,
+        // RadioGraphics 2003; Cuénod et al., Radiology 1996: it tells metastatic from
+        // osteoporotic compression fractures). An intact body's wall profile is not read for
+        // it: on 17 real T2 lumbar exams of normal-appearing bodies, 43 of 124 intact walls
+        // bulged ≥ 1.5 mm over their chord (the basivertebral vein's gap, the posterior
+        // longitudinal ligament and epidural veins shift the middle rays on T2), and each
+        // became a "suspected pathological fracture".
+        let compressed = l.derived.genant_grade.map(|g| g >= 1);
+        let convex = bulge.and_then(|b| match (sacral, b >= CONVEX_WALL_MM, compressed) {
+            (true, _, _) | (false, false, _) | (false, true, Some(false)) => Some(false),
+            (false, true, Some(true)) => Some(true),
+            (false, true, None) => None,
+        });
         if sacral && bulge.is_some() {
             ev.push(
                 "convex posterior wall: not applicable at the sacrum (curved by anatomy)".into(),
             );
+        } else if let (Some(b), Some(false)) = (bulge.filter(|b| *b >= CONVEX_WALL_MM), compressed)
+        {
+            ev.push(format!(
+                "convex posterior wall: the wall bulges {b:+.1} mm, but the sign is read on compressed bodies only (Genant 0 here)"
+            ));
         }
         // Pedicles: regions behind the upper body at its lateral thirds.
         let posterior = pedicles(
@@ -943,7 +960,7 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
                 "STIR-bright, T1-dark signal attributed to marrow replacement, not oedema".into(),
             );
         }
-        let fractured = l.derived.genant_grade.map(|g| g >= 1);
+        let fractured = compressed;
         // Kümmell: a cleft in a collapsed body (intravertebral vacuum or fluid: osteonecrosis
         // and non-union after a fracture). It favours a benign cause, and a cleft is what the
         // cement is meant to fill.
