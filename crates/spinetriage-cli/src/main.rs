@@ -298,6 +298,14 @@ enum NiftiKind {
 }
 
 impl NiftiArgs {
+    /// The input options of a command with these arguments and `limits`.
+    fn input(&self, limits: &LimitArgs) -> Input {
+        Input {
+            limits: limits.limits(),
+            nifti_kind: self.kind(),
+        }
+    }
+
     fn kind(&self) -> SeriesKind {
         match self.nifti_kind {
             NiftiKind::Ct => SeriesKind::Ct,
@@ -429,14 +437,7 @@ fn run(cli: Cli) -> Result<u8> {
             json,
             nifti,
             limits,
-        } => load(
-            &paths,
-            json,
-            &Input {
-                limits: limits.limits(),
-                nifti_kind: nifti.kind(),
-            },
-        ),
+        } => load(&paths, json, &nifti.input(&limits)),
         Command::Phantom(args) => phantom(*args),
         Command::Demo { keep } => demo(keep),
         Command::Analyze {
@@ -456,10 +457,7 @@ fn run(cli: Cli) -> Result<u8> {
             clinical.as_deref(),
             prior.as_deref(),
             (seg, include_phi),
-            &Input {
-                limits: limits.limits(),
-                nifti_kind: nifti.kind(),
-            },
+            &nifti.input(&limits),
         ),
         Command::Batch {
             roots,

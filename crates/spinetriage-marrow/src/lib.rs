@@ -648,18 +648,19 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
         // bulged ≥ 1.5 mm over their chord (the basivertebral vein's gap, the posterior
         // longitudinal ligament and epidural veins shift the middle rays on T2), and each
         // became a "suspected pathological fracture".
-        let compressed = l.derived.genant_grade.map(|g| g >= 1);
-        let convex = bulge.and_then(|b| match (sacral, b >= CONVEX_WALL_MM, compressed) {
-            (true, _, _) | (false, false, _) | (false, true, Some(false)) => Some(false),
-            (false, true, Some(true)) => Some(true),
-            (false, true, None) => None,
+        let fractured = l.derived.genant_grade.map(|g| g >= 1);
+        let convex = bulge.and_then(|b| {
+            if sacral || b < CONVEX_WALL_MM {
+                Some(false)
+            } else {
+                fractured
+            }
         });
         if sacral && bulge.is_some() {
             ev.push(
                 "convex posterior wall: not applicable at the sacrum (curved by anatomy)".into(),
             );
-        } else if let (Some(b), Some(false)) = (bulge.filter(|b| *b >= CONVEX_WALL_MM), compressed)
-        {
+        } else if let (Some(b), Some(false)) = (bulge.filter(|b| *b >= CONVEX_WALL_MM), fractured) {
             ev.push(format!(
                 "convex posterior wall: the wall bulges {b:+.1} mm, but the sign is read on compressed bodies only (Genant 0 here)"
             ));
@@ -960,7 +961,6 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
                 "STIR-bright, T1-dark signal attributed to marrow replacement, not oedema".into(),
             );
         }
-        let fractured = compressed;
         // Kümmell: a cleft in a collapsed body (intravertebral vacuum or fluid: osteonecrosis
         // and non-union after a fracture). It favours a benign cause, and a cleft is what the
         // cement is meant to fill.

@@ -1106,29 +1106,35 @@ pub fn measure_mask(
         // its end then lies far from the plane the endplate's grid of rays agrees on. It is read
         // again a little further in (5 % and 10 % of the depth or width; the middle ray on
         // either side), and the first ray that ends near both planes with a sure edge fit is
-        // taken (`agrees_with_planes`); if none does, the first stands.
+        // taken (`agrees_with_planes`); if none does, the first stands, marked `Err` so that a
+        // caller can refuse it.
         let agreeing_height =
-            |at: [Point3<f64>; 3], what: &'static str| -> Result<Height, String> {
+            |at: [Point3<f64>; 3], what: &'static str| -> Result<Result<Height, Height>, String> {
                 let first = ctx.height(at[0], u).map_err(named(what))?;
                 let agrees = |h: &Height| agrees_with_planes(h, planes);
                 if agrees(&first) {
-                    return Ok(first);
+                    return Ok(Ok(first));
                 }
                 if let Some(h) = at[1..]
                     .iter()
                     .filter_map(|p| ctx.height(*p, u).ok())
                     .find(agrees)
                 {
-                    return Ok(h);
+                    return Ok(Ok(h));
                 }
                 Ok(reread_off_plane(&ctx, &first, planes, u)
                     .filter(agrees)
-                    .unwrap_or(first))
+                    .ok_or(first))
             };
         let ap = |shares: [f64; 3]| shares.map(|f| pa + v * (f * depth));
-        out.anterior = Some(agreeing_height(ap([0.1, 0.15, 0.2]), "anterior height")?);
-        out.middle = Some(agreeing_height(ap([0.5, 0.45, 0.55]), "middle height")?);
-        out.posterior = Some(agreeing_height(ap([0.9, 0.85, 0.8]), "posterior height")?);
+        // Ha, Hm and Hp keep their first read when none agrees.
+        for (shares, what, slot) in [
+            ([0.1, 0.15, 0.2], "anterior height", &mut out.anterior),
+            ([0.5, 0.45, 0.55], "middle height", &mut out.middle),
+            ([0.9, 0.85, 0.8], "posterior height", &mut out.posterior),
+        ] {
+            *slot = Some(agreeing_height(ap(shares), what)?.unwrap_or_else(|first| first));
+        }
         // Width at mid-height, mid-depth; lateral heights 10 % in from each margin (coronal).
         let pm = pa + v * (0.5 * depth);
         let lft = ctx.surface_at("left wall", pm, w, 60.0)?;
@@ -1148,14 +1154,12 @@ pub fn measure_mask(
             (pl, "left height", &mut out.left),
             (pr, "right height", &mut out.right),
         ] {
-            let h = agreeing_height(at, what)?;
-            if agrees_with_planes(&h, planes) {
-                *slot = Some(h);
-            } else {
-                out.notes.push(format!(
+            match agreeing_height(at, what)? {
+                Ok(h) => *slot = Some(h),
+                Err(h) => out.notes.push(format!(
                     "{what} not evaluable: its reads end off the endplates' planes (first read {:.1} mm, σ {:.2} mm)",
                     h.height_mm, h.sigma_mm
-                ));
+                )),
             }
         }
         // Posterior wall profile, mid-sagittal, from near the inferior to near the superior
