@@ -8,7 +8,7 @@ use spinetriage_dicom::{discover, DiscoverOptions, Limits, SeriesKind};
 use spinetriage_measure::{
     analyze_volumes, column_axis, measure_body, measure_mask, MaskSampler, Sampler, SignalLevels,
 };
-use spinetriage_segment::{segment_volume, Anchor, BodyMask};
+use spinetriage_segment::{segment_volume, Anchor, BodyMask, LEVELS};
 use spinetriage_tests::{real_t2_exams, shared_data};
 use spinetriage_volume::{assemble, read_nifti, LpsPoint};
 
@@ -324,6 +324,7 @@ fn real_t2_lumbar_bodies_overlap_the_expert_masks() {
     let mut height_err = Vec::new();
     let mut guided_err = Vec::new();
     let mut per_exam_grown = Vec::new();
+    let (mut labels_right, mut labels_absent, mut labels_wrong) = (0, 0, Vec::new());
     for f in &files {
         let img = read_nifti(f, SeriesKind::MrT2, &Limits::default()).expect("image");
         let mp = f.to_string_lossy().replace("_t2.", "_bodies.");
@@ -338,6 +339,8 @@ fn real_t2_lumbar_bodies_overlap_the_expert_masks() {
         let labels = mask_values.iter().fold(0f32, |a, b| a.max(*b)) as usize;
         let mut dices = Vec::new();
         let mut dices_grown = Vec::new();
+        // Each expert body's head-foot position and the label our best-matching body carries.
+        let mut named = Vec::new();
         for l in 1..=labels {
             let Some(expert) = expert_mask(&mv, l) else {
                 continue;
@@ -356,6 +359,10 @@ fn real_t2_lumbar_bodies_overlap_the_expert_masks() {
                 continue;
             };
             dices.push(dice);
+            named.push((
+                seg.view.to_lps(expert.centroid_index().0).0.z,
+                body.label.clone().filter(|_| dice >= 0.5),
+            ));
             // The expert outlines end half-way through the cortex (docs/segmentation.md); the
             // same Dice against the outline moved out by one voxel (1 mm) says how much of the
             // difference that accounts for.
@@ -418,6 +425,18 @@ fn real_t2_lumbar_bodies_overlap_the_expert_masks() {
                 .map(|d| (d * 100.0).round() as i32)
                 .collect::<Vec<_>>()
         );
+        // The expert bodies run T11..L5 (the sacrum lies below the lowest, unmasked): each of
+        // our labels is right, or absent when the sacrum was not recognised, never another level.
+        named.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let l5 = LEVELS.iter().position(|l| *l == "L5").unwrap_or(0);
+        for (i, (_, ours)) in named.iter().enumerate() {
+            let truth = LEVELS[l5 + i + 1 - named.len()];
+            match ours {
+                Some(o) if o == truth => labels_right += 1,
+                Some(o) => labels_wrong.push(format!("{}: {truth} named {o}", f.display())),
+                None => labels_absent += 1,
+            }
+        }
         per_body.extend(dices.iter().copied());
         per_exam_grown.push(dices_grown.iter().sum::<f64>() / dices_grown.len().max(1) as f64);
         per_exam.push(dices.iter().sum::<f64>() / dices.len().max(1) as f64);
@@ -443,6 +462,14 @@ fn real_t2_lumbar_bodies_overlap_the_expert_masks() {
         "mean Dice {mean:.3}, median body Dice {median_body:.3}; A/M/P heights against the expert masks: MAE {height_mae:.2} mm, median {height_median:.2} mm over {} heights",
         height_err.len()
     );
+    println!(
+        "labels: {labels_right} right, {labels_absent} absent (sacrum not recognised), {} wrong",
+        labels_wrong.len()
+    );
+    // Session 20: 21 right (3 exams), 98 absent, none wrong; before it, none right and one
+    // exam (vb2_19) named one level too low: a dark L5–S1 disc read as fusion.
+    assert!(labels_wrong.is_empty(), "wrong labels: {labels_wrong:#?}");
+    assert!(labels_right >= 14, "{labels_right} labels right");
     // Regression floors, not the targets (Dice 0.90, MAE 1.0 mm): see docs/segmentation.md.
     // Session 7 measured 0.831, 0.856, 336 heights, 4.57 and 2.80 mm; every exam has a column.
     // Session 11 (robust endplate planes and walls, height rays re-read where they end off

@@ -74,10 +74,25 @@ fn gap_signal(seg: &Segmentation, vol: &Volume, i: usize) -> Option<f64> {
     median_along(vol, a, (b - a) / spacing, 0.45 * spacing, 0.55 * spacing)
 }
 
-/// Whether marrow and disc signal differ enough (a quarter of the larger) to tell bone from
-/// disc by signal.
-fn contrasted(marrow: f64, disc: f64) -> bool {
-    (marrow - disc).abs() >= 0.25 * marrow.abs().max(disc.abs())
+/// Whether marrow and disc signal differ enough to tell bone from disc by signal: by a quarter
+/// of the larger, or by [`CONTRAST_SIGMAS`] times the marrow's own spread (`sigma`, the bodies'
+/// median). Degenerated discs on T2 read only 10–20 % under the marrow, but the marrow of a
+/// body varies by a few percent; osteoporotic marrow on CT is as close to the discs and noisier
+/// than the difference, and still fails.
+fn contrasted(marrow: f64, disc: f64, sigma: f64) -> bool {
+    let apart = (marrow - disc).abs();
+    apart >= 0.25 * marrow.abs().max(disc.abs()) || apart >= CONTRAST_SIGMAS * sigma
+}
+
+/// Marrow–disc difference, in the marrow's robust spreads, above which the two are told apart.
+const CONTRAST_SIGMAS: f64 = 3.0;
+
+/// The bodies' median marrow signal and median robust spread.
+fn marrow_level(seg: &Segmentation) -> Option<(f64, f64)> {
+    let of = |f: fn(&crate::refine::MarrowStats) -> f32| {
+        median(seg.bodies.iter().map(|b| f64::from(f(&b.marrow))).collect())
+    };
+    Some((of(|m| m.median)?, of(|m| m.sigma)?))
 }
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
@@ -102,12 +117,7 @@ pub fn drop_discs(seg: &mut Segmentation, vol: &Volume) {
     let Some(typical) = median((1..n).map(|i| spacing(i, i - 1)).collect()) else {
         return;
     };
-    let Some(marrow) = median(
-        seg.bodies
-            .iter()
-            .map(|b| f64::from(b.marrow.median))
-            .collect(),
-    ) else {
+    let Some((marrow, sigma)) = marrow_level(seg) else {
         return;
     };
     // The discs between bodies a full interval apart.
@@ -119,7 +129,7 @@ pub fn drop_discs(seg: &mut Segmentation, vol: &Volume) {
     ) else {
         return;
     };
-    if !contrasted(marrow, disc) {
+    if !contrasted(marrow, disc, sigma) {
         return;
     }
     let drop: Vec<(usize, f64)> = (0..n)
@@ -320,7 +330,7 @@ fn interface_below(
     vol: &Volume,
     k: usize,
     disc: f64,
-    marrow: f64,
+    (marrow, sigma): (f64, f64),
 ) -> Interface {
     let Some((a, reach, c)) = caudal_axis(seg, k) else {
         return Interface::Unknown;
@@ -334,6 +344,18 @@ fn interface_below(
         .unwrap_or_else(|| a.cross(&Vector3::y()).normalize());
     let e2 = a.cross(&e1);
     let bright_cortex = f64::from(seg.bodies[k].marrow.cortex_level) > marrow;
+    // Marrow-like within 0.4 of the way to the discs' signal, and within the marrow's own noise:
+    // a degenerated disc on T2 is only a few spreads darker than marrow, while the discs above
+    // it are bright and set a wide way.
+    let bone_band = (0.4 * (disc - marrow).abs()).min(BONE_SIGMAS * sigma);
+    // A stretch that is neither marrow nor disc and then bone: a bony plate on CT (bright cortex,
+    // up to 8 mm with its blur); on MR only the two endplates' dark cortex and a vestigial disc
+    // fit, and anything longer is a disc whose signal is neither (degenerated, dark on T2).
+    let plate_mm = if bright_cortex {
+        CT_PLATE_MM
+    } else {
+        MR_PLATE_MM
+    };
     let class: Vec<Class> = (0..)
         .map(|n| reach - 3.0 + f64::from(n) * STEP)
         .take_while(|t| *t <= reach + 25.0)
@@ -350,7 +372,7 @@ fn interface_below(
                 let x = (value - marrow) / (disc - marrow);
                 // Denser than marrow, away from the disc, is cortex where cortex is bright (CT):
                 // a sacral plate is bone. On MR that side is fat.
-                if x.abs() < 0.4 || (bright_cortex && x <= -0.4) {
+                if (value - marrow).abs() < bone_band || (bright_cortex && x <= -0.4) {
                     Class::Bone
                 } else if (x - 1.0).abs() < 0.5 {
                     Class::Disc
@@ -360,7 +382,7 @@ fn interface_below(
             })
         })
         .collect();
-    interface_of(&class)
+    interface_of(&class, plate_mm)
 }
 
 /// Signal class of one sample under a body.
@@ -377,42 +399,56 @@ enum Class {
 /// Sampling step of the walk under a body, mm.
 const STEP: f64 = 0.5;
 
-/// The interface from the classes met walking down from 3 mm inside a body's surface.
-fn interface_of(class: &[Class]) -> Interface {
+/// Longest way from a body's marrow to the next body's, mm: a thick lumbar disc (~15 mm) with
+/// the two endplates' cortex.
+const MAX_DISC_MM: f64 = 20.0;
+
+/// Bone-like signal: within this many of the marrow's robust spreads (and within 0.4 of the way
+/// to the discs' signal).
+const BONE_SIGMAS: f64 = 2.5;
+
+/// Longest stretch of neither marrow nor disc signal, mm, that is a bony plate between fused
+/// segments on CT: the plate with its blur.
+const CT_PLATE_MM: f64 = 8.0;
+
+/// The same on MR, where such a stretch is dark: two endplates' cortex (~1 mm each) with a
+/// vestigial disc; a mobile disc with its endplates is 6–15 mm.
+const MR_PLATE_MM: f64 = 4.0;
+
+/// The interface from the classes met walking down from 3 mm inside a body's surface; a stretch
+/// of neither marrow nor disc up to `plate_mm` long before bone is a bony plate (fused), a
+/// longer one a disc of unexpected signal.
+fn interface_of(class: &[Class], plate_mm: f64) -> Interface {
     let mm = |x: f64| (x / STEP).round() as usize;
-    // Bone for 2 mm from sample `i`.
+    // Bone for 3 mm from sample `i`: the next body's marrow, not a disc's marrow-like core (a
+    // degenerated disc on T2 can hold a 2 mm slit of marrow-like signal).
     let bone_at = |i: usize| {
-        i + mm(2.0) <= class.len() && class[i..i + mm(2.0)].iter().all(|c| *c == Class::Bone)
+        i + mm(3.0) <= class.len() && class[i..i + mm(3.0)].iter().all(|c| *c == Class::Bone)
     };
     // The body's own marrow first (the walk starts 3 mm inside its surface); 6 mm of bone past
-    // the surface is no interface at all.
-    let lead = class.iter().take_while(|c| **c == Class::Bone).count();
+    // the surface is no interface at all. One odd sample inside is noise, not the surface.
+    let other = |i: usize| class.get(i).is_none_or(|c| *c != Class::Bone);
+    let lead = (0..class.len())
+        .find(|&i| other(i) && other(i + 1))
+        .unwrap_or(class.len());
     if lead >= mm(9.0) {
         return Interface::Fused(0.0);
     }
-    // The disc-like stretch right after it (within 5 mm: the endplate's cortex comes first),
-    // one odd sample tolerated.
-    let window = lead..class.len().min(lead + mm(5.0));
-    match window.clone().find(|&i| class[i] == Class::Disc) {
-        Some(f) => {
-            let mut end = f;
-            while end + 1 < class.len()
-                && (class[end + 1] == Class::Disc
-                    || (end + 2 < class.len() && class[end + 2] == Class::Disc))
-            {
-                end += 1;
-            }
-            let len = (end + 1 - f) as f64 * STEP;
-            // Bone within 6 mm (the next endplate's cortex, blurred on CT, comes first).
-            if (end + 1..class.len().min(end + 1 + mm(6.0))).any(bone_at) {
-                Interface::Disc(len)
-            } else {
-                Interface::Unknown
-            }
-        }
-        // A bony plate (CT; up to 8 mm with its blur) and then bone.
-        None if (lead..class.len().min(lead + mm(8.0))).any(bone_at) => Interface::Fused(0.0),
-        None => Interface::Unknown,
+    // The stretch from the body's marrow to the next bone: the two endplates' cortex and what
+    // lies between them. Disc-like signal in it, or a stretch longer than a plate (a
+    // degenerated disc, dark on T2), is a mobile segment's disc; a plate alone is fusion.
+    let Some(end) = (lead..class.len()).find(|&i| bone_at(i)) else {
+        return Interface::Unknown;
+    };
+    let gap = (end - lead) as f64 * STEP;
+    let disc_like = class[lead..end].contains(&Class::Disc);
+    if gap > MAX_DISC_MM {
+        // Longer than any disc: the walk left the column (in front of the sacrum).
+        Interface::Unknown
+    } else if !disc_like && gap <= plate_mm {
+        Interface::Fused(0.0)
+    } else {
+        Interface::Disc(gap)
     }
 }
 
@@ -435,15 +471,10 @@ fn sacrum(seg: &Segmentation, vol: &Volume) -> Option<(usize, &'static str, Stri
     let lowest = n.saturating_sub(5).max(1);
     // Each body's marrow, or the median of its own and the three above when it strays towards
     // disc signal (a lowest mask that took in pelvic tissue).
-    let typical_marrow = median(
-        seg.bodies
-            .iter()
-            .map(|b| f64::from(b.marrow.median))
-            .collect(),
-    )?;
+    let (typical_marrow, sigma) = marrow_level(seg)?;
     // Where marrow and disc read alike (osteoporotic marrow on CT) neither can be told from the
     // other, and nothing is named.
-    if !contrasted(typical_marrow, disc) {
+    if !contrasted(typical_marrow, disc, sigma) {
         return None;
     }
     // A body whose marrow strays towards disc signal (lytic, gas-filled) cannot be read from
@@ -456,10 +487,17 @@ fn sacrum(seg: &Segmentation, vol: &Volume) -> Option<(usize, &'static str, Stri
         .map(|k| {
             let own = f64::from(seg.bodies[k].marrow.median);
             let strays = (own - typical_marrow).abs() > 0.3 * (typical_marrow - disc).abs();
-            let f = match (strays, k + 1 == n) {
-                (false, _) => interface_below(seg, vol, k, disc, own),
-                (true, true) => interface_below(seg, vol, k, disc, typical_marrow),
-                (true, false) => Interface::Unknown,
+            // Sacral marrow on T2 is fattier, brighter than the lumbar bodies' (and than their
+            // discs): a homogeneous body whose own marrow still stands apart from the discs
+            // reads from its own.
+            let own_sigma = f64::from(seg.bodies[k].marrow.sigma);
+            let readable = contrasted(own, disc, own_sigma) && own_sigma <= 2.0 * sigma;
+            let f = match (strays, readable, k + 1 == n) {
+                (false, _, _) | (true, true, false) => {
+                    interface_below(seg, vol, k, disc, (own, sigma))
+                }
+                (true, _, true) => interface_below(seg, vol, k, disc, (typical_marrow, sigma)),
+                (true, false, false) => Interface::Unknown,
             };
             (k, f)
         })
@@ -638,18 +676,40 @@ mod tests {
     fn interfaces_under_a_body() {
         // Walks at 0.5 mm, as read under phantom bodies (MR T1: L4 over its disc, S1 over its
         // vestigial S1–S2 disc; CT: S1 over a bony plate).
-        let lumbar = interface_of(&classes(
-            "BBBBD.DDDDDDDDDDDDDDDDDDDDDDDDDDBBBBBBBBBBBBBBBBBBBBBBBBB",
-        ));
+        let lumbar = interface_of(
+            &classes("BBBBD.DDDDDDDDDDDDDDDDDDDDDDDDDDBBBBBBBBBBBBBBBBBBBBBBBBB"),
+            MR_PLATE_MM,
+        );
         assert_eq!(lumbar, Interface::Disc(14.0));
-        let vestigial = interface_of(&classes("B.D.DDBBBBBBBBBBBBBBBBBBBBBBBBBBBB"));
-        assert_eq!(vestigial, Interface::Disc(2.0));
-        let plate = interface_of(&classes("........BBBBBBBBBBBBBBBBBBBBBBBBBBBB"));
+        let vestigial = interface_of(&classes("B.D.DDBBBBBBBBBBBBBBBBBBBBBBBBBBBB"), MR_PLATE_MM);
+        assert_eq!(vestigial, Interface::Disc(2.5));
+        let plate = interface_of(
+            &classes("........BBBBBBBBBBBBBBBBBBBBBBBBBBBB"),
+            CT_PLATE_MM,
+        );
         assert_eq!(plate, Interface::Fused(0.0));
-        let solid = interface_of(&classes("BBBBBBBBBBBBBBBBBBBBBBBBBBBB"));
+        // On MR a stretch that long is a degenerated (dark) disc, not a plate; an endplate's
+        // cortex is.
+        let dark = interface_of(
+            &classes("BB................BBBBBBBBBBBBBBBBBB"),
+            MR_PLATE_MM,
+        );
+        assert_eq!(dark, Interface::Disc(8.0));
+        let cortex = interface_of(&classes("BB......BBBBBBBBBBBBBBBBBB"), MR_PLATE_MM);
+        assert_eq!(cortex, Interface::Fused(0.0));
+        let solid = interface_of(&classes("BBBBBBBBBBBBBBBBBBBBBBBBBBBB"), MR_PLATE_MM);
         assert_eq!(solid, Interface::Fused(0.0));
+        // One noisy sample in the body's own marrow is not its surface.
+        let noisy = interface_of(
+            &classes("B.BBBBBBBBBDDDDDDDDDDDDDDDDDBBBBBBBB"),
+            MR_PLATE_MM,
+        );
+        assert_eq!(noisy, Interface::Disc(8.5));
         // A disc and then soft tissue (the way in front of the sacrum): not an answer.
-        let open = interface_of(&classes("BBBDDDDDDDDDDDDDDDD.................."));
+        let open = interface_of(
+            &classes("BBBDDDDDDDDDDDDDDDD.................."),
+            MR_PLATE_MM,
+        );
         assert_eq!(open, Interface::Unknown);
     }
 
