@@ -467,16 +467,23 @@ fn sacrum(seg: &Segmentation, vol: &Volume) -> Option<(usize, &'static str, Stri
         .filter_map(|i| gap_signal(seg, vol, i))
         .collect();
     gaps.sort_by(f64::total_cmp);
-    let disc = *gaps.get(gaps.len() / 2)?;
+    let median_gap = *gaps.get(gaps.len() / 2)?;
     let lowest = n.saturating_sub(5).max(1);
     // Each body's marrow, or the median of its own and the three above when it strays towards
     // disc signal (a lowest mask that took in pelvic tissue).
     let (typical_marrow, sigma) = marrow_level(seg)?;
-    // Where marrow and disc read alike (osteoporotic marrow on CT) neither can be told from the
-    // other, and nothing is named.
-    if !contrasted(typical_marrow, disc, sigma) {
-        return None;
-    }
+    // On T2 the lowest discs mix bright (healthy) and dark (degenerated) ones, and their median
+    // can read like marrow: the clearest of the three then sets the disc signal (a disc of
+    // other signal is told by its length). Where even that reads like marrow (osteoporotic
+    // marrow on CT) neither can be told from the other, and nothing is named.
+    let clearest = gaps.iter().copied().max_by(|a, b| {
+        (a - typical_marrow)
+            .abs()
+            .total_cmp(&(b - typical_marrow).abs())
+    })?;
+    let disc = [median_gap, clearest]
+        .into_iter()
+        .find(|d| contrasted(typical_marrow, *d, sigma))?;
     // A body whose marrow strays towards disc signal (lytic, gas-filled) cannot be read from
     // inside: the interface under it is unknown. The lowest body is judged on the marrow of
     // the bodies above instead: its mask can take in pelvic tissue beside S1.
@@ -552,8 +559,12 @@ fn sacrum(seg: &Segmentation, vol: &Volume) -> Option<(usize, &'static str, Stri
             ));
         }
     }
+    // A fused interface above the lowest body says the column runs on into the sacrum (its
+    // segments can keep disc remnants as long as lumbar discs): the lowest is then no L5.
+    let fused_above =
+        (lowest..n - 1).any(|k| matches!(at(k).map(class), Some(Interface::Fused(_))));
     match at(n - 1).map(class) {
-        Some(f @ Interface::Disc(_)) => Some((
+        Some(f @ Interface::Disc(_)) if !fused_above => Some((
             n - 1,
             "L5",
             format!(
