@@ -559,12 +559,12 @@ fn sacrum(seg: &Segmentation, vol: &Volume) -> Option<(usize, &'static str, Stri
             ));
         }
     }
-    // A fused interface above the lowest body says the column runs on into the sacrum (its
-    // segments can keep disc remnants as long as lumbar discs): the lowest is then no L5.
-    let fused_above =
-        (lowest..n - 1).any(|k| matches!(at(k).map(class), Some(Interface::Fused(_))));
+    // The lowest body is L5 only where the body above it stands on a mobile disc too: the
+    // chain can run on into the sacrum, whose lowest segment may keep a remnant disc as long as
+    // a lumbar one, and then the interface above it is fused or unreadable.
+    let disc_above = matches!(at(n - 2).map(class), Some(Interface::Disc(_)));
     match at(n - 1).map(class) {
-        Some(f @ Interface::Disc(_)) if !fused_above => Some((
+        Some(f @ Interface::Disc(_)) if disc_above => Some((
             n - 1,
             "L5",
             format!(
