@@ -687,41 +687,26 @@ mod tests {
     fn interfaces_under_a_body() {
         // Walks at 0.5 mm, as read under phantom bodies (MR T1: L4 over its disc, S1 over its
         // vestigial S1–S2 disc; CT: S1 over a bony plate).
-        let lumbar = interface_of(
-            &classes("BBBBD.DDDDDDDDDDDDDDDDDDDDDDDDDDBBBBBBBBBBBBBBBBBBBBBBBBB"),
-            MR_PLATE_MM,
-        );
-        assert_eq!(lumbar, Interface::Disc(14.0));
-        let vestigial = interface_of(&classes("B.D.DDBBBBBBBBBBBBBBBBBBBBBBBBBBBB"), MR_PLATE_MM);
-        assert_eq!(vestigial, Interface::Disc(2.5));
-        let plate = interface_of(
-            &classes("........BBBBBBBBBBBBBBBBBBBBBBBBBBBB"),
-            CT_PLATE_MM,
-        );
-        assert_eq!(plate, Interface::Fused(0.0));
-        // On MR a stretch that long is a degenerated (dark) disc, not a plate; an endplate's
-        // cortex is.
-        let dark = interface_of(
-            &classes("BB................BBBBBBBBBBBBBBBBBB"),
-            MR_PLATE_MM,
-        );
-        assert_eq!(dark, Interface::Disc(8.0));
-        let cortex = interface_of(&classes("BB......BBBBBBBBBBBBBBBBBB"), MR_PLATE_MM);
-        assert_eq!(cortex, Interface::Fused(0.0));
-        let solid = interface_of(&classes("BBBBBBBBBBBBBBBBBBBBBBBBBBBB"), MR_PLATE_MM);
-        assert_eq!(solid, Interface::Fused(0.0));
-        // One noisy sample in the body's own marrow is not its surface.
-        let noisy = interface_of(
-            &classes("B.BBBBBBBBBDDDDDDDDDDDDDDDDDBBBBBBBB"),
-            MR_PLATE_MM,
-        );
-        assert_eq!(noisy, Interface::Disc(8.5));
-        // A disc and then soft tissue (the way in front of the sacrum): not an answer.
-        let open = interface_of(
-            &classes("BBBDDDDDDDDDDDDDDDD.................."),
-            MR_PLATE_MM,
-        );
-        assert_eq!(open, Interface::Unknown);
+        let (mr, ct) = (MR_PLATE_MM, CT_PLATE_MM);
+        use Interface::{Disc, Fused, Unknown};
+        #[rustfmt::skip]
+        let cases = [
+            ("BBBBD.DDDDDDDDDDDDDDDDDDDDDDDDDDBBBBBBBBBBBBBBBBBBBBBBBBB", mr, Disc(14.0)),
+            ("B.D.DDBBBBBBBBBBBBBBBBBBBBBBBBBBBB", mr, Disc(2.5)),
+            ("........BBBBBBBBBBBBBBBBBBBBBBBBBBBB", ct, Fused(0.0)),
+            // On MR a stretch that long is a degenerated (dark) disc, not a plate; an
+            // endplate's cortex is.
+            ("BB................BBBBBBBBBBBBBBBBBB", mr, Disc(8.0)),
+            ("BB......BBBBBBBBBBBBBBBBBB", mr, Fused(0.0)),
+            ("BBBBBBBBBBBBBBBBBBBBBBBBBBBB", mr, Fused(0.0)),
+            // One noisy sample in the body's own marrow is not its surface.
+            ("B.BBBBBBBBBDDDDDDDDDDDDDDDDDBBBBBBBB", mr, Disc(8.5)),
+            // A disc and then soft tissue (the way in front of the sacrum): not an answer.
+            ("BBBDDDDDDDDDDDDDDDD..................", mr, Unknown),
+        ];
+        for (walk, plate_mm, expected) in cases {
+            assert_eq!(interface_of(&classes(walk), plate_mm), expected, "{walk}");
+        }
     }
 
     #[test]
