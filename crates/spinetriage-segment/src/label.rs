@@ -527,9 +527,9 @@ fn sacrum(seg: &Segmentation, vol: &Volume) -> Option<(usize, &'static str, Stri
         _ => f,
     };
     let describe = |f: Interface| match f {
-        Interface::Disc(l) => format!("a {l:.1} mm disc, then bone"),
+        Interface::Disc(l) => format!("a {l:.1} mm disc (with the endplates' cortex), then bone"),
         Interface::Fused(l) if l > 0.0 => format!(
-            "a {l:.1} mm disc-like remnant (the discs above: {}), then bone",
+            "a {l:.1} mm remnant (with its cortex; the discs above: {}), then bone",
             typical.map_or("—".into(), |t| format!("{t:.1} mm"))
         ),
         Interface::Fused(_) => "bone straight away".into(),
