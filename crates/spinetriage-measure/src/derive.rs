@@ -323,6 +323,10 @@ fn sacral(label: &Option<String>) -> bool {
     is_sacral(label.as_deref())
 }
 
+/// Why retropulsion is not read at the sacrum.
+pub const SACRAL_NO_RETROPULSION: &str =
+    "retropulsion not read at the sacrum (S1's posterior wall fronts the sacral canal, with no mobile level below to line up with)";
+
 /// Why heights are not graded at the sacrum.
 pub const SACRAL_NOT_GRADED: &str =
     "not graded at the sacrum (S1 is fused to S2: no height loss or Genant grade)";

@@ -971,13 +971,23 @@ fn orthonormal(u: Vector3<f64>, v: Vector3<f64>, c: Vector3<f64>) -> Axes {
 
 /// Measures one body of `seg` on image `img`.
 pub fn measure_body(img: &dyn Sampler, seg: &Segmentation, body: &Body) -> LevelMeasurement {
-    measure_mask(
+    let mut out = measure_mask(
         img,
         &seg.view,
         &body.mask,
         img.levels(Some(body)),
         column_axis(seg, body),
-    )
+    );
+    // S1's posterior wall fronts the sacral canal and has no mobile level below it to line up
+    // with: retropulsion, a burst fracture's sign in the mobile spine, is not read there (on
+    // real T2 a sacral wall "displaced" 9–30 mm made normal spines urgent).
+    if crate::is_sacral(body.label.as_deref()) && out.retropulsion_mm.take().is_some() {
+        out.retropulsion_sigma_mm = None;
+        out.retropulsion_point_lps_mm = None;
+        out.notes
+            .push(crate::derive::SACRAL_NO_RETROPULSION.to_string());
+    }
+    out
 }
 
 /// The column's local direction at `body` (cranial): from the body below to the body above (or

@@ -62,10 +62,6 @@ pub fn shape_volume(vols: &[Volume]) -> Option<&Volume> {
         .map(|(_, v)| v)
 }
 
-/// Why retropulsion is not read at the sacrum.
-pub const SACRAL_NO_RETROPULSION: &str =
-    "retropulsion not read at the sacrum (S1's posterior wall fronts the sacral canal, with no mobile level below to line up with)";
-
 /// Segments, labels and measures the spine in the best shape volume of a study.
 pub fn analyze_volumes(
     vols: &[Volume],
@@ -79,16 +75,6 @@ pub fn analyze_volumes(
     let seg = segment_volume(vol, anchor)?;
     let t_measure = std::time::Instant::now();
     let mut measured = measure_bodies(vol, &seg);
-    // S1's posterior wall fronts the sacral canal and has no mobile level below it to line up
-    // with: retropulsion, a burst fracture's sign in the mobile spine, is not read there (on
-    // real T2 a sacral wall "displaced" 9–30 mm made normal spines urgent).
-    for (m, b) in measured.iter_mut().zip(&seg.bodies) {
-        if crate::is_sacral(b.label.as_deref()) && m.retropulsion_mm.take().is_some() {
-            m.retropulsion_sigma_mm = None;
-            m.retropulsion_point_lps_mm = None;
-            m.notes.push(SACRAL_NO_RETROPULSION.to_string());
-        }
-    }
     if timing {
         eprintln!(
             "segmentation: {:?}, morphometry: {:?}",

@@ -87,6 +87,10 @@ fn contrasted(marrow: f64, disc: f64, sigma: f64) -> bool {
 /// Marrow–disc difference, in the marrow's robust spreads, above which the two are told apart.
 const CONTRAST_SIGMAS: f64 = 3.0;
 
+/// Largest spread of a straying body's own marrow, in the column's spreads, that still reads
+/// from its own: fatty sacral marrow is homogeneous; lytic or gas-filled marrow is not.
+const OWN_SPREAD_MAX: f64 = 2.0;
+
 /// The bodies' median marrow signal and median robust spread.
 fn marrow_level(seg: &Segmentation) -> Option<(f64, f64)> {
     let of = |f: fn(&crate::refine::MarrowStats) -> f32| {
@@ -498,7 +502,7 @@ fn sacrum(seg: &Segmentation, vol: &Volume) -> Option<(usize, &'static str, Stri
             // discs): a homogeneous body whose own marrow still stands apart from the discs
             // reads from its own.
             let own_sigma = f64::from(seg.bodies[k].marrow.sigma);
-            let readable = contrasted(own, disc, own_sigma) && own_sigma <= 2.0 * sigma;
+            let readable = contrasted(own, disc, own_sigma) && own_sigma <= OWN_SPREAD_MAX * sigma;
             let f = match (strays, readable, k + 1 == n) {
                 (false, _, _) | (true, true, false) => {
                     interface_below(seg, vol, k, disc, (own, sigma))
