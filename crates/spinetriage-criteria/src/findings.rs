@@ -92,9 +92,35 @@ impl LevelFinding {
             .unwrap_or_else(|| "unlabelled level".into())
     }
 
-    /// Retropulsion beyond [`RETROPULSION_MM`] by more than 2 σ: true; below it by more than 2 σ:
-    /// false; otherwise unknown.
+    /// Whether a displaced posterior wall is read as retropulsion here: not at a level measured
+    /// without height loss (Genant 0). Retropulsion is a fragment of a burst fracture pushed into
+    /// the canal; on an uncompressed body a wall "displaced" from its own line is the wall's
+    /// shape or what the rays met behind it (on 17 real T2 exams of normal lumbar spines:
+    /// 9.2 mm where two rays ran on through the basivertebral foramen, 15.5 mm against a line
+    /// drawn through two rays that left the body at its inferior corner). The convex-wall sign
+    /// is read the same way (`spinetriage-marrow`).
+    pub fn wall_displacement_read(&self) -> bool {
+        self.fractured() != Some(false)
+    }
+
+    /// Why a measured wall displacement of at least [`RETROPULSION_MM`] is not read as
+    /// retropulsion at this level, if it is not.
+    pub fn unread_wall_displacement(&self) -> Option<String> {
+        let v = self.retropulsion_mm.filter(|v| *v >= RETROPULSION_MM)?;
+        (!self.wall_displacement_read()).then(|| {
+            format!(
+                "retropulsion: the posterior wall reads {v:.1} mm off its line, but retropulsion is read on compressed bodies only (Genant 0 here)"
+            )
+        })
+    }
+
+    /// Retropulsion beyond [`RETROPULSION_MM`] by more than 2 σ: true; below it by more than 2 σ,
+    /// or at a level without height loss ([`Self::wall_displacement_read`]): false; otherwise
+    /// unknown.
     pub fn retropulsed(&self) -> Option<bool> {
+        if !self.wall_displacement_read() {
+            return Some(false);
+        }
         let v = self.retropulsion_mm?;
         let s = self.retropulsion_sigma_mm.unwrap_or(0.0);
         if v - 2.0 * s >= RETROPULSION_MM {
@@ -619,6 +645,29 @@ mod tests {
         }
         assert_eq!(facts["sacral_fracture"].value, Value::Unknown);
         assert!(facts["fracture"].evidence.contains("none of 2 levels"));
+    }
+
+    /// A wall read 9 mm off its line is retropulsion on a compressed body, not on one measured
+    /// without height loss (whose evidence says why), and stays unknown on an ungraded one.
+    #[test]
+    fn a_displaced_wall_is_retropulsion_on_compressed_bodies_only() {
+        let displaced = |grade: Option<u8>| {
+            let mut l = level("L2", grade.unwrap_or(0));
+            l.genant_grade = grade;
+            l.retropulsion_mm = Some(9.2);
+            l.retropulsion_sigma_mm = Some(0.9);
+            l
+        };
+        let burst = displaced(Some(2));
+        assert_eq!(burst.retropulsed(), Some(true));
+        assert_eq!(burst.unread_wall_displacement(), None);
+        let intact = displaced(Some(0));
+        assert_eq!(intact.retropulsed(), Some(false));
+        let why = intact.unread_wall_displacement().expect("a note");
+        assert!(why.contains("9.2 mm") && why.contains("Genant 0"), "{why}");
+        assert_eq!(displaced(None).retropulsed(), Some(true));
+        // An intact body's wall within the threshold needs no note.
+        assert_eq!(level("L2", 0).unread_wall_displacement(), None);
     }
 
     #[test]

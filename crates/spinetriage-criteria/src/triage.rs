@@ -142,7 +142,10 @@ pub fn triage(
     for l in &f.levels {
         let fractured = l.fractured() == Some(true);
         let s = &l.signal;
-        if let Some(pct) = l.canal_compromise_pct {
+        // A wall's displacement, and the canal compromise computed from it, count only where a
+        // fracture can have displaced it.
+        let wall = l.wall_displacement_read();
+        if let Some(pct) = l.canal_compromise_pct.filter(|_| wall) {
             let sigma = l.canal_compromise_sigma_pct.unwrap_or(0.0);
             if pct - 2.0 * sigma >= URGENT_CANAL_COMPROMISE_PCT {
                 let of = match l.canal_extent {
@@ -170,9 +173,11 @@ pub fn triage(
                     Urgent,
                 ));
             }
-        } else if l.retropulsion_mm.is_some_and(|v| {
-            v - 2.0 * l.retropulsion_sigma_mm.unwrap_or(0.0) >= URGENT_RETROPULSION_MM
-        }) {
+        } else if wall
+            && l.retropulsion_mm.is_some_and(|v| {
+                v - 2.0 * l.retropulsion_sigma_mm.unwrap_or(0.0) >= URGENT_RETROPULSION_MM
+            })
+        {
             r.push(reason(
                 l,
                 "retropulsion",
@@ -532,8 +537,22 @@ mod tests {
         // No canal series: the millimetre rule stands in.
         wide.canal_compromise_pct = None;
         wide.canal_compromise_sigma_pct = None;
-        let t = run(vec![normal(), wide]);
+        let t = run(vec![normal(), wide.clone()]);
         assert_eq!(t.category, Category::Urgent);
         assert_eq!(t.reasons[0].finding, "retropulsion");
+        // The same wall on a body without height loss is not a displaced fragment, with or
+        // without a canal series.
+        let mut intact = level("L1", Some(4.0), Some(false));
+        intact.retropulsion_mm = wide.retropulsion_mm;
+        intact.canal_compromise_pct = None;
+        assert_eq!(
+            run(vec![normal(), intact.clone()]).category,
+            Category::NoFractureDetected
+        );
+        intact.canal_compromise_pct = Some(48.0);
+        assert_eq!(
+            run(vec![normal(), intact]).category,
+            Category::NoFractureDetected
+        );
     }
 }

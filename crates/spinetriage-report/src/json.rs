@@ -46,6 +46,7 @@ pub fn level_json(
     if let Some(why) = &signal.reason {
         evidence.push(why.clone());
     }
+    evidence.extend(finding.and_then(LevelFinding::unread_wall_displacement));
     if let Some(mr) = marrow {
         evidence.extend(mr.evidence.iter().cloned());
     }
