@@ -513,6 +513,12 @@ fn sacrum(seg: &Segmentation, vol: &Volume) -> Option<(usize, &'static str, Stri
             (k, f)
         })
         .collect();
+    sacral_level(n, &iface)
+}
+
+/// The sacrum's decision on the interfaces `iface` under the lowest of `n` bodies (body index,
+/// interface below it): which body is S1 or L5, and why.
+fn sacral_level(n: usize, iface: &[(usize, Interface)]) -> Option<(usize, &'static str, String)> {
     let at = |k: usize| iface.iter().find(|(j, _)| *j == k).map(|x| x.1);
     // A typical mobile disc's thickness: the discs found under the bodies above the lowest.
     let mut discs: Vec<f64> = iface
@@ -550,7 +556,16 @@ fn sacrum(seg: &Segmentation, vol: &Volume) -> Option<(usize, &'static str, Stri
         let (Some(below), Some(above)) = (at(k).map(class), at(k - 1).map(class)) else {
             continue;
         };
-        if matches!(below, Interface::Fused(_)) && matches!(above, Interface::Disc(_)) {
+        // The bodies this would drop as sacral segments, the lowest's own walk aside (a remnant
+        // disc may lie under S2 or S3), stand on no mobile disc: a narrowed degenerated lumbar
+        // disc (6 mm against 15 mm above, vb2_18's L4–L5) reads as a remnant, and L5 under it
+        // stands on the L5–S1 disc.
+        let sacral_below = (k + 1..n.saturating_sub(1))
+            .all(|j| !matches!(at(j).map(class), Some(Interface::Disc(_))));
+        if matches!(below, Interface::Fused(_))
+            && matches!(above, Interface::Disc(_))
+            && sacral_below
+        {
             return Some((
                 k,
                 "S1",
@@ -710,6 +725,34 @@ mod tests {
         ];
         for (walk, plate_mm, expected) in cases {
             assert_eq!(interface_of(&classes(walk), plate_mm), expected, "{walk}");
+        }
+    }
+
+    /// The decision on the interfaces under the lowest bodies of an 8-body column (indices 3–7):
+    /// which body is S1 or L5.
+    #[test]
+    fn the_sacrum_is_named_from_the_interfaces_under_the_lowest_bodies() {
+        use Interface::{Disc, Fused, Unknown};
+        let d = Disc(14.0);
+        #[rustfmt::skip]
+        let cases: [([Interface; 5], Option<(usize, &str)>); 6] = [
+            // S1 fused to S2, on a disc: S1 is the lowest.
+            ([d, d, d, d, Fused(0.0)], Some((7, "S1"))),
+            // S1 and S2 both taken by the chain.
+            ([d, d, d, Fused(3.0), Unknown], Some((6, "S1"))),
+            // A lowest body on a full disc under another on a disc: L5.
+            ([d, d, d, d, d], Some((7, "L5"))),
+            // S2 on a remnant disc, fused to S1 above it: S1 is the one above, not L5.
+            ([d, d, d, Fused(0.0), d], Some((6, "S1"))),
+            // A narrowed lumbar disc reads as a remnant two above the lowest, but the body under
+            // it stands on a disc: not S1 (it was L4 over L5 and S1).
+            ([d, d, Disc(6.0), d, Unknown], None),
+            ([d, d, Fused(6.0), d, Unknown], None),
+        ];
+        for (under, expected) in cases {
+            let iface: Vec<(usize, Interface)> = (3..8).zip(under).collect();
+            let got = sacral_level(8, &iface).map(|(k, name, _)| (k, name));
+            assert_eq!(got, expected, "{under:?}");
         }
     }
 
