@@ -735,9 +735,9 @@ mod tests {
         use Interface::{Disc, Fused, Unknown};
         let d = Disc(14.0);
         #[rustfmt::skip]
-        let cases: [([Interface; 5], Option<(usize, &str)>); 6] = [
+        let cases = [
             // S1 fused to S2, on a disc: S1 is the lowest.
-            ([d, d, d, d, Fused(0.0)], Some((7, "S1"))),
+            ([d, d, d, d, Fused(0.0)], Some((7usize, "S1"))),
             // S1 and S2 both taken by the chain.
             ([d, d, d, Fused(3.0), Unknown], Some((6, "S1"))),
             // A lowest body on a full disc under another on a disc: L5.
