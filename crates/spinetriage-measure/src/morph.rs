@@ -1137,13 +1137,43 @@ pub fn measure_mask(
                     .ok_or(first))
             };
         let ap = |shares: [f64; 3]| shares.map(|f| pa + v * (f * depth));
-        // Ha, Hm and Hp keep their first read when none agrees.
-        for (shares, what, slot) in [
-            ([0.1, 0.15, 0.2], "anterior height", &mut out.anterior),
-            ([0.5, 0.45, 0.55], "middle height", &mut out.middle),
-            ([0.9, 0.85, 0.8], "posterior height", &mut out.posterior),
+        // Ha, Hm and Hp keep their first read when none agrees (a depressed endplate is off
+        // the planes fitted over the endplate's central part), unless the read ran into the
+        // body's own anterior or posterior wall: then the line at 10 % or 90 % of the depth
+        // leaves the body before it meets the endplate (a tilted, trapezoidal L5 on real T2 read
+        // Hp 11.9 mm for 26, with its two re-reads 12.5 and 13.1 mm, and was graded Genant 3),
+        // and no height is measured there.
+        let m_mid = pa + v * (0.5 * depth);
+        for (shares, what, slot, wall) in [
+            (
+                [0.1, 0.15, 0.2],
+                "anterior height",
+                &mut out.anterior,
+                Some(-v),
+            ),
+            ([0.5, 0.45, 0.55], "middle height", &mut out.middle, None),
+            (
+                [0.9, 0.85, 0.8],
+                "posterior height",
+                &mut out.posterior,
+                Some(v),
+            ),
         ] {
-            *slot = Some(agreeing_height(ap(shares), what)?.unwrap_or_else(|first| first));
+            let h = match agreeing_height(ap(shares), what)? {
+                Ok(h) => h,
+                Err(first) => {
+                    if let Some(gap) = wall.and_then(|dir| wall_gap(&ctx, &first, m_mid, u, dir)) {
+                        if gap < WALL_EXIT_MM {
+                            return Err(format!(
+                                "{what}: its reads end off the endplates' planes where they meet the body's {} wall ({gap:.1} mm from it): the line leaves the body before its endplate",
+                                if wall == Some(v) { "posterior" } else { "anterior" }
+                            ));
+                        }
+                    }
+                    first
+                }
+            };
+            *slot = Some(h);
         }
         // Width at mid-height, mid-depth; lateral heights 10 % in from each margin (coronal).
         let pm = pa + v * (0.5 * depth);
@@ -1242,6 +1272,34 @@ fn through(a: (f64, f64, f64), b: (f64, f64, f64)) -> impl Fn(f64) -> f64 {
 
 /// Posterior-wall profile: rays on each side of mid-height.
 const PROFILE_STEPS: i32 = 8;
+/// A height read ending this close to the body's own anterior or posterior wall, mm, ran into
+/// the wall rather than the endplate (about a voxel of a 1 mm grid).
+const WALL_EXIT_MM: f64 = 1.0;
+
+/// How far the wall on side `dir` (from the mid-depth axis through `m_mid`) lies beyond the ends
+/// of height read `h`, mm: the smallest distance, measured along `dir`, at either end's level and
+/// half a millimetre inside it (a wall leaning across the line recedes fast inwards). `None`
+/// where the wall is not found.
+fn wall_gap(
+    ctx: &Ctx<'_>,
+    h: &Height,
+    m_mid: Point3<f64>,
+    u: Vector3<f64>,
+    dir: Vector3<f64>,
+) -> Option<f64> {
+    [(h.superior_lps_mm, -1.0), (h.inferior_lps_mm, 1.0)]
+        .into_iter()
+        .flat_map(|(end, inward)| [0.0, 0.5].map(|d| (end, inward * d)))
+        .filter_map(|(end, inward)| {
+            let e = Point3::from(Vector3::from(end));
+            let level = (e - m_mid).dot(&u) + inward;
+            let line = (e - m_mid).dot(&dir);
+            let wall = ctx.surface(m_mid + u * level, dir, 60.0).ok()?.outer_mm;
+            Some(wall - line)
+        })
+        .min_by(f64::total_cmp)
+}
+
 /// Reach of the profile, as a fraction of half the middle height.
 const PROFILE_REACH: f64 = 0.8;
 
@@ -1826,6 +1884,26 @@ mod robustness_tests {
         assert!((p.inferior_lps_mm[2] + 12.75).abs() < 0.8, "{p:?}");
         let a = m.anterior.expect("anterior");
         assert!((a.height_mm - 25.5).abs() < 0.8, "{a:?}");
+    }
+
+    #[test]
+    fn a_height_line_that_leaves_the_body_through_its_wall_is_not_a_height() {
+        // The walls lean 45° across flat endplates (y = ±16 mm + z: the anterior-superior and
+        // posterior-inferior corners cut away, as in a tilted trapezoidal L5). At mid-height the
+        // body is 32 mm deep, and the lines at 80–90 % of it run out through the posterior wall
+        // 6–9 mm above the inferior endplate, those at 10–20 % through the anterior wall as far
+        // below the superior one. No height is given for such a body.
+        let (view, mask) = box_body_without(|p| p.y > 16.0 + p.z || p.y < -16.0 + p.z);
+        let m = measured_as_image(&view, &mask);
+        let Status::NotEvaluable(why) = &m.status else {
+            panic!("measured: {:?}", m.posterior);
+        };
+        assert!(why.contains("height") && why.contains("wall"), "{why}");
+        // The box without the lean keeps its heights.
+        let (view, mask) = box_body_without(|_| false);
+        let m = measured_as_image(&view, &mask);
+        assert_eq!(m.status, Status::Measured);
+        assert!((m.posterior.expect("posterior").height_mm - 25.5).abs() < 0.8);
     }
 
     /// A T2-like body image: marrow 1.0 in the box of [`box_body_without`] behind a dark
