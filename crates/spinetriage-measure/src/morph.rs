@@ -1143,32 +1143,35 @@ pub fn measure_mask(
         // leaves the body before it meets the endplate (a tilted, trapezoidal L5 on real T2 read
         // Hp 11.9 mm for 26, with its two re-reads 12.5 and 13.1 mm, and was graded Genant 3),
         // and no height is measured there.
-        let m_mid = pa + v * (0.5 * depth);
+        // Mid-height, mid-depth: where the walls, the width and the posterior profile are read.
+        let pm = pa + v * (0.5 * depth);
         for (shares, what, slot, wall) in [
             (
                 [0.1, 0.15, 0.2],
                 "anterior height",
                 &mut out.anterior,
-                Some(-v),
+                Some((-v, "anterior")),
             ),
             ([0.5, 0.45, 0.55], "middle height", &mut out.middle, None),
             (
                 [0.9, 0.85, 0.8],
                 "posterior height",
                 &mut out.posterior,
-                Some(v),
+                Some((v, "posterior")),
             ),
         ] {
             let h = match agreeing_height(ap(shares), what)? {
                 Ok(h) => h,
                 Err(first) => {
-                    if let Some(gap) = wall.and_then(|dir| wall_gap(&ctx, &first, m_mid, u, dir)) {
-                        if gap < WALL_EXIT_MM {
-                            return Err(format!(
-                                "{what}: its reads end off the endplates' planes where they meet the body's {} wall ({gap:.1} mm from it): the line leaves the body before its endplate",
-                                if wall == Some(v) { "posterior" } else { "anterior" }
-                            ));
-                        }
+                    let exit = wall.and_then(|(dir, side)| {
+                        wall_gap(&ctx, &first, pm, u, dir)
+                            .filter(|gap| *gap < WALL_EXIT_MM)
+                            .map(|gap| (side, gap))
+                    });
+                    if let Some((side, gap)) = exit {
+                        return Err(format!(
+                            "{what}: its reads end off the endplates' planes where they meet the body's {side} wall ({gap:.1} mm from it): the line leaves the body before its endplate"
+                        ));
                     }
                     first
                 }
@@ -1176,7 +1179,6 @@ pub fn measure_mask(
             *slot = Some(h);
         }
         // Width at mid-height, mid-depth; lateral heights 10 % in from each margin (coronal).
-        let pm = pa + v * (0.5 * depth);
         let lft = ctx.surface_at("left wall", pm, w, 60.0)?;
         let rgt = ctx.surface_at("right wall", pm, -w, 60.0)?;
         let width = lft.outer_mm + rgt.outer_mm;
@@ -1276,25 +1278,25 @@ const PROFILE_STEPS: i32 = 8;
 /// the wall rather than the endplate (about a voxel of a 1 mm grid).
 const WALL_EXIT_MM: f64 = 1.0;
 
-/// How far the wall on side `dir` (from the mid-depth axis through `m_mid`) lies beyond the ends
+/// How far the wall on side `dir` (from the mid-depth axis through `pm`) lies beyond the ends
 /// of height read `h`, mm: the smallest distance, measured along `dir`, at either end's level and
 /// half a millimetre inside it (a wall leaning across the line recedes fast inwards). `None`
 /// where the wall is not found.
 fn wall_gap(
     ctx: &Ctx<'_>,
     h: &Height,
-    m_mid: Point3<f64>,
+    pm: Point3<f64>,
     u: Vector3<f64>,
     dir: Vector3<f64>,
 ) -> Option<f64> {
     [(h.superior_lps_mm, -1.0), (h.inferior_lps_mm, 1.0)]
         .into_iter()
-        .flat_map(|(end, inward)| [0.0, 0.5].map(|d| (end, inward * d)))
-        .filter_map(|(end, inward)| {
+        .flat_map(|(end, inward)| [0.0, 0.5].map(|mm| (end, inward * mm)))
+        .filter_map(|(end, offset)| {
             let e = Point3::from(Vector3::from(end));
-            let level = (e - m_mid).dot(&u) + inward;
-            let line = (e - m_mid).dot(&dir);
-            let wall = ctx.surface(m_mid + u * level, dir, 60.0).ok()?.outer_mm;
+            let level = (e - pm).dot(&u) + offset;
+            let line = (e - pm).dot(&dir);
+            let wall = ctx.surface(pm + u * level, dir, 60.0).ok()?.outer_mm;
             Some(wall - line)
         })
         .min_by(f64::total_cmp)
