@@ -21,8 +21,10 @@ pub struct Section {
     pub band: (f32, f32),
     /// Plane index along the coarse left-right axis.
     pub plane: usize,
-    /// Pixels `(si, ap)` of the eroded region, coarse indices.
-    pub pixels: Vec<(usize, usize)>,
+    /// The eroded region as runs `(si, ap_start, ap_end)` in raster order, coarse indices,
+    /// `ap_end` exclusive: a run list is a few dozen entries where a pixel list was hundreds, and
+    /// every section of every plane and band is held until the clustering.
+    pub runs: Vec<(usize, usize, usize)>,
     /// Centroid `(si, ap)` in mm.
     pub centroid_mm: (f64, f64),
     /// Box-equivalent lengths along the principal axes (major, minor), mm.
@@ -31,6 +33,15 @@ pub struct Section {
     pub area_mm2: f64,
     /// Whether it holds filled holes (a cortical shell filled; see [`candidates`]).
     pub filled: bool,
+}
+
+impl Section {
+    /// The region's pixels `(si, ap)`, coarse indices, in raster order.
+    pub fn pixels(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.runs
+            .iter()
+            .flat_map(|&(a, lo, hi)| (lo..hi).map(move |b| (a, b)))
+    }
 }
 
 /// A candidate body: body-like sections that line up across planes and bands.
@@ -384,7 +395,7 @@ fn components(
         let (mut sec, minor_si) = describe_section(px, size[r], s, band, plane);
         if section_like(&sec, minor_si) {
             sec.filled = filled.is_some();
-            sec.pixels = px().collect();
+            sec.runs = list.iter().map(|&k| runs[k]).collect();
             out.push(sec);
         }
     }
@@ -511,7 +522,7 @@ fn fill_small_holes(
 /// Centroid, principal lengths and area of a pixel set; also how well the minor axis lines up
 /// with cranio-caudal (|cos|).
 /// `px` yields the `count` pixels (every call the same, in the same order); the section's
-/// pixel list is left empty.
+/// run list is left empty.
 fn describe_section<I: Iterator<Item = (usize, usize)>>(
     px: impl Fn() -> I,
     count: usize,
@@ -554,7 +565,7 @@ fn describe_section<I: Iterator<Item = (usize, usize)>>(
             lengths_mm: ((12.0 * l_major).sqrt(), (12.0 * l_minor).sqrt()),
             area_mm2: n * s[0] * s[1],
             filled: false,
-            pixels: Vec::new(),
+            runs: Vec::new(),
         },
         minor_si,
     )
@@ -825,21 +836,18 @@ fn seed_section(
     let half = (0.5 * above.height_mm.min(below.height_mm) / 3.0).max(2.0);
     let (c0, c1) = (at[0] / d0, at[1] / d1);
     let (r0, r1) = ((half / d0).ceil() as i64, (half / d1).ceil() as i64);
-    let mut pixels = Vec::new();
-    for a in -r0..=r0 {
-        for b in -r1..=r1 {
-            let (x, y) = (c0.round() as i64 + a, c1.round() as i64 + b);
-            if x >= 0 && y >= 0 {
-                pixels.push((x as usize, y as usize));
-            }
-        }
-    }
+    let (x0, y0) = (c0.round() as i64, c1.round() as i64);
+    let (ylo, yhi) = ((y0 - r1).max(0), y0 + r1 + 1);
+    let runs: Vec<(usize, usize, usize)> = (x0 - r0..=x0 + r0)
+        .filter(|x| *x >= 0 && ylo < yhi)
+        .map(|x| (x as usize, ylo as usize, yhi as usize))
+        .collect();
     let sections: Vec<Section> = planes
         .iter()
         .map(|&plane| Section {
             band: reference.band,
             plane,
-            pixels: pixels.clone(),
+            runs: runs.clone(),
             centroid_mm: (at[0], at[1]),
             lengths_mm: (2.0 * half, 2.0 * half),
             area_mm2: (2.0 * half).powi(2),
@@ -1162,7 +1170,7 @@ mod tests {
         let section = |plane| Section {
             band: (0.0, 1.0),
             plane,
-            pixels: vec![(0, 0)],
+            runs: vec![(0, 0, 1)],
             centroid_mm: (si, ap),
             lengths_mm: (35.0, h),
             area_mm2: 35.0 * h,

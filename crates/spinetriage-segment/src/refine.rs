@@ -134,7 +134,7 @@ pub fn grow_body<T: Sample>(
     // Core: each plane's best section, mapped to the fine grid.
     let mut core = Vec::new();
     for sec in &cand.sections {
-        for &(a, b) in &sec.pixels {
+        for (a, b) in sec.pixels() {
             core.push([a, b, sec.plane]);
         }
     }
