@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
-use spinetriage_dicom::{discover, DiscoverOptions, Limits};
+use spinetriage_dicom::{discover, index, DiscoverOptions, Limits};
 use spinetriage_volume::{assemble, read_pixels};
 
 /// A small good CT phantom; returns its series folder.
@@ -188,6 +188,64 @@ fn hostile_files_fail_alone_and_clearly() {
         inv.non_dicom
     );
 
+    // The batch's index of the same tree keeps paths only, and reading the headers of one study's
+    // paths again gives that study exactly; the duplicate instance is reported then.
+    let idx = index(
+        &[tmp.path().to_path_buf()],
+        &DiscoverOptions::default(),
+        |h| u64::from(h.rows),
+    );
+    assert_eq!(idx.non_dicom, inv.non_dicom.len());
+    assert_eq!(idx.files_examined, inv.files_examined);
+    let uids: Vec<&str> = idx.studies.iter().map(|s| s.uid.as_str()).collect();
+    let want: Vec<&str> = inv.studies.iter().map(|s| s.uid.as_str()).collect();
+    assert_eq!(uids, want);
+    let index_errors: Vec<String> = idx.errors.iter().map(|e| e.to_string()).collect();
+    let not_duplicates: Vec<&String> = errors
+        .iter()
+        .filter(|e| !e.contains("duplicate SOPInstanceUID"))
+        .collect();
+    assert_eq!(index_errors.iter().collect::<Vec<_>>(), not_duplicates);
+    for (sf, st) in idx.studies.iter().zip(&inv.studies) {
+        assert_eq!(sf.series, st.series.len());
+        let instances: usize = st.series.iter().map(|s| s.instances.len()).sum();
+        let rows: u64 = st
+            .series
+            .iter()
+            .flat_map(|s| &s.instances)
+            .map(|h| u64::from(h.rows))
+            .sum();
+        let again = discover(&sf.files, &DiscoverOptions::default());
+        assert_eq!(again.studies.len(), 1);
+        let re = &again.studies[0];
+        assert_eq!(re.uid, st.uid);
+        let paths = |s: &spinetriage_dicom::Study| -> Vec<PathBuf> {
+            s.series
+                .iter()
+                .flat_map(|s| s.instances.iter().map(|h| h.path.clone()))
+                .collect()
+        };
+        assert_eq!(paths(re), paths(st));
+        let dup = again
+            .errors
+            .iter()
+            .filter(|e| e.to_string().contains("duplicate SOPInstanceUID"))
+            .count();
+        // The index counts the duplicate file once more than the study holds.
+        assert_eq!(sf.files.len(), instances + dup);
+        assert!(sf.weight >= rows && sf.weight <= rows + 64 * dup as u64);
+    }
+    assert_eq!(
+        idx.studies.iter().map(|s| s.files.len()).sum::<usize>(),
+        inv.studies
+            .iter()
+            .flat_map(|s| &s.series)
+            .map(|s| s.instances.len())
+            .sum::<usize>()
+            + 1,
+        "the duplicate is one more file"
+    );
+
     // The good series still assembles; the geometry-broken instances fail with their file named.
     let study = &inv.studies[0];
     let series = &study.series[0];
@@ -241,9 +299,22 @@ fn two_studies_in_one_folder_are_kept_apart() {
             .unwrap();
         }
     }
-    let inv = discover(&[mixed], &DiscoverOptions::default());
+    let inv = discover(std::slice::from_ref(&mixed), &DiscoverOptions::default());
     assert!(inv.errors.is_empty(), "{:?}", inv.errors);
     assert_eq!(inv.studies.len(), 2);
+    let idx = index(&[mixed], &DiscoverOptions::default(), |_| 2);
+    assert!(idx.errors.is_empty(), "{:?}", idx.errors);
+    let found: Vec<(&str, usize, usize, u64)> = idx
+        .studies
+        .iter()
+        .map(|s| (s.uid.as_str(), s.series, s.files.len(), s.weight))
+        .collect();
+    let want: Vec<(&str, usize, usize, u64)> = inv
+        .studies
+        .iter()
+        .map(|s| (s.uid.as_str(), 1, 5, 10))
+        .collect();
+    assert_eq!(found, want);
     for st in &inv.studies {
         assert_eq!(st.series.len(), 1);
         assert_eq!(st.series[0].instances.len(), 5);

@@ -4,7 +4,9 @@ use crate::study::{analyze_study, clinical_in, Clinical, StudyResult};
 use crate::summary::{self, Summary, SummaryRow, SUMMARY_VERSION};
 use crate::{study_dir_name, BatchError, Shard};
 use spinetriage_criteria::{ClinicalFacts, Rules};
-use spinetriage_dicom::{discover, DiscoverOptions, Limits, Study};
+use spinetriage_dicom::{
+    discover, index, DiscoverOptions, InstanceHeader, Limits, Study, StudyFiles,
+};
 use spinetriage_segment::Anchor;
 use spinetriage_volume::assemble;
 use std::path::{Path, PathBuf};
@@ -73,18 +75,13 @@ impl BatchOutcome {
     }
 }
 
-/// Bytes of volumes a study will take once assembled, from its headers alone.
-pub fn study_bytes(st: &Study) -> u64 {
-    st.series
-        .iter()
-        .flat_map(|s| s.instances.iter())
-        .map(|h| {
-            u64::from(h.rows)
-                * u64::from(h.columns)
-                * u64::from(h.frames.max(1))
-                * spinetriage_volume::stored_bytes_per_voxel(h)
-        })
-        .sum()
+/// Bytes of volume an instance will take once assembled, from its header alone (a study's
+/// estimate is the sum over its instances).
+pub fn instance_bytes(h: &InstanceHeader) -> u64 {
+    u64::from(h.rows)
+        * u64::from(h.columns)
+        * u64::from(h.frames.max(1))
+        * spinetriage_volume::stored_bytes_per_voxel(h)
 }
 
 /// A study is complete when its marker and every report file exist.
@@ -158,22 +155,33 @@ fn clinical_for(
     clinical_in(&common).map_err(|e| e.to_string())
 }
 
+/// Reads the study's headers again (the index kept only paths), then analyses it; files that
+/// could not be read this time are added to `unreadable`.
 fn process(
-    st: &Study,
+    sf: &StudyFiles,
     dir: &Path,
     dir_name: &str,
     opts: &BatchOptions,
     rules: &Rules,
+    unreadable: &Mutex<Vec<String>>,
 ) -> SummaryRow {
     let t0 = Instant::now();
     let fail = |reason: String| {
         SummaryRow::failed(
             dir_name,
-            &st.uid,
-            st.series.len(),
+            &sf.uid,
+            sf.series,
             reason,
             t0.elapsed().as_secs_f64(),
         )
+    };
+    let inv = discover(&sf.files, &DiscoverOptions::with_limits(opts.limits));
+    if !inv.errors.is_empty() {
+        let mut u = unreadable.lock().unwrap_or_else(|e| e.into_inner());
+        u.extend(inv.errors.iter().map(|e| e.to_string()));
+    }
+    let Some(st) = inv.studies.iter().find(|s| s.uid == sf.uid) else {
+        return fail("its files no longer hold the study (changed since they were indexed)".into());
     };
     let clinical = match clinical_for(st, dir_name, opts) {
         Ok(c) => c,
@@ -273,9 +281,17 @@ pub fn run_batch(
         .num_threads(opts.jobs.max(1))
         .build()
         .map_err(|e| BatchError::Threads(e.to_string()))?;
-    let inv = pool.install(|| discover(roots, &DiscoverOptions::with_limits(opts.limits)));
-    let discovered = inv.studies.len();
-    let mine: Vec<&Study> = inv
+    // Paths only: the headers of thousands of studies are read again study by study, so that
+    // memory does not grow with the batch.
+    let idx = pool.install(|| {
+        index(
+            roots,
+            &DiscoverOptions::with_limits(opts.limits),
+            instance_bytes,
+        )
+    });
+    let discovered = idx.studies.len();
+    let mine: Vec<&StudyFiles> = idx
         .studies
         .iter()
         .filter(|s| opts.shard.is_none_or(|sh| sh.owns(&s.uid)))
@@ -298,7 +314,7 @@ pub fn run_batch(
     }
     let skipped = rows.len();
     progress.start(skipped + todo.len(), skipped);
-    let largest = todo.iter().map(|t| study_bytes(t.0)).max().unwrap_or(0);
+    let largest = todo.iter().map(|t| t.0.weight).max().unwrap_or(0);
     let limit = opts
         .memory_budget
         .map(|b| (b as f64 / PEAK_FACTOR) as u64)
@@ -310,22 +326,23 @@ pub fn run_batch(
         cv: Condvar::new(),
     };
     let done = Mutex::new(Vec::new());
+    let unreadable = Mutex::new(idx.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>());
     pool.in_place_scope(|scope| {
-        for (st, name, dir) in &todo {
-            let bytes = study_bytes(st);
+        for (sf, name, dir) in &todo {
+            let bytes = sf.weight;
             // The dispatcher (this thread, outside the pool) waits; workers never block.
             budget.acquire(bytes);
-            let (budget, done, rules) = (&budget, &done, &rules);
+            let (budget, done, rules, unreadable) = (&budget, &done, &rules, &unreadable);
             scope.spawn(move |_| {
                 let t0 = Instant::now();
                 let row = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    process(st, dir, name, opts, rules)
+                    process(sf, dir, name, opts, rules, unreadable)
                 }))
                 .unwrap_or_else(|p| {
                     SummaryRow::failed(
                         name,
-                        &st.uid,
-                        st.series.len(),
+                        &sf.uid,
+                        sf.series,
                         format!("internal error: {}", panic_message(p.as_ref())),
                         t0.elapsed().as_secs_f64(),
                     )
@@ -338,12 +355,15 @@ pub fn run_batch(
         }
     });
     rows.extend(done.into_inner().unwrap_or_else(|e| e.into_inner()));
+    // Studies finish in any order; the summary lists unreadable files in path order.
+    let mut unreadable = unreadable.into_inner().unwrap_or_else(|e| e.into_inner());
+    unreadable.sort();
     summary::sort_rows(&mut rows);
     let summary = Summary {
         summary_version: SUMMARY_VERSION.into(),
         shard: opts.shard.map(|s| [s.index, s.count]),
         studies_discovered: discovered,
-        unreadable_files: inv.errors.iter().map(|e| e.to_string()).collect(),
+        unreadable_files: unreadable,
         rows,
     };
     let summary_files = summary::write(&opts.out, &summary)?;

@@ -184,6 +184,36 @@ fn collect_files(roots: &[PathBuf], limits: &Limits, inv: &mut Inventory) -> Vec
     files.into_iter().collect()
 }
 
+/// What one file holds, as far as grouping into studies is concerned.
+enum Found<T> {
+    /// Not a DICOM file.
+    NotDicom,
+    /// DICOM without an image: SR, a DICOMDIR itself, presentation states.
+    NoImage,
+    /// An image instance, as the caller keeps it.
+    Image(T),
+}
+
+/// Reads every file's header in parallel and keeps of each image instance what `keep` makes of it,
+/// so that a caller that needs little of the header never holds all of them at once.
+fn read_all<T: Send>(
+    files: Vec<PathBuf>,
+    limits: &Limits,
+    keep: impl Fn(InstanceHeader) -> T + Sync,
+) -> Vec<(PathBuf, Result<Found<T>, DicomError>)> {
+    files
+        .into_par_iter()
+        .map(|p| {
+            let found = read_header(&p, limits).map(|h| match h {
+                None => Found::NotDicom,
+                Some(h) if h.sop_class_uid == DICOMDIR_SOP_CLASS || !h.has_image => Found::NoImage,
+                Some(h) => Found::Image(keep(h)),
+            });
+            (p, found)
+        })
+        .collect()
+}
+
 /// Finds every DICOM instance under `roots` (files, folders, DICOMDIRs), reads headers only, in
 /// parallel, and groups them into studies and series.
 ///
@@ -193,23 +223,15 @@ pub fn discover(roots: &[PathBuf], opts: &DiscoverOptions) -> Inventory {
     let mut inv = Inventory::default();
     let files = collect_files(roots, &opts.limits, &mut inv);
     inv.files_examined = files.len();
-    let results: Vec<(PathBuf, Result<Option<InstanceHeader>, DicomError>)> = files
-        .into_par_iter()
-        .map(|p| {
-            let r = read_header(&p, &opts.limits);
-            (p, r)
-        })
-        .collect();
+    let results = read_all(files, &opts.limits, |h| h);
 
     let mut grouped: BTreeMap<String, BTreeMap<String, Vec<InstanceHeader>>> = BTreeMap::new();
     let mut seen_sop: BTreeMap<String, PathBuf> = BTreeMap::new();
     for (path, r) in results {
         match r {
-            Ok(None) => inv.non_dicom.push(path),
-            Ok(Some(h)) if h.sop_class_uid == DICOMDIR_SOP_CLASS || !h.has_image => {
-                inv.non_image += 1
-            }
-            Ok(Some(h)) => {
+            Ok(Found::NotDicom) => inv.non_dicom.push(path),
+            Ok(Found::NoImage) => inv.non_image += 1,
+            Ok(Found::Image(h)) => {
                 if let Some(first) = seen_sop.get(&h.sop_instance_uid) {
                     inv.errors.push(DicomError::Parse {
                         path: h.path.clone(),
@@ -258,4 +280,81 @@ pub fn discover(roots: &[PathBuf], opts: &DiscoverOptions) -> Inventory {
         })
         .collect();
     inv
+}
+
+/// One study found by [`index`]: its files, without their headers.
+#[derive(Debug, Clone, Default)]
+pub struct StudyFiles {
+    /// Study Instance UID (or the key made up for it, as [`discover`] makes it).
+    pub uid: String,
+    /// The study's image files, in path order; [`discover`] on them gives the study in full.
+    pub files: Vec<PathBuf>,
+    /// Number of series.
+    pub series: usize,
+    /// Sum of the caller's weight over the files (for example the bytes its volumes will take).
+    pub weight: u64,
+}
+
+/// Everything found under the given paths, study by study, with only the files' paths kept.
+#[derive(Debug, Default)]
+pub struct Index {
+    /// Studies found, by UID.
+    pub studies: Vec<StudyFiles>,
+    /// Number of regular files examined.
+    pub files_examined: usize,
+    /// Files that are not DICOM (skipped).
+    pub non_dicom: usize,
+    /// DICOMDIR files used to find instances.
+    pub dicomdirs: Vec<PathBuf>,
+    /// DICOM objects without an image that were skipped (SR, DICOMDIR itself, presentation states).
+    pub non_image: usize,
+    /// Files that could not be read, each with its reason.
+    pub errors: Vec<DicomError>,
+}
+
+/// Groups the image files under `roots` into studies as [`discover`] does, but keeps only each
+/// file's path and `weight(header)`: a batch over thousands of studies holds a path per file, not
+/// a header per file, and reads a study's headers again (with [`discover`] on
+/// [`StudyFiles::files`]) only when it gets to it. Duplicate instances are left to that second
+/// reading.
+pub fn index(
+    roots: &[PathBuf],
+    opts: &DiscoverOptions,
+    weight: impl Fn(&InstanceHeader) -> u64 + Sync,
+) -> Index {
+    let mut inv = Inventory::default();
+    let files = collect_files(roots, &opts.limits, &mut inv);
+    let mut idx = Index {
+        files_examined: files.len(),
+        dicomdirs: inv.dicomdirs,
+        errors: inv.errors,
+        ..Index::default()
+    };
+    let results = read_all(files, &opts.limits, |h| {
+        let w = weight(&h);
+        (h.study_uid, h.series_uid, w)
+    });
+    let mut grouped: BTreeMap<String, (BTreeSet<String>, StudyFiles)> = BTreeMap::new();
+    for (path, r) in results {
+        match r {
+            Ok(Found::NotDicom) => idx.non_dicom += 1,
+            Ok(Found::NoImage) => idx.non_image += 1,
+            Ok(Found::Image((study, series, w))) => {
+                let (all_series, st) = grouped.entry(study).or_default();
+                all_series.insert(series);
+                st.files.push(path);
+                st.weight += w;
+            }
+            Err(e) => idx.errors.push(e),
+        }
+    }
+    idx.studies = grouped
+        .into_iter()
+        .map(|(uid, (series, st))| StudyFiles {
+            uid,
+            series: series.len(),
+            ..st
+        })
+        .collect();
+    idx
 }

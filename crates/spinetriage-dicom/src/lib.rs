@@ -27,7 +27,7 @@ mod object;
 mod validate;
 
 pub use classify::{classify, plane_of, Classification, Plane, SeriesKind};
-pub use discover::{discover, DiscoverOptions, Inventory, Series, Study};
+pub use discover::{discover, index, DiscoverOptions, Index, Inventory, Series, Study, StudyFiles};
 pub use error::DicomError;
 pub use header::{
     header_from_object, read_header, read_header_bytes, read_patient, FrameGeometry,
