@@ -8,7 +8,7 @@ pub mod run;
 pub mod study;
 pub mod summary;
 
-pub use run::{run_batch, BatchOptions, BatchOutcome, Progress};
+pub use run::{bound_allocator, run_batch, BatchOptions, BatchOutcome, Progress};
 pub use study::{analyze_study, StudyResult};
 pub use summary::{merge, Summary, SummaryRow};
 

@@ -397,6 +397,7 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    spinetriage_batch::bound_allocator();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
