@@ -80,9 +80,10 @@ pub struct LevelFinding {
 }
 
 impl LevelFinding {
-    /// Fractured: Genant grade 1 or more (height loss ≥ 20 %).
+    /// Fractured: Genant grade 1 or more (height loss ≥ 20 %), as
+    /// [`spinetriage_measure::fractured`] reads it for the marrow stage's convex-wall sign.
     pub fn fractured(&self) -> Option<bool> {
-        self.genant_grade.map(|g| g >= 1)
+        spinetriage_measure::fractured(self.genant_grade)
     }
 
     /// The level's name, or "unlabelled level".

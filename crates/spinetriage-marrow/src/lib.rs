@@ -648,7 +648,7 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
         // bulged ≥ 1.5 mm over their chord (the basivertebral vein's gap, the posterior
         // longitudinal ligament and epidural veins shift the middle rays on T2), and each
         // became a "suspected pathological fracture".
-        let fractured = l.derived.genant_grade.map(|g| g >= 1);
+        let fractured = l.derived.fractured();
         let convex = bulge.and_then(|b| {
             if sacral || b < CONVEX_WALL_MM {
                 Some(false)

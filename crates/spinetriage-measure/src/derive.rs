@@ -163,6 +163,20 @@ pub fn genant_grade(loss_pct: f64) -> u8 {
     }
 }
 
+/// Whether a level of this Genant grade is fractured (grade 1 or more: height loss ≥ 20 %);
+/// unknown without a grade. Signs that belong to compressed bodies (retropulsion, the convex
+/// posterior wall) are not read at a level this calls intact (`Some(false)`).
+pub fn fractured(grade: Option<u8>) -> Option<bool> {
+    grade.map(|g| g >= 1)
+}
+
+impl Derived {
+    /// Whether the level is fractured, from its Genant grade ([`fractured`]).
+    pub fn fractured(&self) -> Option<bool> {
+        fractured(self.genant_grade)
+    }
+}
+
 fn h(m: &LevelMeasurement) -> Option<(f64, f64, f64)> {
     Some((
         m.anterior?.height_mm,
@@ -630,6 +644,12 @@ mod tests {
         assert_eq!(genant_grade(25.0), 2);
         assert_eq!(genant_grade(40.0), 2);
         assert_eq!(genant_grade(40.1), 3);
+        // Fractured from grade 1 (20 % loss); unknown without a grade.
+        let at = |loss: f64| fractured(Some(genant_grade(loss)));
+        assert_eq!(at(19.9), Some(false));
+        assert_eq!(at(20.0), Some(true));
+        assert_eq!(at(45.0), Some(true));
+        assert_eq!(fractured(None), None);
     }
 
     #[test]

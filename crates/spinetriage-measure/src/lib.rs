@@ -21,7 +21,9 @@ mod morph;
 pub mod posterior;
 pub mod study;
 
-pub use derive::{derive, genant_grade, is_sacral, Criterion, Derived, Morphology, NormalRange};
+pub use derive::{
+    derive, fractured, genant_grade, is_sacral, Criterion, Derived, Morphology, NormalRange,
+};
 pub use morph::{
     column_axis, measure_bodies, measure_body, measure_mask, wall_displacement, Frame, Height,
     LevelMeasurement, Line, MaskSampler, Sampler, SignalLevels, Status,
