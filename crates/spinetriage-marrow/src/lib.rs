@@ -481,7 +481,7 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
     // The cortex around each body on CT, and each body's typical cortical peak.
     let cortex: Vec<Option<Vec<[f64; 3]>>> = m
         .levels
-        .iter()
+        .par_iter()
         .map(|l| {
             let sacral = spinetriage_measure::is_sacral(l.level.as_deref());
             (l.measured() && !sacral)
