@@ -5,8 +5,10 @@
    dcm2niix's conversion of the same study to NIfTI (PyPI package), in the same run.
 2. A batch of N phantom studies (default 50): `spinetriage batch --jobs 1` and `--jobs 2`, wall
    time and peak RSS from /usr/bin/time -v, against the largest study's volume bytes.
+3. With `--rss-sizes 1,10,50,200`: the `--jobs 2` peak RSS of batches of the first k studies, to
+   show that memory does not grow with the batch (issue 6: "whatever the batch size").
 
-    python3 benches/batch_throughput.py [--studies 50] [--runs 3] [--work DIR]
+    python3 benches/batch_throughput.py [--studies 50] [--runs 3] [--work DIR] [--rss-sizes LIST]
 """
 import argparse
 import json
@@ -64,7 +66,10 @@ def main():
     a.add_argument("--studies", type=int, default=50)
     a.add_argument("--runs", type=int, default=3)
     a.add_argument("--work", default=None)
+    a.add_argument("--rss-sizes", default="",
+                   help="comma-separated batch sizes for the peak-RSS-by-size table")
     a = a.parse_args()
+    sizes = [int(x) for x in a.rss_sizes.split(",") if x.strip()]
     work = Path(a.work or tempfile.mkdtemp(prefix="st-batch-bench-"))
     work.mkdir(parents=True, exist_ok=True)
 
@@ -83,15 +88,27 @@ def main():
         med2, best2 = timed([d2n, "-o", out, "-f", "%s", "-z", "n", "-w", 1, study / "dicom"], a.runs)
         print(f"same study: dcm2niix conversion to NIfTI median {med2:.2f} s (best {best2:.2f} s)")
 
-    root = work / "batch"
-    if not root.is_dir() or len(list(root.iterdir())) < a.studies:
-        for i in range(a.studies):
-            case = CASES[i % len(CASES)]
-            dest = root / f"s{i:03d}"
-            if not (dest / case).is_dir():
-                run([BIN, "phantom", dest, "--case", case, "--seed", 100 + i],
-                    stdout=subprocess.DEVNULL, check=True)
-    largest = max(volume_mb(p) for p in [next(d.iterdir()) for d in sorted(root.iterdir())][:12])
+    studies = work / "batch"
+    for i in range(max([a.studies, *sizes])):
+        case = CASES[i % len(CASES)]
+        dest = studies / f"s{i:03d}"
+        if not (dest / case).is_dir():
+            run([BIN, "phantom", dest, "--case", case, "--seed", 100 + i],
+                stdout=subprocess.DEVNULL, check=True)
+
+    def first(k):
+        # The first k studies, as links in a folder of their own.
+        sub = work / f"batch-first-{k}"
+        sub.mkdir(exist_ok=True)
+        for i in range(k):
+            link = sub / f"s{i:03d}"
+            if not link.exists():
+                link.symlink_to(studies / f"s{i:03d}")
+        return sub
+
+    root = first(a.studies)
+    largest = max(volume_mb(studies / f"s{i:03d}" / CASES[i % len(CASES)])
+                  for i in range(min(a.studies, 12)))
     res = {}
     for jobs in (1, 2):
         wall, rss = time_v([BIN, "batch", root, "-o", work / f"out-{jobs}", "--jobs", jobs,
@@ -101,6 +118,11 @@ def main():
               f"{a.studies / wall:.2f} studies/s, peak RSS {rss:.0f} MB "
               f"({rss / largest:.2f}x the largest study's {largest:.0f} MB of volumes)")
     print(f"throughput, 2 jobs over 1: {res[1][0] / res[2][0]:.2f}x")
+    for k in sizes:
+        wall, rss = time_v([BIN, "batch", first(k), "-o", work / f"out-size-{k}", "--jobs", 2,
+                            "--quiet", "--force"])
+        print(f"batch of {k}, --jobs 2: {wall:.1f} s wall, peak RSS {rss:.0f} MB "
+              f"({rss / largest:.2f}x the largest study's {largest:.0f} MB of volumes)")
 
 
 if __name__ == "__main__":
