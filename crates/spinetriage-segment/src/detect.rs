@@ -38,10 +38,15 @@ pub struct Section {
 impl Section {
     /// The region's pixels `(si, ap)`, coarse indices, in raster order.
     pub fn pixels(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
-        self.runs
-            .iter()
-            .flat_map(|&(a, lo, hi)| (lo..hi).map(move |b| (a, b)))
+        pixels_of(self.runs.iter())
     }
+}
+
+/// The pixels `(row, column)` of runs `(row, start, end)`, run by run.
+fn pixels_of<'a>(
+    runs: impl Iterator<Item = &'a (usize, usize, usize)> + 'a,
+) -> impl Iterator<Item = (usize, usize)> + 'a {
+    runs.flat_map(|&(a, lo, hi)| (lo..hi).map(move |b| (a, b)))
 }
 
 /// A candidate body: body-like sections that line up across planes and bands.
@@ -378,12 +383,7 @@ fn components(
         }
         // The component's pixels in raster order, read off its runs (most components fail the
         // shape test, and their pixel lists were most of the allocations here).
-        let px = || {
-            list.iter().flat_map(|&k| {
-                let (a, lo, hi) = runs[k];
-                (lo..hi).map(move |b| (a, b))
-            })
-        };
+        let px = || pixels_of(list.iter().map(|&k| &runs[k]));
         if let Some(f) = filled {
             let n_filled = px()
                 .filter(|(a, b)| f[a * words + b / 64] >> (b % 64) & 1 == 1)

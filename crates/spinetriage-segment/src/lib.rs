@@ -161,16 +161,16 @@ pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentat
         .map(|n| view.dims[n] as f64 * view.spacing_mm[n])
         .product();
     let target_mm = COARSE_MM.max((physical_mm3 / 8.0e6).cbrt()).min(2.5);
-    let mut coarse = spinetriage_volume::with_voxels!(&vol.data, |a| work::Coarse::new(
+    let coarse = spinetriage_volume::with_voxels!(&vol.data, |a| work::Coarse::new(
         view.view(a),
         view.spacing_mm,
         target_mm
     ));
     let t1 = t0.elapsed();
     let cands = detect::candidates(&coarse, vol.kind == SeriesKind::Ct);
-    // From here on only the coarse grid's geometry is used. Its values (a third of a CT's
-    // volume in bytes) would otherwise stay beside the bodies' blocks at the study's peak.
-    coarse.data = ndarray::Array3::zeros((0, 0, 0));
+    // From here on only the coarse grid is used. The values (a third of a CT's volume in
+    // bytes) would otherwise stay beside the bodies' blocks at the study's peak.
+    let coarse = coarse.grid();
     let t2 = t0.elapsed();
     let chain = detect::chain(&cands, coarse.spacing_mm[2]);
     if timing {

@@ -3,7 +3,7 @@
 use crate::detect::Candidate;
 use crate::morph::{box_filter, close, fill_holes_2d, open};
 use crate::view::CanonicalView;
-use crate::work::Coarse;
+use crate::work::CoarseGrid;
 use ndarray::{s, Array3, ArrayView3};
 use spinetriage_volume::{LpsPoint, Sample};
 
@@ -126,7 +126,7 @@ const CORTEX_MM: f64 = 1.0;
 /// edge (CT, see [`CutOff`]).
 pub fn grow_body<T: Sample>(
     view: ArrayView3<T>,
-    coarse: &Coarse,
+    coarse: &CoarseGrid,
     cand: &Candidate,
     spacing_mm: [f64; 3],
     cortex_sign: Option<f32>,

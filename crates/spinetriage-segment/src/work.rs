@@ -5,6 +5,23 @@ use ndarray::{Array3, ArrayView3, Axis};
 use rayon::prelude::*;
 use spinetriage_volume::Sample;
 
+/// Where a coarse copy's voxels lie on the fine grid, without its values: all that the stages
+/// after detection need of it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CoarseGrid {
+    /// Averaging factor per canonical axis: coarse voxel `b` covers fine voxels `b·f .. b·f + f`.
+    pub factor: [usize; 3],
+    /// Coarse spacing, mm.
+    pub spacing_mm: [f64; 3],
+}
+
+impl CoarseGrid {
+    /// Fine (canonical) index of the centre of coarse voxel `b`.
+    pub fn fine_centre(&self, b: [f64; 3]) -> [f64; 3] {
+        std::array::from_fn(|n| b[n] * self.factor[n] as f64 + (self.factor[n] as f64 - 1.0) / 2.0)
+    }
+}
+
 /// A box-averaged copy of a canonical view.
 #[derive(Debug, Clone)]
 pub struct Coarse {
@@ -95,9 +112,12 @@ impl Coarse {
         }
     }
 
-    /// Fine (canonical) index of the centre of coarse voxel `b`.
-    pub fn fine_centre(&self, b: [f64; 3]) -> [f64; 3] {
-        std::array::from_fn(|n| b[n] * self.factor[n] as f64 + (self.factor[n] as f64 - 1.0) / 2.0)
+    /// The copy's grid, to keep once its values are no longer needed.
+    pub fn grid(&self) -> CoarseGrid {
+        CoarseGrid {
+            factor: self.factor,
+            spacing_mm: self.spacing_mm,
+        }
     }
 }
 
@@ -245,7 +265,7 @@ mod tests {
         assert_eq!(c.data.dim(), (2, 2, 2));
         assert_eq!(c.data[[0, 0, 0]], 2.0);
         assert_eq!(c.spacing_mm, [2.0, 2.0, 4.0]);
-        assert_eq!(c.fine_centre([0.0, 1.0, 1.0]), [0.5, 2.5, 1.0]);
+        assert_eq!(c.grid().fine_centre([0.0, 1.0, 1.0]), [0.5, 2.5, 1.0]);
     }
 
     #[test]
