@@ -80,8 +80,12 @@ pub struct Derived {
     pub expected_height_mm: Option<f64>,
     /// Where the expected height came from.
     pub expected_from: String,
-    /// 100 × (1 − min(Ha, Hm, Hp) / expected).
+    /// 100 × (1 − min(Ha, Hm / ρ, Hp) / expected), with ρ the study's physiologic middle
+    /// proportion (`middle_reference`; 1 when none).
     pub height_loss_pct: Option<f64>,
+    /// The study's physiologic middle height the middle height is compared at (the same at
+    /// every level of the study).
+    pub middle_reference: Option<MiddleReference>,
     /// Standard uncertainty of the loss, percentage points.
     pub height_loss_sigma_pct: Option<f64>,
     /// Genant semiquantitative grade 0–3.
@@ -190,30 +194,103 @@ fn h(m: &LevelMeasurement) -> Option<(f64, f64, f64)> {
 /// a crush (a 25 % crushed L1 between T12 and the taller lumbar bodies kept 87 %).
 pub const OWN_REFERENCE_RATIO: f64 = 0.9;
 
+/// The true median (the mean of the middle two for an even count); `None` when empty.
+fn median(xs: &mut [f64]) -> Option<f64> {
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(xs[n / 2]),
+        _ => Some((xs[n / 2 - 1] + xs[n / 2]) / 2.0),
+    }
+}
+
+/// The study's physiologic middle height: real endplates are concave, so the middle height of
+/// an intact body is shorter than the mean of its anterior and posterior heights, which is what
+/// flat (even wedged) endplates give at mid-depth. On the 17 real T2 lumbar exams the median of
+/// Hm / ((Ha + Hp) / 2) per exam ranges 0.87–1.02. Read against one expected height, that
+/// concavity alone counted about 10 % loss on normal bodies, and a normal body whose concavity
+/// was deeper than most was graded as a fracture (5 levels of 4 exams). As McCloskey–Kanis and
+/// Eastell compare each height with the normal proportion of that height (McCloskey et al.,
+/// Osteoporos Int 1993; Eastell et al., J Bone Miner Res 1991), the middle height is compared at
+/// the proportion the study's own bodies show; flat-endplated bodies (ratio near 1) are read as
+/// they are.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MiddleReference {
+    /// Median Hm / ((Ha + Hp) / 2) of the study's bodies that count (see [`middle_reference`]).
+    pub median_ratio: f64,
+    /// How many bodies the median is taken over.
+    pub levels: usize,
+    /// The ratio the middle height is compared at: 1 minus the median's concavity beyond
+    /// [`FLAT_ENDPLATE_SPREAD`], never below [`MIDDLE_RATIO_FLOOR`].
+    pub ratio: f64,
+}
+
+/// The spread of the middle ratio's median below 1 on flat endplates: concavity up to this is
+/// not credited. On the phantom bench's 48 studies (seeds 1–3, flat endplates, rotated up to
+/// 10°) the median ranged 0.963–1.013 (10th percentile 0.984); with 0.02, one rotated CT at
+/// 0.962 was credited 2 % and its Genant 2 fracture read as Genant 1.
+pub const FLAT_ENDPLATE_SPREAD: f64 = 0.04;
+
+/// The deepest physiologic concavity credited: the normal middle-height ratio rarely falls below
+/// 0.85 (McCloskey et al. 1993), and a study whose median does is more likely to hold biconcave
+/// fractures.
+pub const MIDDLE_RATIO_FLOOR: f64 = 0.85;
+
+/// Bodies whose middle ratio lies outside this range are left out of the median: below it a
+/// biconcave deformity (20 % of the middle height gone), above it a misread.
+const MIDDLE_RATIO_RANGE: (f64, f64) = (0.8, 1.1);
+
+/// Fewest bodies the median is taken over: with fewer, one fracture could set it.
+const MIDDLE_REFERENCE_MIN_LEVELS: usize = 4;
+
+/// The study's [`MiddleReference`], from its measured, non-sacral bodies with all three heights
+/// whose Hm / ((Ha + Hp) / 2) is within [`MIDDLE_RATIO_RANGE`]; `None` with fewer than four such
+/// bodies (the middle height is then compared as it is).
+pub fn middle_reference(levels: &[(Option<String>, LevelMeasurement)]) -> Option<MiddleReference> {
+    let mut ratios: Vec<f64> = levels
+        .iter()
+        .filter(|(label, m)| !sacral(label) && m.status == Status::Measured)
+        .filter_map(|(_, m)| h(m))
+        .filter(|&(a, _, p)| a + p > 0.0)
+        .map(|(a, mid, p)| mid / (0.5 * (a + p)))
+        .filter(|r| (MIDDLE_RATIO_RANGE.0..=MIDDLE_RATIO_RANGE.1).contains(r))
+        .collect();
+    if ratios.len() < MIDDLE_REFERENCE_MIN_LEVELS {
+        return None;
+    }
+    let n = ratios.len();
+    let median = median(&mut ratios)?;
+    let concavity = (1.0 - median - FLAT_ENDPLATE_SPREAD).max(0.0);
+    Some(MiddleReference {
+        median_ratio: median,
+        levels: n,
+        ratio: (1.0 - concavity).max(MIDDLE_RATIO_FLOOR),
+    })
+}
+
 /// A neighbour is unaffected when its own shape shows no deformity beyond the physiologic (its
-/// smallest height is at least 85 % of its posterior height) and it is not crushed as a whole
-/// (its posterior height is at least 85 % of the median posterior height of the levels within two
-/// of it).
-fn unaffected(levels: &[(Option<String>, LevelMeasurement)], j: usize) -> Option<f64> {
+/// smallest height, the middle one at the study's physiologic proportion `middle_ratio`, is at
+/// least 85 % of its posterior height) and it is not crushed as a whole (its posterior height is
+/// at least 85 % of the median posterior height of the levels within two of it).
+fn unaffected(
+    levels: &[(Option<String>, LevelMeasurement)],
+    j: usize,
+    middle_ratio: f64,
+) -> Option<f64> {
     if sacral(&levels[j].0) {
         return None;
     }
     let m = &levels[j].1;
     let (a, mid, p) = h(m)?;
+    let mid = mid / middle_ratio;
     let mut around: Vec<f64> = (j.saturating_sub(2)..(j + 3).min(levels.len()))
         .filter(|&k| k != j)
         .filter_map(|k| h(&levels[k].1).map(|x| x.2))
         .collect();
-    around.sort_by(f64::total_cmp);
-    // A true median (the mean of the middle two for an even count): at the end of the column
-    // the window holds two neighbours, and taking the larger one excluded normal end levels,
-    // since heights grow caudally by ≈ 6 % a level.
-    let n = around.len();
-    let median = match n {
-        0 => None,
-        _ if n % 2 == 1 => Some(around[n / 2]),
-        _ => Some((around[n / 2 - 1] + around[n / 2]) / 2.0),
-    };
+    // A true median: at the end of the column the window holds two neighbours, and taking the
+    // larger one excluded normal end levels, since heights grow caudally by ≈ 6 % a level.
+    let median = median(&mut around);
     let crushed = median.is_some_and(|med| p < 0.85 * med);
     (a.min(mid) >= 0.85 * p && !crushed && m.status == Status::Measured).then_some(p)
 }
@@ -348,16 +425,20 @@ pub const SACRAL_NOT_GRADED: &str =
 /// Derives every level's quantities; `levels` are cranial first, with their labels.
 pub fn derive(levels: &[(Option<String>, LevelMeasurement)]) -> Vec<Derived> {
     let n = levels.len();
+    let middle = middle_reference(levels);
+    let rho = middle.map_or(1.0, |r| r.ratio);
     (0..n)
         .map(|i| {
             let (label, m) = &levels[i];
             let hs = h(m);
+            // The middle height at the study's physiologic proportion (`MiddleReference`).
+            let hs_adj = hs.map(|(a, mid, p)| (a, mid / rho, p));
             // Expected height: nearest unaffected neighbour on each side (up to two levels away),
             // interpolated linearly by level distance.
             let find = |range: &mut dyn Iterator<Item = usize>| {
                 range
                     .take(2)
-                    .find_map(|j| unaffected(levels, j).map(|p| (j, p)))
+                    .find_map(|j| unaffected(levels, j, rho).map(|p| (j, p)))
             };
             let above = find(&mut (0..i).rev());
             let below = find(&mut (i + 1..n));
@@ -390,7 +471,7 @@ pub fn derive(levels: &[(Option<String>, LevelMeasurement)]) -> Vec<Derived> {
                     "own posterior height (taller than its neighbours predict)",
                 ),
                 (Some(e), Some((_, _, p)))
-                    if p >= OWN_REFERENCE_RATIO * e && unaffected(levels, i).is_some() =>
+                    if p >= OWN_REFERENCE_RATIO * e && unaffected(levels, i, rho).is_some() =>
                 {
                     (
                         Some(p),
@@ -404,7 +485,7 @@ pub fn derive(levels: &[(Option<String>, LevelMeasurement)]) -> Vec<Derived> {
             } else {
                 (expected, from)
             };
-            let loss = match (hs, expected) {
+            let loss = match (hs_adj, expected) {
                 (Some((a, mid, p)), Some(e)) if e > 0.0 => {
                     Some(100.0 * (1.0 - a.min(mid).min(p) / e))
                 }
@@ -412,10 +493,12 @@ pub fn derive(levels: &[(Option<String>, LevelMeasurement)]) -> Vec<Derived> {
             };
             let loss_sigma = match (m.anterior, m.middle, m.posterior, expected) {
                 (Some(a), Some(mid), Some(p), Some(e)) if e > 0.0 => {
-                    let min = [a, mid, p]
+                    let min = [(a, 1.0), (mid, rho), (p, 1.0)]
                         .into_iter()
-                        .min_by(|x, y| x.height_mm.total_cmp(&y.height_mm));
-                    min.map(|x| 100.0 * (x.sigma_mm.powi(2) + p.sigma_mm.powi(2)).sqrt() / e)
+                        .min_by(|x, y| (x.0.height_mm / x.1).total_cmp(&(y.0.height_mm / y.1)));
+                    min.map(|(x, r)| {
+                        100.0 * ((x.sigma_mm / r).powi(2) + p.sigma_mm.powi(2)).sqrt() / e
+                    })
                 }
                 _ => None,
             };
@@ -439,7 +522,7 @@ pub fn derive(levels: &[(Option<String>, LevelMeasurement)]) -> Vec<Derived> {
                 _ => None,
             };
             let grade = loss.map(genant_grade);
-            let morphology = match (grade, hs, expected) {
+            let morphology = match (grade, hs_adj, expected) {
                 (Some(0), _, _) => Some(Morphology::Normal),
                 (Some(_), Some((a, mid, p)), Some(e)) => {
                     let lateral = scoliosis.unwrap_or(0.0) / 100.0;
@@ -523,6 +606,7 @@ pub fn derive(levels: &[(Option<String>, LevelMeasurement)]) -> Vec<Derived> {
                 expected_height_mm: expected,
                 expected_from: from.to_string(),
                 height_loss_pct: loss,
+                middle_reference: middle,
                 height_loss_sigma_pct: loss_sigma,
                 genant_grade: grade,
                 morphology,
@@ -634,6 +718,50 @@ mod tests {
         // The crushed level is still measured against its neighbours: 22.5 + (24 − 22.5)/2.
         assert_expected(&d[3], 23.25, 18.0);
         assert_eq!(d[3].genant_grade, Some(1));
+    }
+
+    #[test]
+    fn the_middle_height_is_read_at_the_studys_own_endplate_concavity() {
+        // Concave endplates: intact bodies whose middle height is 0.87–0.89 of the mean of the
+        // other two; level 2's concavity is deeper than the others' (0.79, left out of the
+        // median), level 4 is a biconcave fracture (0.57).
+        let d = derive_heights(&[
+            [28.0, 24.6, 28.0],
+            [28.5, 25.0, 28.5],
+            [29.0, 23.0, 29.0],
+            [29.5, 25.8, 29.5],
+            [30.0, 17.1, 30.0],
+            [30.5, 26.8, 30.5],
+            [31.0, 27.3, 31.0],
+        ]);
+        let r = d[0].middle_reference.expect("reference");
+        // Median of the five intact ratios, less the flat spread.
+        assert_eq!(r.levels, 5);
+        assert!((r.median_ratio - 0.8786).abs() < 1e-3, "{r:?}");
+        assert!((r.ratio - (r.median_ratio + FLAT_ENDPLATE_SPREAD)).abs() < 1e-9);
+        // Read as it is against 29 mm, level 2's middle would be a 20.7 % loss (Genant 1).
+        assert_eq!(genant_grade(100.0 * (1.0 - 23.0 / 29.0)), 1);
+        assert_eq!(d[2].genant_grade, Some(0));
+        let loss2 = d[2].height_loss_pct.expect("loss");
+        assert!((loss2 - 100.0 * (1.0 - 23.0 / r.ratio / 29.0)).abs() < 1e-9);
+        // The fracture still grades: 1 − 17.1/0.919/30 ≈ 38 %, biconcave.
+        assert_eq!(d[4].genant_grade, Some(2));
+        assert_eq!(d[4].morphology, Some(Morphology::Biconcave));
+        // Flat, physiologically wedged endplates (Hm/Hp 0.95, but Hm the mean of Ha and Hp):
+        // a wedge is no concavity, and the middle height is read as it is.
+        let flat = derive_heights(&[
+            [26.0, 27.5, 29.0],
+            [26.5, 28.0, 29.5],
+            [27.0, 28.4, 30.0],
+            [28.0, 29.4, 31.0],
+        ]);
+        let r = flat[0].middle_reference.expect("reference");
+        assert_eq!(r.ratio, 1.0);
+        assert_expected(&flat[2], 30.0, 27.0);
+        // Too few bodies to tell concavity from a fracture: no reference.
+        assert!(derive_heights(&[[28.0, 24.0, 28.0]; 3])[0]
+            .middle_reference
+            .is_none());
     }
 
     #[test]

@@ -22,7 +22,8 @@ pub mod posterior;
 pub mod study;
 
 pub use derive::{
-    derive, fractured, genant_grade, is_sacral, Criterion, Derived, Morphology, NormalRange,
+    derive, fractured, genant_grade, is_sacral, middle_reference, Criterion, Derived,
+    MiddleReference, Morphology, NormalRange, FLAT_ENDPLATE_SPREAD,
 };
 pub use morph::{
     column_axis, measure_bodies, measure_body, measure_mask, wall_displacement, Frame, Height,

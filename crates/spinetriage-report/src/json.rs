@@ -37,6 +37,16 @@ pub fn level_json(
         evidence.push(format!("not evaluable: {why}"));
     }
     evidence.extend(m.notes.iter().cloned());
+    if let Some(r) = d.middle_reference.filter(|r| r.ratio < 1.0) {
+        evidence.push(format!(
+            "middle height read at {:.3} of the expected height, the study's endplate concavity \
+             (median Hm/((Ha+Hp)/2) {:.3} over {} bodies, less {:.2} allowed for flat endplates)",
+            r.ratio,
+            r.median_ratio,
+            r.levels,
+            spinetriage_measure::FLAT_ENDPLATE_SPREAD
+        ));
+    }
     if d.wedge_physiologic == Some(true) && d.acr_kyphosis.met == Some(true) {
         evidence.push(
             "anterior wedge within this level's physiologic range: not counted as deformity".into(),
@@ -86,6 +96,8 @@ pub fn level_json(
         "expected_height_mm": opt(d.expected_height_mm, 2),
         "height_loss_pct": opt(d.height_loss_pct, 1),
         "height_loss_sigma_pct": opt(d.height_loss_sigma_pct, 1),
+        "middle_reference": d.middle_reference.map(|r| json!({
+            "ratio": round(r.ratio, 3), "median_ratio": round(r.median_ratio, 3), "levels": r.levels})),
         "genant_grade": d.genant_grade,
         "morphology": d.morphology,
         "kyphosis_pct": opt(d.kyphosis_pct, 1),
