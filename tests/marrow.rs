@@ -14,9 +14,19 @@ fn run(case: &str, seed: u64) -> (Truth, StudyMorphometry, MarrowReport) {
 }
 
 fn run_with(case: &str, seed: u64, series: SeriesSet) -> (Truth, StudyMorphometry, MarrowReport) {
+    run_at(case, seed, series, 10.0, 20.0)
+}
+
+fn run_at(
+    case: &str,
+    seed: u64,
+    series: SeriesSet,
+    snr: f64,
+    bias_pct: f64,
+) -> (Truth, StudyMorphometry, MarrowReport) {
     let mut cfg = spinetriage_phantom::case(case, seed).expect("case");
-    cfg.mr.snr = 10.0;
-    cfg.mr.bias_pct = 20.0;
+    cfg.mr.snr = snr;
+    cfg.mr.bias_pct = bias_pct;
     cfg.series = series;
     let tmp = tempfile::tempdir().unwrap();
     let truth = spinetriage_phantom::generate(&cfg, tmp.path()).expect("generate");
@@ -160,6 +170,33 @@ fn pedicle_involvement_is_found_on_its_side() {
     assert_eq!(t11.posterior.present, Some(true), "{:?}", t11.evidence);
     assert_eq!(t11.posterior.side, Some("right"));
     others_clean(&truth, &m, &r, "T11");
+}
+
+#[test]
+fn a_tumour_pedicle_as_bright_as_the_canal_is_read_where_it_is_expected() {
+    // `bench-marrow` seed 3's `tumour-l4` on MR: the lytic left pedicle of L4 is not segmented
+    // (neither marrow-like nor bone-dense) and its region, placed where L3's and L5's lie, reads
+    // as bright on STIR and as dark on T1 as the canal's fluid. It was dropped as a CSF hit.
+    let (truth, m, r) = run_at("tumour-l4", 3, SeriesSet::mr(true, true, true), 24.0, 12.0);
+    let l4 = at(&truth, &m, &r, "L4");
+    assert_eq!(
+        l4.posterior.located[0],
+        Some("expected"),
+        "{:?}",
+        l4.evidence
+    );
+    assert_eq!(l4.posterior.left, Some(true), "{:?}", l4.evidence);
+    assert_eq!(l4.posterior.present, Some(true));
+    for t in truth.levels.iter().filter(|l| l.name != "L4") {
+        let s = at(&truth, &m, &r, &t.name);
+        assert_ne!(
+            s.posterior.present,
+            Some(true),
+            "{}: {:?}",
+            t.name,
+            s.evidence
+        );
+    }
 }
 
 #[test]
