@@ -295,6 +295,37 @@ fn unaffected(
     (a.min(mid) >= 0.85 * p && !crushed && m.status == Status::Measured).then_some(p)
 }
 
+/// Fewest consecutive pairs [`caudal_ratio`] is taken over.
+const CAUDAL_RATIO_MIN_PAIRS: usize = 3;
+
+/// The smallest level-to-level ratio credited: heights grow by about 5 % a level down the
+/// thoracic spine; a median below this is more likely a fracture's.
+const CAUDAL_RATIO_FLOOR: f64 = 0.9;
+
+/// The study's level-to-level posterior-height ratio: the median of Hp(j) / Hp(j + 1) over
+/// consecutive measured, non-sacral bodies, at most 1 and at least [`CAUDAL_RATIO_FLOOR`]; 1
+/// with fewer than [`CAUDAL_RATIO_MIN_PAIRS`] pairs. Vertebral bodies grow caudally (Panjabi
+/// et al., Spine 1991 and 1992: about 5 % a level through the thoracic and upper lumbar spine),
+/// so a body at the cranial end of the column whose only reference lies one or two levels
+/// below is expected that much shorter than it. At the caudal end no such scaling is done: L5's
+/// posterior height is commonly below L4's (reverse wedging).
+fn caudal_ratio(levels: &[(Option<String>, LevelMeasurement)]) -> f64 {
+    let hp = |j: usize| {
+        let (label, m) = &levels[j];
+        (!sacral(label) && m.status == Status::Measured)
+            .then(|| h(m).map(|x| x.2))
+            .flatten()
+            .filter(|p| *p > 0.0)
+    };
+    let mut ratios: Vec<f64> = (1..levels.len())
+        .filter_map(|j| Some(hp(j - 1)? / hp(j)?))
+        .collect();
+    if ratios.len() < CAUDAL_RATIO_MIN_PAIRS {
+        return 1.0;
+    }
+    median(&mut ratios).map_or(1.0, |r| r.clamp(CAUDAL_RATIO_FLOOR, 1.0))
+}
+
 /// Sagittal-plane angle between two normals, degrees, signed about the left axis.
 fn sagittal_angle(n1: [f64; 3], n2: [f64; 3], left: [f64; 3]) -> f64 {
     // Project onto the sagittal plane (remove the left component).
@@ -427,6 +458,7 @@ pub fn derive(levels: &[(Option<String>, LevelMeasurement)]) -> Vec<Derived> {
     let n = levels.len();
     let middle = middle_reference(levels);
     let rho = middle.map_or(1.0, |r| r.ratio);
+    let caudal = caudal_ratio(levels);
     (0..n)
         .map(|i| {
             let (label, m) = &levels[i];
@@ -451,7 +483,10 @@ pub fn derive(levels: &[(Option<String>, LevelMeasurement)]) -> Vec<Derived> {
                     )
                 }
                 (Some((_, p)), None) => (Some(p), "unaffected neighbour above"),
-                (None, Some((_, p))) => (Some(p), "unaffected neighbour below"),
+                (None, Some((jb, p))) => (
+                    Some(p * caudal.powi((jb - i) as i32)),
+                    "unaffected neighbour below, scaled by the study's level-to-level height ratio",
+                ),
                 (None, None) => (
                     hs.map(|x| x.2),
                     "own posterior height (no unaffected neighbour)",
@@ -665,6 +700,34 @@ mod tests {
     }
 
     #[test]
+    fn a_top_level_expects_the_level_below_scaled_by_the_studys_growth() {
+        // Posterior heights grow 1 mm a level; the top body is wedged, so its only reference
+        // is the body below, one level shorter at the study's median ratio Hp(j) / Hp(j + 1)
+        // (the mean of the middle two of 19/20, 20/21, 21/22 and 22/23).
+        let d = derive_heights(&[
+            [14.0, 18.0, 19.0],
+            [20.0, 20.0, 20.0],
+            [21.0, 21.0, 21.0],
+            [22.0, 22.0, 22.0],
+            [23.0, 23.0, 23.0],
+        ]);
+        let ratio = (20.0 / 21.0 + 21.0 / 22.0) / 2.0;
+        assert_expected(&d[0], 20.0 * ratio, 14.0);
+        assert!(d[0].expected_from.contains("scaled"));
+        // Unscaled, 20 mm, the wedge would read 30 % (Genant 2); scaled, 26.6 % (still 2).
+        assert_eq!(d[0].genant_grade, Some(2));
+        // At the caudal end nothing is scaled: L5 is often shorter behind than L4.
+        let d = derive_heights(&[
+            [20.0, 20.0, 20.0],
+            [21.0, 21.0, 21.0],
+            [22.0, 22.0, 22.0],
+            [23.0, 23.0, 23.0],
+            [15.0, 20.0, 21.0],
+        ]);
+        assert_expected(&d[4], 23.0, 15.0);
+    }
+
+    #[test]
     fn expected_height_skips_a_crushed_neighbour() {
         // Posterior heights rise 1 mm per level; level 2 is wedged, level 3 crushed as a whole.
         let d = derive_heights(&[
@@ -714,7 +777,9 @@ mod tests {
         assert_expected(&d[0], 20.0, 19.0);
         assert_expected(&d[2], 22.5, 19.5);
         assert_eq!(d[0].genant_grade, Some(0));
-        assert!(d[0].expected_from.contains("own shape is unaffected"));
+        // Its neighbour's 21.2 mm scaled by the study's level-to-level ratio (0.9425) is just
+        // under its own 20 mm: its own height is the reference either way.
+        assert!(d[0].expected_from.starts_with("own posterior height"));
         // The crushed level is still measured against its neighbours: 22.5 + (24 − 22.5)/2.
         assert_expected(&d[3], 23.25, 18.0);
         assert_eq!(d[3].genant_grade, Some(1));
