@@ -157,10 +157,15 @@ pub struct PosteriorSignal {
     /// CT lysis of the left and right pedicle: attenuation at most [`PEDICLE_LYSIS_RATIO`] of
     /// the reference and at least 75 HU below it.
     pub ct_lysis: [Option<bool>; 2],
-    /// Where each was read: "segmented" (its own core) or "expected" (a structure not
-    /// segmented, read where the neighbouring levels put it) or "body frame" (no segmentation).
+    /// Where each was read: "segmented" (its own core) or [`READ_WHERE_EXPECTED`] (a structure
+    /// not segmented, read where the neighbouring levels put it) or "body frame" (no
+    /// segmentation).
     pub located: [Option<&'static str>; 3],
 }
+
+/// [`PosteriorSignal::located`] of a structure that was not segmented and was read where the
+/// neighbouring levels put it.
+pub const READ_WHERE_EXPECTED: &str = "expected";
 
 /// The marrow findings of one level.
 #[derive(Debug, Clone, Serialize)]
@@ -1060,7 +1065,11 @@ fn pedicles(
     let region = |lv: &Level, s: usize| -> Option<(Vec<LpsPoint>, &'static str)> {
         if let Some(pe) = &lv.measurement.posterior_elements {
             let seg = pe.part(PARTS[s])?;
-            let how = if seg.found { "segmented" } else { "expected" };
+            let how = if seg.found {
+                "segmented"
+            } else {
+                READ_WHERE_EXPECTED
+            };
             if !seg.located {
                 return None;
             }
@@ -1130,9 +1139,8 @@ fn pedicles(
         // kept it from being segmented (tumour, neither marrow-like nor bone-dense) can be as
         // bright on STIR as fluid (`tumour-l4`, bench-marrow seed 3: the left pedicle read 881
         // against the canal's 880, and its T1 143 against the canal's 150).
-        let expected_here = regions[i].as_ref().is_some_and(|r| r.1 == "expected");
         for (j, v) in sv.iter_mut().enumerate() {
-            if j == i && expected_here {
+            if j == i && out.located[s] == Some(READ_WHERE_EXPECTED) {
                 continue;
             }
             if let (Some(x), Some(c)) = (*v, csf[j]) {

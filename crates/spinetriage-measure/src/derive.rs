@@ -189,6 +189,12 @@ fn h(m: &LevelMeasurement) -> Option<(f64, f64, f64)> {
     ))
 }
 
+/// (Ha, Hm, Hp) of a level that counts towards the study's own references (the middle
+/// concavity, the level-to-level ratio): measured, not sacral, all three heights.
+fn reference_heights((label, m): &(Option<String>, LevelMeasurement)) -> Option<(f64, f64, f64)> {
+    (!sacral(label) && m.status == Status::Measured).then(|| h(m))?
+}
+
 /// Smallest share of the neighbours' prediction a posterior wall keeps for the level to be its
 /// own reference: heights vary by about 5 % from one level to the next, so a wall 10 % short is
 /// a crush (a 25 % crushed L1 between T12 and the taller lumbar bodies kept 87 %).
@@ -250,8 +256,7 @@ const MIDDLE_REFERENCE_MIN_LEVELS: usize = 4;
 pub fn middle_reference(levels: &[(Option<String>, LevelMeasurement)]) -> Option<MiddleReference> {
     let mut ratios: Vec<f64> = levels
         .iter()
-        .filter(|(label, m)| !sacral(label) && m.status == Status::Measured)
-        .filter_map(|(_, m)| h(m))
+        .filter_map(reference_heights)
         .filter(|&(a, _, p)| a + p > 0.0)
         .map(|(a, mid, p)| mid / (0.5 * (a + p)))
         .filter(|r| (MIDDLE_RATIO_RANGE.0..=MIDDLE_RATIO_RANGE.1).contains(r))
@@ -311,10 +316,8 @@ const CAUDAL_RATIO_FLOOR: f64 = 0.9;
 /// posterior height is commonly below L4's (reverse wedging).
 fn caudal_ratio(levels: &[(Option<String>, LevelMeasurement)]) -> f64 {
     let hp = |j: usize| {
-        let (label, m) = &levels[j];
-        (!sacral(label) && m.status == Status::Measured)
-            .then(|| h(m).map(|x| x.2))
-            .flatten()
+        reference_heights(&levels[j])
+            .map(|x| x.2)
             .filter(|p| *p > 0.0)
     };
     let mut ratios: Vec<f64> = (1..levels.len())
