@@ -190,11 +190,14 @@ fn hostile_files_fail_alone_and_clearly() {
 
     // The batch's index of the same tree keeps paths only, and reading the headers of one study's
     // paths again gives that study exactly; the duplicate instance is reported then.
+    let lists = tempfile::tempdir().unwrap();
     let idx = index(
         &[tmp.path().to_path_buf()],
         &DiscoverOptions::default(),
         |h| u64::from(h.rows),
-    );
+        lists.path(),
+    )
+    .unwrap();
     assert_eq!(idx.non_dicom, inv.non_dicom.len());
     assert_eq!(idx.files_examined, inv.files_examined);
     let uids: Vec<&str> = idx.studies.iter().map(|s| s.uid.as_str()).collect();
@@ -215,7 +218,7 @@ fn hostile_files_fail_alone_and_clearly() {
             .flat_map(|s| &s.instances)
             .map(|h| u64::from(h.rows))
             .sum();
-        let again = discover(&sf.files, &DiscoverOptions::default());
+        let again = discover(&sf.files().unwrap(), &DiscoverOptions::default());
         assert_eq!(again.studies.len(), 1);
         let re = &again.studies[0];
         assert_eq!(re.uid, st.uid);
@@ -232,11 +235,12 @@ fn hostile_files_fail_alone_and_clearly() {
             .filter(|e| e.to_string().contains("duplicate SOPInstanceUID"))
             .count();
         // The index counts the duplicate file once more than the study holds.
-        assert_eq!(sf.files.len(), instances + dup);
+        assert_eq!(sf.file_count, instances + dup);
+        assert_eq!(sf.files().unwrap().len(), sf.file_count);
         assert!(sf.weight >= rows && sf.weight <= rows + 64 * dup as u64);
     }
     assert_eq!(
-        idx.studies.iter().map(|s| s.files.len()).sum::<usize>(),
+        idx.studies.iter().map(|s| s.file_count).sum::<usize>(),
         inv.studies
             .iter()
             .flat_map(|s| &s.series)
@@ -302,12 +306,13 @@ fn two_studies_in_one_folder_are_kept_apart() {
     let inv = discover(std::slice::from_ref(&mixed), &DiscoverOptions::default());
     assert!(inv.errors.is_empty(), "{:?}", inv.errors);
     assert_eq!(inv.studies.len(), 2);
-    let idx = index(&[mixed], &DiscoverOptions::default(), |_| 2);
+    let lists = tempfile::tempdir().unwrap();
+    let idx = index(&[mixed], &DiscoverOptions::default(), |_| 2, lists.path()).unwrap();
     assert!(idx.errors.is_empty(), "{:?}", idx.errors);
     let found: Vec<(&str, usize, usize, u64)> = idx
         .studies
         .iter()
-        .map(|s| (s.uid.as_str(), s.series, s.files.len(), s.weight))
+        .map(|s| (s.uid.as_str(), s.series, s.file_count, s.weight))
         .collect();
     let want: Vec<(&str, usize, usize, u64)> = inv
         .studies

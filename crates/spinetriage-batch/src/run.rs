@@ -177,7 +177,12 @@ fn process(
             t0.elapsed().as_secs_f64(),
         )
     };
-    let inv = discover(&sf.files, &DiscoverOptions::with_limits(opts.limits));
+    let files = match sf.files() {
+        Ok(f) => f,
+        Err(e) => return fail(format!("its file list: {e}")),
+    };
+    let inv = discover(&files, &DiscoverOptions::with_limits(opts.limits));
+    drop(files);
     if !inv.errors.is_empty() {
         let mut u = unreadable.lock().unwrap_or_else(|e| e.into_inner());
         u.extend(inv.errors.iter().map(|e| e.to_string()));
@@ -262,7 +267,11 @@ fn release_freed_memory() {
 }
 
 /// Buffers of at least this many bytes get their own mapping, returned to the OS when freed.
-const MMAP_THRESHOLD_BYTES: i32 = 8 << 20;
+/// Session 26: 8 MiB left the MR volumes and the per-level blocks (1–4 MiB) in the arenas, where
+/// two workers' freed blocks added 5–7 MiB over a one-thread run (74 against 66–67 MiB for a
+/// batch of 24 phantom studies); at 2 MiB the same batch peaks at 69 MiB with the same wall time,
+/// and the 512²×300 CT study takes as long. 256 kiB held 68 MiB but slowed that study by 40 %.
+const MMAP_THRESHOLD_BYTES: i32 = 2 << 20;
 
 /// Free bytes at the top of a heap beyond which glibc gives them back.
 const TRIM_THRESHOLD_BYTES: i32 = 1 << 20;
@@ -272,8 +281,9 @@ const TRIM_THRESHOLD_BYTES: i32 = 1 << 20;
 /// 32 MiB) and its trim threshold to twice that: after the first study, volume-sized buffers came
 /// from the per-thread arenas and stayed there, and with two workers the peak RSS of a 50-study
 /// batch drifted from 66 MiB after one study to 90 MiB (2.4× the largest study's volumes, against
-/// a budget of 2×). Fixed at 8 MiB and 1 MiB it stays at 71 MiB, with the same wall time; at the
-/// default 128 kiB a single large study took twice as long (every block freshly mapped and zeroed).
+/// a budget of 2×). Fixed (session 22: 8 MiB, session 26: 2 MiB; trim at 1 MiB) it stays flat,
+/// with the same wall time; at the default 128 kiB a single large study took twice as long (every
+/// block freshly mapped and zeroed).
 pub fn bound_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets the allocator's parameters; it takes no pointers.
@@ -305,15 +315,31 @@ pub fn run_batch(
         .num_threads(opts.jobs.max(1))
         .build()
         .map_err(|e| BatchError::Threads(e.to_string()))?;
-    // Paths only: the headers of thousands of studies are read again study by study, so that
-    // memory does not grow with the batch.
-    let idx = pool.install(|| {
-        index(
-            roots,
-            &DiscoverOptions::with_limits(opts.limits),
-            instance_bytes,
-        )
-    });
+    // Each study's paths go to a file of their own, and its headers are read again when it runs,
+    // so that memory does not grow with the batch (43 k paths held 10 MiB at 200 studies). The
+    // lists are in the temporary folder, not the output: file names can carry patient names.
+    let lists = tempfile::Builder::new()
+        .prefix("spinetriage-index-")
+        .tempdir()
+        .map_err(|e| BatchError::Output {
+            path: std::env::temp_dir(),
+            reason: format!("a folder for the study file lists: {e}"),
+        })?;
+    let idx = pool
+        .install(|| {
+            index(
+                roots,
+                &DiscoverOptions::with_limits(opts.limits),
+                instance_bytes,
+                lists.path(),
+            )
+        })
+        .map_err(|e| BatchError::Output {
+            path: lists.path().to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    // The index's transient allocations (every header parsed) are not left for the studies.
+    release_freed_memory();
     let discovered = idx.studies.len();
     let mine: Vec<&StudyFiles> = idx
         .studies

@@ -126,18 +126,33 @@ fn is_dicomdir_name(p: &Path) -> bool {
 /// Collects candidate files from files, folder trees and DICOMDIRs.
 fn collect_files(roots: &[PathBuf], limits: &Limits, inv: &mut Inventory) -> Vec<PathBuf> {
     let mut files = BTreeSet::new();
+    walk_files(roots, limits, inv, |p, _| {
+        files.insert(p);
+    });
+    files.into_iter().collect()
+}
+
+/// Hands every candidate file under `roots` to `visit`, in walk order, with whether it is a file
+/// that a DICOMDIR inside a walked tree lists (which the walk itself finds as well, unless its
+/// name is unusual). Errors and DICOMDIRs go into `inv`.
+fn walk_files(
+    roots: &[PathBuf],
+    limits: &Limits,
+    inv: &mut Inventory,
+    mut visit: impl FnMut(PathBuf, bool),
+) {
     for root in roots {
         if root.is_file() {
             if is_dicomdir_name(root) {
                 match dicomdir_files(root, limits) {
                     Ok(list) => {
                         inv.dicomdirs.push(root.clone());
-                        files.extend(list);
+                        list.into_iter().for_each(|p| visit(p, false));
                     }
                     Err(e) => inv.errors.push(e),
                 }
             } else {
-                files.insert(root.clone());
+                visit(root.clone(), false);
             }
             continue;
         }
@@ -162,12 +177,14 @@ fn collect_files(roots: &[PathBuf], limits: &Limits, inv: &mut Inventory) -> Vec
                                 inv.dicomdirs.push(p.clone());
                                 // Referenced files are inside the tree being walked; the extra
                                 // entries only matter for files under unusual names.
-                                files.extend(list.into_iter().filter(|f| f.is_file()));
+                                list.into_iter()
+                                    .filter(|f| f.is_file())
+                                    .for_each(|f| visit(f, true));
                             }
                             Err(e) => inv.errors.push(e),
                         }
                     } else {
-                        files.insert(p);
+                        visit(p, false);
                     }
                 }
                 Ok(_) => {}
@@ -181,7 +198,6 @@ fn collect_files(roots: &[PathBuf], limits: &Limits, inv: &mut Inventory) -> Vec
             }
         }
     }
-    files.into_iter().collect()
 }
 
 /// What one file holds, as far as grouping into studies is concerned.
@@ -282,20 +298,56 @@ pub fn discover(roots: &[PathBuf], opts: &DiscoverOptions) -> Inventory {
     inv
 }
 
-/// One study found by [`index`]: its files, without their headers.
+/// One study found by [`index`]: where its file list is, without the list or the headers.
 #[derive(Debug, Clone, Default)]
 pub struct StudyFiles {
     /// Study Instance UID (or the key made up for it, as [`discover`] makes it).
     pub uid: String,
-    /// The study's image files, in path order; [`discover`] on them gives the study in full.
-    pub files: Vec<PathBuf>,
+    /// The file, in the folder given to [`index`], that holds the study's paths
+    /// ([`StudyFiles::files`] reads them).
+    pub list: PathBuf,
+    /// Number of image files.
+    pub file_count: usize,
     /// Number of series.
     pub series: usize,
     /// Sum of the caller's weight over the files (for example the bytes its volumes will take).
     pub weight: u64,
 }
 
-/// Everything found under the given paths, study by study, with only the files' paths kept.
+impl StudyFiles {
+    /// The study's image files, in path order; [`discover`] on them gives the study in full.
+    pub fn files(&self) -> Result<Vec<PathBuf>, DicomError> {
+        let bytes = std::fs::read(&self.list).map_err(|source| DicomError::Io {
+            path: self.list.clone(),
+            source,
+        })?;
+        let mut files: Vec<PathBuf> = bytes
+            .split(|b| *b == 0)
+            .filter(|p| !p.is_empty())
+            .map(path_from_bytes)
+            .collect();
+        files.sort();
+        Ok(files)
+    }
+}
+
+/// A path's bytes in a file list, NUL-terminated (the one byte no Unix path holds).
+fn push_path(list: &mut Vec<u8>, p: &Path) {
+    #[cfg(unix)]
+    list.extend_from_slice(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()));
+    #[cfg(not(unix))]
+    list.extend_from_slice(p.to_string_lossy().as_bytes());
+    list.push(0);
+}
+
+fn path_from_bytes(b: &[u8]) -> PathBuf {
+    #[cfg(unix)]
+    return PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b));
+    #[cfg(not(unix))]
+    return PathBuf::from(String::from_utf8_lossy(b).into_owned());
+}
+
+/// Everything found under the given paths, study by study, with each study's paths in a file.
 #[derive(Debug, Default)]
 pub struct Index {
     /// Studies found, by UID.
@@ -312,42 +364,93 @@ pub struct Index {
     pub errors: Vec<DicomError>,
 }
 
-/// Groups the image files under `roots` into studies as [`discover`] does, but keeps only each
-/// file's path and `weight(header)`: a batch over thousands of studies holds a path per file, not
-/// a header per file, and reads a study's headers again (with [`discover`] on
-/// [`StudyFiles::files`]) only when it gets to it. Duplicate instances are left to that second
-/// reading.
+/// Files whose headers [`index`] reads at a time: enough to keep every core busy, few enough that
+/// the index holds a few hundred kB however large the tree.
+const INDEX_CHUNK_FILES: usize = 2048;
+
+/// Groups the image files under `roots` into studies as [`discover`] does, for a batch over
+/// thousands of studies: the tree is walked and its headers read a chunk at a time, and each
+/// study's paths are appended to a file of its own in `lists` (a folder the caller owns and
+/// removes), so that memory holds a few hundred bytes per study and nothing per file. A batch
+/// reads a study's headers again (with [`discover`] on [`StudyFiles::files`]) only when it gets
+/// to it; duplicate instances are left to that second reading. Fails only when a list cannot
+/// be written.
 pub fn index(
     roots: &[PathBuf],
     opts: &DiscoverOptions,
     weight: impl Fn(&InstanceHeader) -> u64 + Sync,
-) -> Index {
+    lists: &Path,
+) -> Result<Index, DicomError> {
     let mut inv = Inventory::default();
-    let files = collect_files(roots, &opts.limits, &mut inv);
-    let mut idx = Index {
-        files_examined: files.len(),
-        dicomdirs: inv.dicomdirs,
-        errors: inv.errors,
-        ..Index::default()
-    };
-    let results = read_all(files, &opts.limits, |h| {
-        let w = weight(&h);
-        (h.study_uid, h.series_uid, w)
-    });
+    let mut idx = Index::default();
     let mut grouped: BTreeMap<String, (BTreeSet<String>, StudyFiles)> = BTreeMap::new();
-    for (path, r) in results {
-        match r {
-            Ok(Found::NotDicom) => idx.non_dicom += 1,
-            Ok(Found::NoImage) => idx.non_image += 1,
-            Ok(Found::Image((study, series, w))) => {
-                let (all_series, st) = grouped.entry(study).or_default();
-                all_series.insert(series);
-                st.files.push(path);
-                st.weight += w;
-            }
-            Err(e) => idx.errors.push(e),
+    let mut chunk = Vec::new();
+    let mut failed = None;
+    let mut flush = |chunk: &mut Vec<PathBuf>, idx: &mut Index| {
+        if failed.is_some() || chunk.is_empty() {
+            chunk.clear();
+            return;
         }
+        idx.files_examined += chunk.len();
+        let results = read_all(std::mem::take(chunk), &opts.limits, |h| {
+            let w = weight(&h);
+            (h.study_uid, h.series_uid, w)
+        });
+        let mut appended: BTreeMap<PathBuf, Vec<u8>> = BTreeMap::new();
+        for (path, r) in results {
+            match r {
+                Ok(Found::NotDicom) => idx.non_dicom += 1,
+                Ok(Found::NoImage) => idx.non_image += 1,
+                Ok(Found::Image((study, series, w))) => {
+                    let n = grouped.len();
+                    let (all_series, st) = grouped.entry(study).or_insert_with(|| {
+                        // Numbered, not named by the UID: header text never reaches a file name.
+                        let list = lists.join(format!("{n}.paths"));
+                        (
+                            BTreeSet::new(),
+                            StudyFiles {
+                                list,
+                                ..StudyFiles::default()
+                            },
+                        )
+                    });
+                    all_series.insert(series);
+                    st.file_count += 1;
+                    st.weight += w;
+                    push_path(appended.entry(st.list.clone()).or_default(), &path);
+                }
+                Err(e) => idx.errors.push(e),
+            }
+        }
+        for (list, bytes) in appended {
+            let written = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&list)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, &bytes));
+            if let Err(source) = written {
+                failed = Some(DicomError::Io { path: list, source });
+                return;
+            }
+        }
+    };
+    walk_files(roots, &opts.limits, &mut inv, |p, listed_in_walk| {
+        // The walk finds these itself; keeping both would count the file twice.
+        if !listed_in_walk {
+            chunk.push(p);
+        }
+        if chunk.len() >= INDEX_CHUNK_FILES {
+            flush(&mut chunk, &mut idx);
+        }
+    });
+    flush(&mut chunk, &mut idx);
+    if let Some(e) = failed {
+        return Err(e);
     }
+    idx.dicomdirs = inv.dicomdirs;
+    // The walk's errors first, as `discover` lists them.
+    inv.errors.append(&mut idx.errors);
+    idx.errors = inv.errors;
     idx.studies = grouped
         .into_iter()
         .map(|(uid, (series, st))| StudyFiles {
@@ -356,5 +459,49 @@ pub fn index(
             ..st
         })
         .collect();
-    idx
+    Ok(idx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_list_gives_back_every_path_byte_for_byte() {
+        let mut names: Vec<PathBuf> = vec![
+            "/exports/a b/IM 0001".into(),
+            "/exports/line\nbreak/IM1".into(),
+            "relative/ünïcode/IM2".into(),
+        ];
+        #[cfg(unix)]
+        names.push(PathBuf::from(
+            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"/latin1/\xe9t\xe9/IM3"),
+        ));
+        let dir = std::env::temp_dir().join(format!("spinetriage-list-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let list = dir.join("0.paths");
+        let mut bytes = Vec::new();
+        // Written in two appends, as two chunks of an index would.
+        for half in names.chunks(2) {
+            bytes.clear();
+            half.iter().for_each(|p| push_path(&mut bytes, p));
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&list)
+                .unwrap();
+            std::io::Write::write_all(&mut f, &bytes).unwrap();
+        }
+        let sf = StudyFiles {
+            list: list.clone(),
+            file_count: names.len(),
+            ..StudyFiles::default()
+        };
+        let mut want = names.clone();
+        want.sort();
+        assert_eq!(sf.files().unwrap(), want);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let gone = sf.files().unwrap_err().to_string();
+        assert!(gone.contains("0.paths"), "{gone}");
+    }
 }

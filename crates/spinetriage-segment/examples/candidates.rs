@@ -56,12 +56,13 @@ fn main() {
         view.spacing_mm,
         target_mm
     ));
-    let cands = detect::candidates(&coarse, vol.kind == SeriesKind::Ct);
     println!(
         "coarse spacing {:?} dims {:?}",
         coarse.spacing_mm,
         coarse.data.dim()
     );
+    let spacing_mm = coarse.spacing_mm;
+    let cands = detect::candidates(coarse, vol.kind == SeriesKind::Ct);
     let mut sorted: Vec<_> = cands.iter().collect();
     sorted.sort_by(|a, b| a.centroid_mm[0].total_cmp(&b.centroid_mm[0]));
     for c in &sorted {
@@ -82,7 +83,7 @@ fn main() {
             print_sections(c);
         }
     }
-    let chain = detect::chain(&cands, coarse.spacing_mm[2]);
+    let chain = detect::chain(&cands, spacing_mm[2]);
     for c in &chain {
         println!(
             "CHAIN si {:6.1} ap {:6.1} lr {:6.1}  h {:5.1} stab {}",

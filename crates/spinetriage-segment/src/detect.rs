@@ -12,6 +12,7 @@
 use crate::work::{air_level, quantile, sorted_sample, Coarse};
 use nalgebra::Vector3;
 
+use ndarray::Array2;
 use rayon::prelude::*;
 
 /// A body-like region in one sagittal plane and one intensity band.
@@ -252,12 +253,15 @@ fn planes(coarse: &Coarse, air: f32) -> Vec<usize> {
 /// With `ct` (cortex is the brightest tissue), holes of body size in the bands
 /// above a level are filled: a lytic or gas-filled body is then its cortical shell, filled. On MR
 /// cortex is dark and the bright bands hold fat and marrow, whose holes are other tissue.
-pub fn candidates(coarse: &Coarse, ct: bool) -> Vec<Candidate> {
+///
+/// Takes the coarse copy by value: on axial data only a few of its planes are searched, and the
+/// rest is freed before the sections are found (the study's memory peak).
+pub fn candidates(coarse: Coarse, ct: bool) -> Vec<Candidate> {
     let all = sorted_sample(&coarse.data, 200_000);
     let air = air_level(&all, !ct);
     let levels = levels(&all, air);
     let bands = bands(&levels);
-    let planes = planes(coarse, air);
+    let planes = planes(&coarse, air);
     // Shells are looked for in the bands above the patient's median voxel (soft tissue on CT):
     // lower bands hold the whole patient, whose holes are fat and gas, not bodies. (From the top
     // decile only, the Kümmell body's gas slit inside marrow was lost.)
@@ -265,31 +269,44 @@ pub fn candidates(coarse: &Coarse, ct: bool) -> Vec<Candidate> {
         let first = all.partition_point(|v| *v <= air);
         quantile(&all[first..], 0.5)
     });
+    let spacing_mm = coarse.spacing_mm;
+    let in_plane = |plane: usize, img: &Array2<f32>| {
+        let coded = CodedPlane::new(img, &levels);
+        bands
+            .iter()
+            .flat_map(|band| sections_in_plane(&coded, spacing_mm, plane, band, shell_from))
+            .collect::<Vec<_>>()
+    };
     // One work item per plane, all bands on a contiguous copy of it: the plane is a strided
     // view of the coarse volume, read once instead of once per band.
-    let found: Vec<Section> = planes
-        .par_iter()
-        .flat_map_iter(|&plane| {
-            let img = coarse
-                .data
-                .index_axis(ndarray::Axis(2), plane)
-                .as_standard_layout()
-                .into_owned();
-            let coded = CodedPlane::new(&img, &levels);
-            bands
-                .iter()
-                .flat_map(|band| {
-                    sections_in_plane(&coded, coarse.spacing_mm, plane, band, shell_from)
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let copy = |plane: usize| {
+        coarse
+            .data
+            .index_axis(ndarray::Axis(2), plane)
+            .as_standard_layout()
+            .into_owned()
+    };
+    let found: Vec<Section> = if 2 * planes.len() < coarse.data.dim().2 {
+        // On axial data the planes searched are an eighth of the copy (about 34 of 256 on a
+        // 512² CT, whose copy is 39 MB). Freeing the rest first keeps it from adding to the
+        // sections' pixel runs at a study's memory peak (`docs/performance.md`, session 26).
+        let imgs: Vec<(usize, Array2<f32>)> = planes.par_iter().map(|&p| (p, copy(p))).collect();
+        drop(coarse);
+        imgs.par_iter()
+            .flat_map_iter(|(plane, img)| in_plane(*plane, img))
+            .collect()
+    } else {
+        planes
+            .par_iter()
+            .flat_map_iter(|&plane| in_plane(plane, &copy(plane)))
+            .collect()
+    };
     // Filled shells are candidates of their own: a body seen in its marrow keeps exactly the
     // sections it had, and the shells add the bodies whose interior is not marrow. The chain
     // takes one candidate per body (its steps are a body and a disc long).
     let (filled, plain): (Vec<Section>, Vec<Section>) = found.into_iter().partition(|s| s.filled);
-    let mut out = cluster(plain, coarse.spacing_mm[2]);
-    out.extend(cluster(filled, coarse.spacing_mm[2]));
+    let mut out = cluster(plain, spacing_mm[2]);
+    out.extend(cluster(filled, spacing_mm[2]));
     out
 }
 

@@ -167,10 +167,11 @@ pub fn segment_volume(vol: &Volume, anchor: Option<&Anchor>) -> Result<Segmentat
         target_mm
     ));
     let t1 = t0.elapsed();
-    let cands = detect::candidates(&coarse, vol.kind == SeriesKind::Ct);
     // From here on only the coarse grid is used. The values (a third of a CT's volume in
     // bytes) would otherwise stay beside the bodies' blocks at the study's peak.
-    let coarse = coarse.grid();
+    let grid = coarse.grid();
+    let cands = detect::candidates(coarse, vol.kind == SeriesKind::Ct);
+    let coarse = grid;
     let t2 = t0.elapsed();
     let chain = detect::chain(&cands, coarse.spacing_mm[2]);
     if timing {
