@@ -194,6 +194,7 @@ fn process(
         Ok(c) => c,
         Err(e) => return fail(format!("clinical facts: {e}")),
     };
+    let t_read = t0.elapsed();
     let mut vols = Vec::new();
     let mut errors = Vec::new();
     for s in &st.series {
@@ -210,6 +211,7 @@ fn process(
                 .unwrap_or_else(|| "no image series".into()),
         );
     }
+    let t_assemble = t0.elapsed();
     let mut r: StudyResult = analyze_study(
         st.uid.clone(),
         vols,
@@ -234,6 +236,13 @@ fn process(
     remove_stale_temporaries(dir);
     if let Err(e) = spinetriage_report::write_outputs(dir, &[r.input()], opts.masks) {
         return fail(e.to_string());
+    }
+    if std::env::var_os("SPINETRIAGE_TIMING").is_some() {
+        eprintln!(
+            "study: headers {t_read:?}, volumes {:?}, analysis and report {:?}",
+            t_assemble - t_read,
+            t0.elapsed() - t_assemble
+        );
     }
     let row = SummaryRow::from_result(dir_name, &r, st.series.len(), t0.elapsed().as_secs_f64());
     let marker = serde_json::to_string_pretty(&row).unwrap_or_default();

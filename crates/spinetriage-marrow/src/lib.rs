@@ -71,7 +71,8 @@ fn stats(v: &[f64]) -> Option<Stats> {
     if s.len() < 5 {
         return None;
     }
-    s.sort_by(f64::total_cmp);
+    // A total order: the unstable sort gives the same sequence, about twice as fast.
+    s.sort_unstable_by(f64::total_cmp);
     let q = |f: f64| s[((s.len() - 1) as f64 * f).round() as usize];
     Some(Stats {
         mean: s.iter().sum::<f64>() / s.len() as f64,
@@ -458,7 +459,7 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
     let t1_v = sample(&t1);
     let ct_v = sample(&ct);
     let st = |v: &Vec<Option<Vec<f64>>>| -> Vec<Option<Stats>> {
-        v.iter()
+        v.par_iter()
             .map(|x| x.as_ref().and_then(|x| stats(x)))
             .collect()
     };
@@ -575,8 +576,11 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
             median_at(t1.as_ref()?, &roi::ball(c, r, 0.7))
         })
         .collect();
-    let mut levels = Vec::with_capacity(n);
-    for i in 0..n {
+    // Levels are independent from here on. Run serially, this loop and the statistics above
+    // held 44 % of the stage's samples while the other of two threads sat idle (perf).
+    let levels: Vec<LevelSignal> = (0..n)
+        .into_par_iter()
+        .map(|i| {
         let l = &m.levels[i];
         let mut ev = Vec::new();
         let name = |j: usize| {
@@ -989,7 +993,7 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
             (None, Some(false)) => Acuity::NotApplicable,
             _ => Acuity::Unknown,
         };
-        levels.push(LevelSignal {
+        LevelSignal {
             level: l.level.clone(),
             ordinal: l.ordinal,
             stir: stir_s[i],
@@ -1018,8 +1022,9 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
             acuity,
             reference_levels,
             evidence: ev,
-        });
-    }
+        }
+        })
+        .collect();
     MarrowReport {
         series: uses,
         levels,

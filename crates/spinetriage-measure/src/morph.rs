@@ -2,6 +2,7 @@
 
 use crate::edge::{fit_edge, Edge};
 use nalgebra::Vector3;
+use rayon::prelude::*;
 use serde::Serialize;
 use spinetriage_segment::{Body, BodyMask, CanonicalView, Segmentation};
 use spinetriage_volume::{LpsPoint, Point3, Volume};
@@ -1064,19 +1065,24 @@ pub fn measure_mask(
             let half_w = 0.5 * (lft + rgt);
             let mid = c + v * (post - ant) / 2.0 + w * (lft - rgt) / 2.0;
             c += w * (lft - rgt) / 2.0;
-            let mut sup = Vec::new();
-            let mut inf = Vec::new();
-            for a in [-0.6, -0.3, 0.0, 0.3, 0.6] {
-                for b in [-0.6, -0.3, 0.0, 0.3, 0.6] {
+            // The grid's 50 rays are most of a level's time; read in parallel, a study's few
+            // levels no longer leave one core idle while the last of them is measured.
+            const GRID: [f64; 5] = [-0.6, -0.3, 0.0, 0.3, 0.6];
+            let ends: Vec<_> = (0..GRID.len() * GRID.len())
+                .into_par_iter()
+                .map(|k| {
+                    let (a, b) = (GRID[k / GRID.len()], GRID[k % GRID.len()]);
                     let p = mid + v * (a * half_d) + w * (b * half_w);
-                    if let Ok(e) = ctx.surface(p, u, 40.0) {
-                        sup.push((p + u * e.outer_mm).coords);
-                    }
-                    if let Ok(e) = ctx.surface(p, -u, 40.0) {
-                        inf.push((p - u * e.outer_mm).coords);
-                    }
-                }
-            }
+                    let up = ctx.surface(p, u, 40.0).ok();
+                    let down = ctx.surface(p, -u, 40.0).ok();
+                    (
+                        up.map(|e| (p + u * e.outer_mm).coords),
+                        down.map(|e| (p - u * e.outer_mm).coords),
+                    )
+                })
+                .collect();
+            let sup: Vec<_> = ends.iter().filter_map(|e| e.0).collect();
+            let inf: Vec<_> = ends.iter().filter_map(|e| e.1).collect();
             let (Some((ps, mut ns)), Some((pi, mut ni))) =
                 (endplate_plane(&sup, u), endplate_plane(&inf, u))
             else {
@@ -1209,10 +1215,15 @@ pub fn measure_mask(
         let half_h = out.middle.map(|h| h.height_mm / 2.0).unwrap_or(10.0);
         let mut wall: Vec<(f64, f64, f64)> = Vec::new();
         let mut wall_lps: Vec<[f64; 3]> = Vec::new();
-        for k in -PROFILE_STEPS..=PROFILE_STEPS {
-            let h = f64::from(k) / f64::from(PROFILE_STEPS) * PROFILE_REACH * half_h;
-            let origin = pa + v * (0.5 * depth) + u * h;
-            let found = ctx.surface(origin, v, 60.0).ok();
+        let reads: Vec<_> = (-PROFILE_STEPS..=PROFILE_STEPS)
+            .into_par_iter()
+            .map(|k| {
+                let h = f64::from(k) / f64::from(PROFILE_STEPS) * PROFILE_REACH * half_h;
+                let origin = pa + v * (0.5 * depth) + u * h;
+                (h, origin, ctx.surface(origin, v, 60.0).ok())
+            })
+            .collect();
+        for (h, origin, found) in reads {
             out.posterior_wall_mm
                 .push(found.as_ref().map(|e| e.outer_mm));
             out.posterior_wall_lps_mm

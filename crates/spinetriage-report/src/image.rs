@@ -152,18 +152,22 @@ pub fn sagittal(vol: &Volume, m: &StudyMorphometry) -> Option<Sagittal> {
         return None;
     }
     let n = finite.len();
-    let lo = *finite.select_nth_unstable_by(n / 100, f32::total_cmp).1;
-    let hi = *finite
-        .select_nth_unstable_by((n * 995 / 1000).min(n - 1), f32::total_cmp)
-        .1;
+    // The two selections side by side, each on its own copy (a picture is a few MB at most).
+    let mut upper = finite.clone();
+    let (lo, hi) = rayon::join(
+        || *finite.select_nth_unstable_by(n / 100, f32::total_cmp).1,
+        || {
+            *upper
+                .select_nth_unstable_by((n * 995 / 1000).min(n - 1), f32::total_cmp)
+                .1
+        },
+    );
     let span = (hi - lo).max(1e-6);
-    let pixels: Vec<u8> = grey
-        .iter()
-        .flat_map(|v| {
-            let g = (((v - lo) / span).clamp(0.0, 1.0) * 255.0) as u8;
-            [g, g, g]
-        })
-        .collect();
+    let mut pixels = vec![0u8; grey.len() * 3];
+    pixels
+        .par_chunks_mut(3)
+        .zip(grey.par_iter())
+        .for_each(|(px, v)| px.fill((((v - lo) / span).clamp(0.0, 1.0) * 255.0) as u8));
     let mut rgb_img = image::RgbImage::from_raw(w, h, pixels)?;
     // Outlines: picture pixels inside a body whose 4-neighbours are not all inside; found per
     // body in parallel (each pixel's inside test once), painted in body order.

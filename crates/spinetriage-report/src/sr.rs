@@ -576,8 +576,8 @@ pub enum SrError {
     },
 }
 
-/// Encodes `obj` as a DICOM file (explicit VR little endian) at `path`.
-pub fn write(obj: Obj, path: &Path) -> Result<(), SrError> {
+/// The Part 10 file bytes of `obj` (explicit VR little endian); `path` only names errors.
+pub fn encode(obj: Obj, path: &Path) -> Result<Vec<u8>, SrError> {
     let err = |e: &dyn std::fmt::Display| SrError::Dicom {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -592,7 +592,7 @@ pub fn write(obj: Obj, path: &Path) -> Result<(), SrError> {
         .map_err(|e| err(&e))?;
     let mut bytes = Vec::new();
     file.write_all(&mut bytes).map_err(|e| err(&e))?;
-    crate::write_atomic(path, &bytes).map_err(|e| err(&e))
+    Ok(bytes)
 }
 
 #[cfg(test)]

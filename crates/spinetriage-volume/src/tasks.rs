@@ -1,13 +1,17 @@
 //! Scheduling of per-level work across cores.
 
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Maps `f` over `items` in parallel, one task per item, handing out the costliest first,
 /// and returns the results in the items' order.
 ///
 /// Per-level work is lumpy (the sacrum or L5 can take as long as three other levels
-/// together); rayon's default splitting hands out contiguous halves, so a costly item
-/// started last keeps every other core idle while it runs.
+/// together). Each worker takes the next item from one shared queue sorted by cost, so the last
+/// items to start are the cheapest and the workers finish together (longest-processing-time
+/// first). rayon's own splitting, even one item per task, gave the second worker the middle of
+/// the order and left a middling item for the end: on two threads one sat idle for 16 ms of a
+/// study's 160 ms of morphometry.
 pub fn par_map_costliest_first<T, R, C, F>(items: &[T], cost: C, f: F) -> Vec<R>
 where
     T: Sync,
@@ -18,10 +22,19 @@ where
     let costs: Vec<f64> = items.iter().enumerate().map(|(i, t)| cost(i, t)).collect();
     let mut order: Vec<usize> = (0..items.len()).collect();
     order.sort_by(|&a, &b| costs[b].total_cmp(&costs[a]));
-    let mut done: Vec<(usize, R)> = order
-        .par_iter()
+    let next = AtomicUsize::new(0);
+    let workers = rayon::current_num_threads().clamp(1, items.len().max(1));
+    // A worker that starts after the queue is empty (its thread was busy) returns at once.
+    let mut done: Vec<(usize, R)> = (0..workers)
+        .into_par_iter()
         .with_max_len(1)
-        .map(|&i| (i, f(i, &items[i])))
+        .flat_map_iter(|_| {
+            std::iter::from_fn(|| {
+                let i = *order.get(next.fetch_add(1, Ordering::Relaxed))?;
+                Some((i, f(i, &items[i])))
+            })
+            .collect::<Vec<_>>()
+        })
         .collect();
     done.sort_by_key(|d| d.0);
     done.into_iter().map(|d| d.1).collect()
@@ -40,5 +53,39 @@ mod tests {
         for (k, (i, v)) in out.into_iter().enumerate() {
             assert_eq!((i, v), (k, 2 * k as u32));
         }
+    }
+
+    #[test]
+    fn items_start_in_order_of_decreasing_cost() {
+        let costs = [3.0, 9.0, 1.0, 7.0, 5.0];
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let started = std::sync::Mutex::new(Vec::new());
+            let out = pool.install(|| {
+                par_map_costliest_first(
+                    &costs,
+                    |_, c| *c,
+                    |i, c| {
+                        started.lock().unwrap().push(i);
+                        c * 2.0
+                    },
+                )
+            });
+            assert_eq!(out, vec![6.0, 18.0, 2.0, 14.0, 10.0]);
+            let started = started.into_inner().unwrap();
+            if threads == 1 {
+                assert_eq!(started, vec![1, 3, 4, 0, 2]);
+            } else {
+                // Start order depends on timing with two workers; each item runs exactly once.
+                let mut all = started.clone();
+                all.sort();
+                assert_eq!(all, vec![0, 1, 2, 3, 4]);
+            }
+        }
+        let none: Vec<f64> = par_map_costliest_first(&[] as &[f64], |_, c| *c, |_, c| *c);
+        assert!(none.is_empty());
     }
 }
