@@ -684,3 +684,34 @@ fn labels_are_right_or_absent_and_no_body_is_lost_on_lytic_and_osteoporotic_spin
         }
     }
 }
+
+/// A CT whose field of view ends inside a body (100 slices of 2 mm, centred on the column: the
+/// first slice cuts the top body about halfway). That level is not evaluable because its
+/// superior endplate is outside the image, and it says so; before session 26 it said "endplates
+/// not found", as for a segmentation failure. The whole bodies below it are measured.
+#[test]
+fn a_body_cut_by_the_first_slice_is_not_evaluable_with_the_field_of_view_as_reason() {
+    let mut cfg = spinetriage_phantom::case("normal", 1).expect("case");
+    cfg.series = spinetriage_phantom::SeriesSet::ct_only();
+    cfg.ct.slices = 100;
+    cfg.ct.slice_mm = 2.0;
+    let (_, morph) = phantom_morphometry(&cfg);
+    let why = |l: &spinetriage_measure::Level| match &l.measurement.status {
+        spinetriage_measure::Status::NotEvaluable(why) => Some(why.clone()),
+        _ => None,
+    };
+    let top = morph.levels.first().expect("levels");
+    assert_eq!(
+        why(top).as_deref(),
+        Some("superior endplate outside the field of view"),
+        "{:?}",
+        top.measurement.status
+    );
+    let measured = morph.levels.iter().filter(|l| why(l).is_none()).count();
+    assert!(measured >= 4, "{measured} levels measured");
+    for l in &morph.levels {
+        if let Some(w) = why(l) {
+            assert!(w.contains("field of view"), "{:?}: {w}", l.level);
+        }
+    }
+}

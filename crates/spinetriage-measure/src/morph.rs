@@ -271,6 +271,9 @@ fn v3(a: Vector3<f64>) -> [f64; 3] {
     [a.x, a.y, a.z]
 }
 
+/// Why a ray has no edge when it left the image first.
+const OUTSIDE_FOV: &str = "outside the field of view";
+
 struct Ctx<'a> {
     img: &'a dyn Sampler,
     cortex: Option<f64>,
@@ -373,13 +376,13 @@ impl Ctx<'_> {
         let left_image = (ts.len() as f64) * step < max_mm;
         let not_met = || {
             if left_image {
-                "outside the field of view".to_string()
+                OUTSIDE_FOV.to_string()
             } else {
                 "body boundary not found along the ray".to_string()
             }
         };
         if ts.len() < 12 {
-            return Err("outside the field of view".to_string());
+            return Err(OUTSIDE_FOV.to_string());
         }
         // The body's boundary is the first clear departure from this ray's marrow level, met from
         // the inside: a cortex (seen at the contrast a ~1 mm shell keeps after this ray's blur)
@@ -593,7 +596,7 @@ impl Ctx<'_> {
         // rotated spine) ends where the image ends, and the fit finds an edge there: an edge
         // needs tissue outside it, at least a blur width plus a millimetre of it.
         if image_end.is_some_and(|end| end - edge.outer_mm < 1.0 + 2.0 * psf) {
-            return Err("outside the field of view".to_string());
+            return Err(OUTSIDE_FOV.to_string());
         }
         Ok(edge)
     }
@@ -1073,20 +1076,36 @@ pub fn measure_mask(
                 .map(|k| {
                     let (a, b) = (GRID[k / GRID.len()], GRID[k % GRID.len()]);
                     let p = mid + v * (a * half_d) + w * (b * half_w);
-                    let up = ctx.surface(p, u, 40.0).ok();
-                    let down = ctx.surface(p, -u, 40.0).ok();
+                    let up = ctx.surface(p, u, 40.0);
+                    let down = ctx.surface(p, -u, 40.0);
                     (
                         up.map(|e| (p + u * e.outer_mm).coords),
                         down.map(|e| (p - u * e.outer_mm).coords),
                     )
                 })
                 .collect();
-            let sup: Vec<_> = ends.iter().filter_map(|e| e.0).collect();
-            let inf: Vec<_> = ends.iter().filter_map(|e| e.1).collect();
+            let sup: Vec<_> = ends.iter().filter_map(|e| e.0.clone().ok()).collect();
+            let inf: Vec<_> = ends.iter().filter_map(|e| e.1.clone().ok()).collect();
             let (Some((ps, mut ns)), Some((pi, mut ni))) =
                 (endplate_plane(&sup, u), endplate_plane(&inf, u))
             else {
-                return Err("endplates not found".into());
+                // A body cut by the first or last slice: say so, not "not found".
+                let outside = |k: usize| {
+                    let n = ends
+                        .iter()
+                        .filter(|e| {
+                            let r = if k == 0 { &e.0 } else { &e.1 };
+                            matches!(r, Err(why) if why == OUTSIDE_FOV)
+                        })
+                        .count();
+                    2 * n >= ends.len()
+                };
+                return Err(match (outside(0), outside(1)) {
+                    (true, true) => format!("both endplates {OUTSIDE_FOV}"),
+                    (true, false) => format!("superior endplate {OUTSIDE_FOV}"),
+                    (false, true) => format!("inferior endplate {OUTSIDE_FOV}"),
+                    (false, false) => "endplates not found".into(),
+                });
             };
             if ns.dot(&u) < 0.0 {
                 ns = -ns;
