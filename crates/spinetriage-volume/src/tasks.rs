@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// Per-level work is lumpy (the sacrum or L5 can take as long as three other levels
 /// together). Each worker takes the next item from one shared queue sorted by cost, so the last
 /// items to start are the cheapest and the workers finish together (longest-processing-time
-/// first). rayon's own splitting, even one item per task, gave the second worker the middle of
-/// the order and left a middling item for the end: on two threads one sat idle for 16 ms of a
-/// study's 160 ms of morphometry.
+/// first). rayon's own splitting, even one item per task, hands the second worker the middle of
+/// the order, so a middling item can be the last to start. (With few items of equal cost no
+/// order helps: the items themselves must be split, as the morphometry's rays are.)
 pub fn par_map_costliest_first<T, R, C, F>(items: &[T], cost: C, f: F) -> Vec<R>
 where
     T: Sync,
