@@ -133,8 +133,8 @@ fn collect_files(roots: &[PathBuf], limits: &Limits, inv: &mut Inventory) -> Vec
 }
 
 /// Hands every candidate file under `roots` to `visit`, in walk order, with whether it is a file
-/// that a DICOMDIR inside a walked tree lists (which the walk itself finds as well, unless its
-/// name is unusual). Errors and DICOMDIRs go into `inv`.
+/// that a DICOMDIR inside a walked tree lists: the walk visits every file, so it finds that one
+/// as well. Errors and DICOMDIRs go into `inv`.
 fn walk_files(
     roots: &[PathBuf],
     limits: &Limits,

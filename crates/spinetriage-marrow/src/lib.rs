@@ -581,448 +581,448 @@ pub fn analyze_marrow(vols: &[Volume], m: &StudyMorphometry) -> MarrowReport {
     let levels: Vec<LevelSignal> = (0..n)
         .into_par_iter()
         .map(|i| {
-        let l = &m.levels[i];
-        let mut ev = Vec::new();
-        let name = |j: usize| {
-            m.levels[j]
-                .level
-                .clone()
-                .unwrap_or_else(|| format!("#{}", ordinals[j] + 1))
-        };
-        let stir_ref = reference(i, &ordinals, &unaffected, &med(&stir_s));
-        let t1_ref = reference(i, &ordinals, &unaffected, &med(&t1_s));
-        let ct_ref = reference(i, &ordinals, &unaffected, &med(&ct_s));
-        let reference_levels: Vec<String> = stir_ref
-            .as_ref()
-            .or(t1_ref.as_ref())
-            .or(ct_ref.as_ref())
-            .map(|r| r.1.iter().map(|j| name(*j)).collect())
-            .unwrap_or_default();
-        let stir_ratio = stir_s[i]
-            .zip(stir_ref.as_ref())
-            .map(|(s, r)| s.median / r.0);
-        let t1_ratio = t1_s[i].zip(t1_ref.as_ref()).map(|(s, r)| s.median / r.0);
-        let discs: Vec<f64> = [i.checked_sub(1), (i + 1 < n).then_some(i)]
-            .into_iter()
-            .flatten()
-            .filter_map(|d| disc_t1.get(d).copied().flatten())
-            .collect();
-        let t1_disc_ratio = t1_s[i]
-            .filter(|_| !discs.is_empty())
-            .map(|s| s.median / (discs.iter().sum::<f64>() / discs.len() as f64));
-        // Voxel classes against the reference.
-        let stir_hi = stir_ref
-            .as_ref()
-            .map(|r| r.0 * (1.0 + STIR_RISE.max(3.0 * stir_spread.unwrap_or(0.0))));
-        let t1_lo = t1_ref
-            .as_ref()
-            .map(|r| r.0 * (1.0 - T1_FALL.max(3.0 * t1_spread.unwrap_or(0.0)).min(0.6)));
-        let pts = &interiors[i];
-        let npts = pts.len();
-        let mut bright = vec![false; npts];
-        let mut dark = vec![false; npts];
-        if let (Some(v), Some(hi)) = (&stir_v[i], stir_hi) {
-            for (k, x) in v.iter().enumerate() {
-                bright[k] = *x > hi;
-            }
-        }
-        if let (Some(v), Some(lo)) = (&t1_v[i], t1_lo) {
-            for (k, x) in v.iter().enumerate() {
-                dark[k] = *x < lo;
-            }
-        }
-        let pct = |c: usize| 100.0 * c as f64 / npts.max(1) as f64;
-        let t1_dark_pct = t1_v[i]
-            .as_ref()
-            .filter(|_| t1_lo.is_some())
-            .map(|_| pct(dark.iter().filter(|d| **d).count()));
-        // Oedema-like voxels: STIR bright, and T1 dark where T1 is available.
-        let have_t1 = t1_v[i].is_some() && t1_lo.is_some();
-        let oedema_like: Vec<bool> = (0..npts)
-            .map(|k| bright[k] && (!have_t1 || dark[k]))
-            .collect();
-        let extent = stir_v[i]
-            .as_ref()
-            .filter(|_| stir_hi.is_some())
-            .map(|_| pct(oedema_like.iter().filter(|b| **b).count()));
-        // Convex posterior wall (a malignancy sign).
-        let bulge = posterior_bulge(l);
-        // The sacrum's posterior wall follows the sacral curve, convex by anatomy: the sign is a
-        // vertebral body's.
-        let sacral = spinetriage_measure::is_sacral(l.level.as_deref());
-        // The sign is the convex posterior border of a *compressed* body (Jung et al.,
-        // RadioGraphics 2003; Cuénod et al., Radiology 1996: it tells metastatic from
-        // osteoporotic compression fractures). An intact body's wall profile is not read for
-        // it: on 17 real T2 lumbar exams of normal-appearing bodies, 43 of 124 intact walls
-        // bulged ≥ 1.5 mm over their chord (the basivertebral vein's gap, the posterior
-        // longitudinal ligament and epidural veins shift the middle rays on T2), and each
-        // became a "suspected pathological fracture".
-        let fractured = l.derived.fractured();
-        let convex = bulge.and_then(|b| {
-            if sacral || b < CONVEX_WALL_MM {
-                Some(false)
-            } else {
-                fractured
-            }
-        });
-        if sacral && bulge.is_some() {
-            ev.push(
-                "convex posterior wall: not applicable at the sacrum (curved by anatomy)".into(),
-            );
-        } else if let (Some(b), Some(false)) = (bulge.filter(|b| *b >= CONVEX_WALL_MM), fractured) {
-            ev.push(format!(
-                "convex posterior wall: the wall bulges {b:+.1} mm, but the sign is read on compressed bodies only (Genant 0 here)"
-            ));
-        }
-        // Pedicles: regions behind the upper body at its lateral thirds.
-        let posterior = pedicles(
-            i,
-            m,
-            &ordinals,
-            &unaffected,
-            stir.as_ref(),
-            t1.as_ref(),
-            ct.as_ref(),
-            ct_ref.as_ref().map(|r| r.0),
-            &mut ev,
-        );
-        // Fluid cleft: CSF-like STIR and T1 far below marrow, as a volume.
-        let (mut cleft, mut cleft_mm3) = (None, None);
-        if let (Some(sv), Some(st_ch)) = (&stir_v[i], stir.as_ref()) {
-            let (c, _, pp, _) = frame(l);
-            let depth = l.measurement.depth_mm.unwrap_or(30.0);
-            // The thecal sac behind the body: the brightest tenth of a line through the canal.
-            let canal: Vec<f64> = (0..12)
-                .filter_map(|k| st_ch.at(to_lps(c + pp * (depth / 2.0 + 2.0 + k as f64))))
+            let l = &m.levels[i];
+            let mut ev = Vec::new();
+            let name = |j: usize| {
+                m.levels[j]
+                    .level
+                    .clone()
+                    .unwrap_or_else(|| format!("#{}", ordinals[j] + 1))
+            };
+            let stir_ref = reference(i, &ordinals, &unaffected, &med(&stir_s));
+            let t1_ref = reference(i, &ordinals, &unaffected, &med(&t1_s));
+            let ct_ref = reference(i, &ordinals, &unaffected, &med(&ct_s));
+            let reference_levels: Vec<String> = stir_ref
+                .as_ref()
+                .or(t1_ref.as_ref())
+                .or(ct_ref.as_ref())
+                .map(|r| r.1.iter().map(|j| name(*j)).collect())
+                .unwrap_or_default();
+            let stir_ratio = stir_s[i]
+                .zip(stir_ref.as_ref())
+                .map(|(s, r)| s.median / r.0);
+            let t1_ratio = t1_s[i].zip(t1_ref.as_ref()).map(|(s, r)| s.median / r.0);
+            let discs: Vec<f64> = [i.checked_sub(1), (i + 1 < n).then_some(i)]
+                .into_iter()
+                .flatten()
+                .filter_map(|d| disc_t1.get(d).copied().flatten())
                 .collect();
-            let csf = stats(&canal).map(|s| s.p90);
-            if let Some(csf) = csf.filter(|x| *x > 0.0) {
-                let t1_cut = t1_ref.as_ref().map(|r| r.0 * CLEFT_T1_OF_MARROW);
-                let fluid = |stir_v: f64, t1_v: Option<f64>| {
-                    stir_v >= CLEFT_STIR_OF_CSF * csf
-                        && match (t1_cut, t1_v) {
-                            (Some(cut), Some(t)) => t <= cut,
-                            (Some(_), None) => false,
-                            _ => true,
-                        }
-                };
-                // A candidate is re-tested on the mean of itself and its six neighbours 1 mm
-                // away, so that noise in oedema does not add up to a cleft.
-                let smooth = |ch: &Channel, p: LpsPoint| -> Option<f64> {
-                    let q = p.0.coords;
-                    let mut acc = Vec::with_capacity(7);
-                    for d in [
-                        Vector3::zeros(),
-                        Vector3::x(),
-                        -Vector3::x(),
-                        Vector3::y(),
-                        -Vector3::y(),
-                        Vector3::z(),
-                        -Vector3::z(),
-                    ] {
-                        acc.push(ch.at(to_lps(q + d))?);
-                    }
-                    Some(acc.iter().sum::<f64>() / acc.len() as f64)
-                };
-                let own = stir_s[i].map_or(0.0, |s| s.median);
-                let is_fluid = |p: LpsPoint| -> bool {
-                    let (Some(sv), t) = (smooth(st_ch, p), t1.as_ref().and_then(|c| smooth(c, p)))
-                    else {
-                        return false;
-                    };
-                    // Brighter than a diffusely oedematous body's own marrow, too.
-                    sv >= 1.3 * own && fluid(sv, t)
-                };
-                let core = (0..npts)
-                    .filter(|k| fluid(sv[*k], t1_v[i].as_ref().map(|tv| tv[*k])))
-                    .filter(|k| is_fluid(pts[*k].0))
-                    .count();
-                // Under the anterior-posterior chord too: a cleft under the endplate can stop
-                // the middle height short of it. Discs there are neither CSF-bright on STIR
-                // nor as dark as fluid on T1.
-                let extra = rois[i]
-                    .cleft_extra
-                    .iter()
-                    .filter(|p| {
-                        st_ch
-                            .at(**p)
-                            .is_some_and(|sv| fluid(sv, t1.as_ref().and_then(|c| c.at(**p))))
-                            && is_fluid(**p)
-                    })
-                    .count();
-                let n_fluid = core + extra;
-                let vol = n_fluid as f64 * rois[i].mm3;
-                cleft = Some(vol >= CLEFT_MM3);
-                cleft_mm3 = Some(vol);
-                ev.push(format!(
-                    "cleft: {vol:.0} mm³ with STIR ≥ {:.0} % of the canal's CSF signal{}",
-                    CLEFT_STIR_OF_CSF * 100.0,
-                    if t1_cut.is_some() {
-                        " and T1 ≤ 30 % of reference marrow"
-                    } else {
-                        ""
-                    }
-                ));
-            }
-        }
-        // CT: attenuation, pattern, gas.
-        let (mut ct_pattern, mut osteo) = (None, None);
-        let (mut cortical_destruction, mut cortical_gap_deg) = (None, None);
-        if let (Some(v), Some(s)) = (&ct_v[i], ct_s[i]) {
-            let gas = v.iter().filter(|x| **x < GAS_HU).count() as f64 * rois[i].mm3;
-            if gas >= CLEFT_MM3 {
-                cleft = Some(true);
-                cleft_mm3 = Some(gas);
-                ev.push(format!(
-                    "gas cleft (vacuum phenomenon): {gas:.0} mm³ below {GAS_HU} HU"
-                ));
-            } else if cleft.is_none() {
-                cleft = Some(false);
-                cleft_mm3 = Some(gas);
-            }
-            if sacral {
-                ev.push(
-                    "CT pattern: not compared at the sacrum (sacral marrow is fattier than the mobile spine's that forms the reference)"
-                        .into(),
-                );
-            } else if let Some((r, _)) = &ct_ref {
-                let sd = (ct_spread.unwrap_or(0.0) * r.abs()).max(25.0);
-                let low = v
-                    .iter()
-                    .filter(|x| **x > GAS_HU && **x < r - (3.0 * sd).max(75.0))
-                    .count();
-                let high = v.iter().filter(|x| **x > r + (3.0 * sd).max(150.0)).count();
-                let (lp, hp) = (pct(low), pct(high));
-                ct_pattern = Some(match (lp >= 20.0, hp >= 20.0, lp >= 10.0 && hp >= 10.0) {
-                    (_, _, true) => "mixed",
-                    (true, false, _) => "lytic",
-                    (false, true, _) => "sclerotic",
-                    _ => "none",
-                });
-                ev.push(format!(
-                    "CT: trabecular {:.0} HU (reference {r:.0} HU); {lp:.0} % of the interior lytic, {hp:.0} % sclerotic",
-                    s.median
-                ));
-            }
-            if let (Some(peaks), Some((r, _)), Some((c, _))) = (
-                &cortex[i],
-                &ct_ref,
-                reference(i, &ordinals, &unaffected, &cortex_level),
-            ) {
-                (cortical_destruction, cortical_gap_deg) =
-                    cortex::cortical_gap(peaks, *r, c, &mut ev);
-            }
-            if l.level.as_deref() == Some("L1") {
-                osteo = Some(s.median < L1_OSTEOPOROSIS_HU);
-                ev.push(format!(
-                    "L1 trabecular attenuation {:.0} HU (osteoporosis screening threshold {L1_OSTEOPOROSIS_HU} HU)",
-                    s.median
-                ));
-            }
-        }
-        if cortical_destruction.is_none() && !sacral && ct.is_none() {
-            let walls: Vec<cortex::MrWall> = mr_series
-                .iter()
-                .zip(mr_walls.iter().zip(&mr_wall_refs))
-                .filter_map(|((role, _), (dips, [flank, depth, false_lack]))| {
-                    let r =
-                        |v: &[Option<f64>]| reference(i, &ordinals, &unaffected, v).map(|r| r.0);
-                    Some(cortex::MrWall {
-                        role,
-                        dips: &dips[i].as_ref()?.dips,
-                        flank: r(flank)?,
-                        depth: r(depth)?,
-                        false_lack: r(false_lack)?,
-                    })
-                })
-                .collect();
-            if !walls.is_empty() {
-                (cortical_destruction, cortical_gap_deg) = cortex::mr_cortical_gap(&walls, &mut ev);
-            } else if !mr_series.is_empty() {
-                ev.push(
-                    "MR cortex: not judged (the body's wall could not be surveyed, or fewer than two unaffected levels to compare it with)"
-                        .into(),
-                );
-            }
-        }
-        let (paravertebral, paravertebral_arc_deg) = match (stir_survey, stir_s[i]) {
-            _ if sacral => (None, None),
-            (Some(k), Some(body)) => {
-                let own = mr_walls[k][i].as_ref();
-                match (own, reference(i, &ordinals, &unaffected, &outside_levels)) {
-                    (Some(survey), Some((outside, used))) => {
-                        let refs: Vec<&[[Option<cortex::Outward>; 3]]> = used
-                            .iter()
-                            .filter_map(|j| Some(&mr_walls[k][*j].as_ref()?.outside[..]))
-                            .collect();
-                        cortex::paravertebral(&survey.outside, body.median, outside, &refs, &mut ev)
-                    }
-                    _ => {
-                        ev.push(
-                            "paravertebral soft tissue: not judged (the wall could not be surveyed on the STIR, or fewer than two unaffected levels to compare it with)"
-                                .into(),
-                        );
-                        (None, None)
-                    }
+            let t1_disc_ratio = t1_s[i]
+                .filter(|_| !discs.is_empty())
+                .map(|s| s.median / (discs.iter().sum::<f64>() / discs.len() as f64));
+            // Voxel classes against the reference.
+            let stir_hi = stir_ref
+                .as_ref()
+                .map(|r| r.0 * (1.0 + STIR_RISE.max(3.0 * stir_spread.unwrap_or(0.0))));
+            let t1_lo = t1_ref
+                .as_ref()
+                .map(|r| r.0 * (1.0 - T1_FALL.max(3.0 * t1_spread.unwrap_or(0.0)).min(0.6)));
+            let pts = &interiors[i];
+            let npts = pts.len();
+            let mut bright = vec![false; npts];
+            let mut dark = vec![false; npts];
+            if let (Some(v), Some(hi)) = (&stir_v[i], stir_hi) {
+                for (k, x) in v.iter().enumerate() {
+                    bright[k] = *x > hi;
                 }
             }
-            _ => {
-                ev.push(
-                    "paravertebral soft tissue: not judged (needs a STIR or fat-suppressed T2 in the shape frame; on CT without contrast it cannot be told from muscle)"
-                        .into(),
-                );
-                (None, None)
+            if let (Some(v), Some(lo)) = (&t1_v[i], t1_lo) {
+                for (k, x) in v.iter().enumerate() {
+                    dark[k] = *x < lo;
+                }
             }
-        };
-        // Marrow replacement: T1 at or below disc, through most of the body, with a sign that
-        // favours tumour over oedema (no STIR rise, a convex wall, pedicle involvement,
-        // epidural or paravertebral soft tissue, lytic bone on CT, cortical destruction on CT
-        // or MR).
-        let marrow_replacement = match (t1_disc_ratio, t1_dark_pct) {
-            (Some(r), Some(d)) => {
-                let diffuse_dark = r <= 1.0 && d >= DIFFUSE_PCT;
-                // A sign that favours tumour over oedema; unknown when none is seen but the
-                // wall or the pedicles could not be assessed. Epidural or paravertebral tissue
-                // and CT lysis count only when seen: many studies have no CT, and the canal is not always
-                // measurable.
-                let epidural =
-                    l.derived.epidural_soft_tissue == Some(true) || paravertebral == Some(true);
-                let lytic = matches!(ct_pattern, Some("lytic" | "mixed"))
-                    || cortical_destruction == Some(true);
-                let signs = [
-                    stir_ratio.map(|s| s < 1.0 + STIR_RISE),
-                    convex,
-                    posterior.present,
-                ];
-                let tumour_sign = if epidural || lytic || signs.contains(&Some(true)) {
-                    Some(true)
-                } else if signs.contains(&None) {
-                    None
-                } else {
+            let pct = |c: usize| 100.0 * c as f64 / npts.max(1) as f64;
+            let t1_dark_pct = t1_v[i]
+                .as_ref()
+                .filter(|_| t1_lo.is_some())
+                .map(|_| pct(dark.iter().filter(|d| **d).count()));
+            // Oedema-like voxels: STIR bright, and T1 dark where T1 is available.
+            let have_t1 = t1_v[i].is_some() && t1_lo.is_some();
+            let oedema_like: Vec<bool> = (0..npts)
+                .map(|k| bright[k] && (!have_t1 || dark[k]))
+                .collect();
+            let extent = stir_v[i]
+                .as_ref()
+                .filter(|_| stir_hi.is_some())
+                .map(|_| pct(oedema_like.iter().filter(|b| **b).count()));
+            // Convex posterior wall (a malignancy sign).
+            let bulge = posterior_bulge(l);
+            // The sacrum's posterior wall follows the sacral curve, convex by anatomy: the sign is a
+            // vertebral body's.
+            let sacral = spinetriage_measure::is_sacral(l.level.as_deref());
+            // The sign is the convex posterior border of a *compressed* body (Jung et al.,
+            // RadioGraphics 2003; Cuénod et al., Radiology 1996: it tells metastatic from
+            // osteoporotic compression fractures). An intact body's wall profile is not read for
+            // it: on 17 real T2 lumbar exams of normal-appearing bodies, 43 of 124 intact walls
+            // bulged ≥ 1.5 mm over their chord (the basivertebral vein's gap, the posterior
+            // longitudinal ligament and epidural veins shift the middle rays on T2), and each
+            // became a "suspected pathological fracture".
+            let fractured = l.derived.fractured();
+            let convex = bulge.and_then(|b| {
+                if sacral || b < CONVEX_WALL_MM {
                     Some(false)
-                };
+                } else {
+                    fractured
+                }
+            });
+            if sacral && bulge.is_some() {
+                ev.push(
+                    "convex posterior wall: not applicable at the sacrum (curved by anatomy)".into(),
+                );
+            } else if let (Some(b), Some(false)) = (bulge.filter(|b| *b >= CONVEX_WALL_MM), fractured) {
                 ev.push(format!(
-                    "T1 body/disc {r:.2}, {d:.0} % of the interior T1-dark; STIR ratio {}; convex wall {}; pedicles {}; epidural soft tissue {}; paravertebral soft tissue {}; CT pattern {}",
-                    stir_ratio.map_or("—".into(), |s| format!("{s:.2}")),
-                    bulge.map_or("—".into(), |b| format!("{b:+.1} mm")),
-                    posterior.side.unwrap_or("not known"),
-                    known(l.derived.epidural_soft_tissue),
-                    known(paravertebral),
-                    ct_pattern.unwrap_or("—")
+                    "convex posterior wall: the wall bulges {b:+.1} mm, but the sign is read on compressed bodies only (Genant 0 here)"
                 ));
-                match (diffuse_dark, tumour_sign) {
-                    (false, _) => Some(false),
-                    (true, t) => t,
+            }
+            // Pedicles: regions behind the upper body at its lateral thirds.
+            let posterior = pedicles(
+                i,
+                m,
+                &ordinals,
+                &unaffected,
+                stir.as_ref(),
+                t1.as_ref(),
+                ct.as_ref(),
+                ct_ref.as_ref().map(|r| r.0),
+                &mut ev,
+            );
+            // Fluid cleft: CSF-like STIR and T1 far below marrow, as a volume.
+            let (mut cleft, mut cleft_mm3) = (None, None);
+            if let (Some(sv), Some(st_ch)) = (&stir_v[i], stir.as_ref()) {
+                let (c, _, pp, _) = frame(l);
+                let depth = l.measurement.depth_mm.unwrap_or(30.0);
+                // The thecal sac behind the body: the brightest tenth of a line through the canal.
+                let canal: Vec<f64> = (0..12)
+                    .filter_map(|k| st_ch.at(to_lps(c + pp * (depth / 2.0 + 2.0 + k as f64))))
+                    .collect();
+                let csf = stats(&canal).map(|s| s.p90);
+                if let Some(csf) = csf.filter(|x| *x > 0.0) {
+                    let t1_cut = t1_ref.as_ref().map(|r| r.0 * CLEFT_T1_OF_MARROW);
+                    let fluid = |stir_v: f64, t1_v: Option<f64>| {
+                        stir_v >= CLEFT_STIR_OF_CSF * csf
+                            && match (t1_cut, t1_v) {
+                                (Some(cut), Some(t)) => t <= cut,
+                                (Some(_), None) => false,
+                                _ => true,
+                            }
+                    };
+                    // A candidate is re-tested on the mean of itself and its six neighbours 1 mm
+                    // away, so that noise in oedema does not add up to a cleft.
+                    let smooth = |ch: &Channel, p: LpsPoint| -> Option<f64> {
+                        let q = p.0.coords;
+                        let mut acc = Vec::with_capacity(7);
+                        for d in [
+                            Vector3::zeros(),
+                            Vector3::x(),
+                            -Vector3::x(),
+                            Vector3::y(),
+                            -Vector3::y(),
+                            Vector3::z(),
+                            -Vector3::z(),
+                        ] {
+                            acc.push(ch.at(to_lps(q + d))?);
+                        }
+                        Some(acc.iter().sum::<f64>() / acc.len() as f64)
+                    };
+                    let own = stir_s[i].map_or(0.0, |s| s.median);
+                    let is_fluid = |p: LpsPoint| -> bool {
+                        let (Some(sv), t) = (smooth(st_ch, p), t1.as_ref().and_then(|c| smooth(c, p)))
+                        else {
+                            return false;
+                        };
+                        // Brighter than a diffusely oedematous body's own marrow, too.
+                        sv >= 1.3 * own && fluid(sv, t)
+                    };
+                    let core = (0..npts)
+                        .filter(|k| fluid(sv[*k], t1_v[i].as_ref().map(|tv| tv[*k])))
+                        .filter(|k| is_fluid(pts[*k].0))
+                        .count();
+                    // Under the anterior-posterior chord too: a cleft under the endplate can stop
+                    // the middle height short of it. Discs there are neither CSF-bright on STIR
+                    // nor as dark as fluid on T1.
+                    let extra = rois[i]
+                        .cleft_extra
+                        .iter()
+                        .filter(|p| {
+                            st_ch
+                                .at(**p)
+                                .is_some_and(|sv| fluid(sv, t1.as_ref().and_then(|c| c.at(**p))))
+                                && is_fluid(**p)
+                        })
+                        .count();
+                    let n_fluid = core + extra;
+                    let vol = n_fluid as f64 * rois[i].mm3;
+                    cleft = Some(vol >= CLEFT_MM3);
+                    cleft_mm3 = Some(vol);
+                    ev.push(format!(
+                        "cleft: {vol:.0} mm³ with STIR ≥ {:.0} % of the canal's CSF signal{}",
+                        CLEFT_STIR_OF_CSF * 100.0,
+                        if t1_cut.is_some() {
+                            " and T1 ≤ 30 % of reference marrow"
+                        } else {
+                            ""
+                        }
+                    ));
                 }
             }
-            _ => {
-                ev.push(
-                    "marrow replacement: needs T1 of the body and of a disc in the shape frame"
-                        .into(),
-                );
-                None
+            // CT: attenuation, pattern, gas.
+            let (mut ct_pattern, mut osteo) = (None, None);
+            let (mut cortical_destruction, mut cortical_gap_deg) = (None, None);
+            if let (Some(v), Some(s)) = (&ct_v[i], ct_s[i]) {
+                let gas = v.iter().filter(|x| **x < GAS_HU).count() as f64 * rois[i].mm3;
+                if gas >= CLEFT_MM3 {
+                    cleft = Some(true);
+                    cleft_mm3 = Some(gas);
+                    ev.push(format!(
+                        "gas cleft (vacuum phenomenon): {gas:.0} mm³ below {GAS_HU} HU"
+                    ));
+                } else if cleft.is_none() {
+                    cleft = Some(false);
+                    cleft_mm3 = Some(gas);
+                }
+                if sacral {
+                    ev.push(
+                        "CT pattern: not compared at the sacrum (sacral marrow is fattier than the mobile spine's that forms the reference)"
+                            .into(),
+                    );
+                } else if let Some((r, _)) = &ct_ref {
+                    let sd = (ct_spread.unwrap_or(0.0) * r.abs()).max(25.0);
+                    let low = v
+                        .iter()
+                        .filter(|x| **x > GAS_HU && **x < r - (3.0 * sd).max(75.0))
+                        .count();
+                    let high = v.iter().filter(|x| **x > r + (3.0 * sd).max(150.0)).count();
+                    let (lp, hp) = (pct(low), pct(high));
+                    ct_pattern = Some(match (lp >= 20.0, hp >= 20.0, lp >= 10.0 && hp >= 10.0) {
+                        (_, _, true) => "mixed",
+                        (true, false, _) => "lytic",
+                        (false, true, _) => "sclerotic",
+                        _ => "none",
+                    });
+                    ev.push(format!(
+                        "CT: trabecular {:.0} HU (reference {r:.0} HU); {lp:.0} % of the interior lytic, {hp:.0} % sclerotic",
+                        s.median
+                    ));
+                }
+                if let (Some(peaks), Some((r, _)), Some((c, _))) = (
+                    &cortex[i],
+                    &ct_ref,
+                    reference(i, &ordinals, &unaffected, &cortex_level),
+                ) {
+                    (cortical_destruction, cortical_gap_deg) =
+                        cortex::cortical_gap(peaks, *r, c, &mut ev);
+                }
+                if l.level.as_deref() == Some("L1") {
+                    osteo = Some(s.median < L1_OSTEOPOROSIS_HU);
+                    ev.push(format!(
+                        "L1 trabecular attenuation {:.0} HU (osteoporosis screening threshold {L1_OSTEOPOROSIS_HU} HU)",
+                        s.median
+                    ));
+                }
             }
-        };
-        let (edema, edema_pattern) = match extent {
-            None => {
-                ev.push(if stir.is_none() {
-                    "oedema: no STIR or fat-suppressed T2 combinable with the shape series"
-                        .to_string()
-                } else {
-                    "oedema: no reference (fewer than two unaffected levels) or no body interior"
-                        .to_string()
-                });
-                (None, None)
-            }
-            Some(e) if e >= EXTENT_FLAG_PCT && marrow_replacement.is_none() => {
-                ev.push(
-                    "oedema or marrow replacement: diffuse STIR-bright, T1-dark signal at or below disc T1, and the posterior wall or pedicles could not be assessed to tell them apart"
-                        .into(),
-                );
-                (None, None)
-            }
-            Some(e) if e >= EXTENT_FLAG_PCT && marrow_replacement != Some(true) => {
-                let k: Vec<f64> = (0..npts)
-                    .filter(|k| oedema_like[*k])
-                    .map(|k| pts[k].1)
+            if cortical_destruction.is_none() && !sacral && ct.is_none() {
+                let walls: Vec<cortex::MrWall> = mr_series
+                    .iter()
+                    .zip(mr_walls.iter().zip(&mr_wall_refs))
+                    .filter_map(|((role, _), (dips, [flank, depth, false_lack]))| {
+                        let r =
+                            |v: &[Option<f64>]| reference(i, &ordinals, &unaffected, v).map(|r| r.0);
+                        Some(cortex::MrWall {
+                            role,
+                            dips: &dips[i].as_ref()?.dips,
+                            flank: r(flank)?,
+                            depth: r(depth)?,
+                            false_lack: r(false_lack)?,
+                        })
+                    })
                     .collect();
-                let up = k.iter().filter(|t| **t >= 0.6).count() as f64 / k.len().max(1) as f64;
-                let dn = k.iter().filter(|t| **t <= 0.4).count() as f64 / k.len().max(1) as f64;
-                let pattern = if e < DIFFUSE_PCT && up.max(dn) >= 0.75 {
-                    Pattern::Band
-                } else {
-                    Pattern::Diffuse
-                };
-                (Some(true), Some(pattern))
+                if !walls.is_empty() {
+                    (cortical_destruction, cortical_gap_deg) = cortex::mr_cortical_gap(&walls, &mut ev);
+                } else if !mr_series.is_empty() {
+                    ev.push(
+                        "MR cortex: not judged (the body's wall could not be surveyed, or fewer than two unaffected levels to compare it with)"
+                            .into(),
+                    );
+                }
             }
-            Some(_) => (Some(false), Some(Pattern::None)),
-        };
-        if let (Some(e), Some(r)) = (extent, stir_ratio) {
-            ev.push(format!(
-                "oedema: {e:.0} % of the interior STIR-bright{}; body STIR ratio {r:.2}{} (reference: {})",
-                if have_t1 { " and T1-dark" } else { "" },
-                t1_ratio.map_or(String::new(), |t| format!(", T1 ratio {t:.2}")),
-                reference_levels.join(", ")
-            ));
-        }
-        if marrow_replacement == Some(true) && extent.is_some_and(|e| e >= EXTENT_FLAG_PCT) {
-            ev.push(
-                "STIR-bright, T1-dark signal attributed to marrow replacement, not oedema".into(),
-            );
-        }
-        // Kümmell: a cleft in a collapsed body (intravertebral vacuum or fluid: osteonecrosis
-        // and non-union after a fracture). It favours a benign cause, and a cleft is what the
-        // cement is meant to fill.
-        let kummell = match (cleft, fractured) {
-            (Some(true), Some(true)) => Some(true),
-            (Some(false), _) | (_, Some(false)) => Some(false),
-            _ => None,
-        };
-        if kummell == Some(true) {
-            ev.push(
-                "Kümmell pattern: an intravertebral cleft in a collapsed body (osteonecrosis or non-union); favours a benign cause"
-                    .into(),
-            );
-        }
-        let acuity = match (edema, fractured) {
-            (Some(true), Some(true)) => Acuity::AcuteOrSubacute,
-            (Some(true), Some(false)) => Acuity::OedemaWithoutFracture,
-            (Some(false), Some(true)) => Acuity::ChronicOrHealed,
-            (Some(false), Some(false)) => Acuity::NotApplicable,
-            (None, Some(true)) if ct.is_some() && stir.is_none() => Acuity::NotDeterminableFromCt,
-            (None, Some(false)) => Acuity::NotApplicable,
-            _ => Acuity::Unknown,
-        };
-        LevelSignal {
-            level: l.level.clone(),
-            ordinal: l.ordinal,
-            stir: stir_s[i],
-            t1: t1_s[i],
-            ct_hu: ct_s[i],
-            stir_ratio,
-            t1_ratio,
-            t1_disc_ratio,
-            edema,
-            edema_pattern,
-            edema_extent_pct: extent,
-            t1_dark_pct,
-            marrow_replacement,
-            convex_posterior_wall: convex,
-            posterior_bulge_mm: bulge,
-            cleft,
-            cleft_mm3,
-            kummell,
-            posterior,
-            ct_pattern,
-            cortical_destruction,
-            cortical_gap_deg,
-            paravertebral_soft_tissue: paravertebral,
-            paravertebral_arc_deg,
-            osteoporosis_screen: osteo,
-            acuity,
-            reference_levels,
-            evidence: ev,
-        }
+            let (paravertebral, paravertebral_arc_deg) = match (stir_survey, stir_s[i]) {
+                _ if sacral => (None, None),
+                (Some(k), Some(body)) => {
+                    let own = mr_walls[k][i].as_ref();
+                    match (own, reference(i, &ordinals, &unaffected, &outside_levels)) {
+                        (Some(survey), Some((outside, used))) => {
+                            let refs: Vec<&[[Option<cortex::Outward>; 3]]> = used
+                                .iter()
+                                .filter_map(|j| Some(&mr_walls[k][*j].as_ref()?.outside[..]))
+                                .collect();
+                            cortex::paravertebral(&survey.outside, body.median, outside, &refs, &mut ev)
+                        }
+                        _ => {
+                            ev.push(
+                                "paravertebral soft tissue: not judged (the wall could not be surveyed on the STIR, or fewer than two unaffected levels to compare it with)"
+                                    .into(),
+                            );
+                            (None, None)
+                        }
+                    }
+                }
+                _ => {
+                    ev.push(
+                        "paravertebral soft tissue: not judged (needs a STIR or fat-suppressed T2 in the shape frame; on CT without contrast it cannot be told from muscle)"
+                            .into(),
+                    );
+                    (None, None)
+                }
+            };
+            // Marrow replacement: T1 at or below disc, through most of the body, with a sign that
+            // favours tumour over oedema (no STIR rise, a convex wall, pedicle involvement,
+            // epidural or paravertebral soft tissue, lytic bone on CT, cortical destruction on CT
+            // or MR).
+            let marrow_replacement = match (t1_disc_ratio, t1_dark_pct) {
+                (Some(r), Some(d)) => {
+                    let diffuse_dark = r <= 1.0 && d >= DIFFUSE_PCT;
+                    // A sign that favours tumour over oedema; unknown when none is seen but the
+                    // wall or the pedicles could not be assessed. Epidural or paravertebral tissue
+                    // and CT lysis count only when seen: many studies have no CT, and the canal is not always
+                    // measurable.
+                    let epidural =
+                        l.derived.epidural_soft_tissue == Some(true) || paravertebral == Some(true);
+                    let lytic = matches!(ct_pattern, Some("lytic" | "mixed"))
+                        || cortical_destruction == Some(true);
+                    let signs = [
+                        stir_ratio.map(|s| s < 1.0 + STIR_RISE),
+                        convex,
+                        posterior.present,
+                    ];
+                    let tumour_sign = if epidural || lytic || signs.contains(&Some(true)) {
+                        Some(true)
+                    } else if signs.contains(&None) {
+                        None
+                    } else {
+                        Some(false)
+                    };
+                    ev.push(format!(
+                        "T1 body/disc {r:.2}, {d:.0} % of the interior T1-dark; STIR ratio {}; convex wall {}; pedicles {}; epidural soft tissue {}; paravertebral soft tissue {}; CT pattern {}",
+                        stir_ratio.map_or("—".into(), |s| format!("{s:.2}")),
+                        bulge.map_or("—".into(), |b| format!("{b:+.1} mm")),
+                        posterior.side.unwrap_or("not known"),
+                        known(l.derived.epidural_soft_tissue),
+                        known(paravertebral),
+                        ct_pattern.unwrap_or("—")
+                    ));
+                    match (diffuse_dark, tumour_sign) {
+                        (false, _) => Some(false),
+                        (true, t) => t,
+                    }
+                }
+                _ => {
+                    ev.push(
+                        "marrow replacement: needs T1 of the body and of a disc in the shape frame"
+                            .into(),
+                    );
+                    None
+                }
+            };
+            let (edema, edema_pattern) = match extent {
+                None => {
+                    ev.push(if stir.is_none() {
+                        "oedema: no STIR or fat-suppressed T2 combinable with the shape series"
+                            .to_string()
+                    } else {
+                        "oedema: no reference (fewer than two unaffected levels) or no body interior"
+                            .to_string()
+                    });
+                    (None, None)
+                }
+                Some(e) if e >= EXTENT_FLAG_PCT && marrow_replacement.is_none() => {
+                    ev.push(
+                        "oedema or marrow replacement: diffuse STIR-bright, T1-dark signal at or below disc T1, and the posterior wall or pedicles could not be assessed to tell them apart"
+                            .into(),
+                    );
+                    (None, None)
+                }
+                Some(e) if e >= EXTENT_FLAG_PCT && marrow_replacement != Some(true) => {
+                    let k: Vec<f64> = (0..npts)
+                        .filter(|k| oedema_like[*k])
+                        .map(|k| pts[k].1)
+                        .collect();
+                    let up = k.iter().filter(|t| **t >= 0.6).count() as f64 / k.len().max(1) as f64;
+                    let dn = k.iter().filter(|t| **t <= 0.4).count() as f64 / k.len().max(1) as f64;
+                    let pattern = if e < DIFFUSE_PCT && up.max(dn) >= 0.75 {
+                        Pattern::Band
+                    } else {
+                        Pattern::Diffuse
+                    };
+                    (Some(true), Some(pattern))
+                }
+                Some(_) => (Some(false), Some(Pattern::None)),
+            };
+            if let (Some(e), Some(r)) = (extent, stir_ratio) {
+                ev.push(format!(
+                    "oedema: {e:.0} % of the interior STIR-bright{}; body STIR ratio {r:.2}{} (reference: {})",
+                    if have_t1 { " and T1-dark" } else { "" },
+                    t1_ratio.map_or(String::new(), |t| format!(", T1 ratio {t:.2}")),
+                    reference_levels.join(", ")
+                ));
+            }
+            if marrow_replacement == Some(true) && extent.is_some_and(|e| e >= EXTENT_FLAG_PCT) {
+                ev.push(
+                    "STIR-bright, T1-dark signal attributed to marrow replacement, not oedema".into(),
+                );
+            }
+            // Kümmell: a cleft in a collapsed body (intravertebral vacuum or fluid: osteonecrosis
+            // and non-union after a fracture). It favours a benign cause, and a cleft is what the
+            // cement is meant to fill.
+            let kummell = match (cleft, fractured) {
+                (Some(true), Some(true)) => Some(true),
+                (Some(false), _) | (_, Some(false)) => Some(false),
+                _ => None,
+            };
+            if kummell == Some(true) {
+                ev.push(
+                    "Kümmell pattern: an intravertebral cleft in a collapsed body (osteonecrosis or non-union); favours a benign cause"
+                        .into(),
+                );
+            }
+            let acuity = match (edema, fractured) {
+                (Some(true), Some(true)) => Acuity::AcuteOrSubacute,
+                (Some(true), Some(false)) => Acuity::OedemaWithoutFracture,
+                (Some(false), Some(true)) => Acuity::ChronicOrHealed,
+                (Some(false), Some(false)) => Acuity::NotApplicable,
+                (None, Some(true)) if ct.is_some() && stir.is_none() => Acuity::NotDeterminableFromCt,
+                (None, Some(false)) => Acuity::NotApplicable,
+                _ => Acuity::Unknown,
+            };
+            LevelSignal {
+                level: l.level.clone(),
+                ordinal: l.ordinal,
+                stir: stir_s[i],
+                t1: t1_s[i],
+                ct_hu: ct_s[i],
+                stir_ratio,
+                t1_ratio,
+                t1_disc_ratio,
+                edema,
+                edema_pattern,
+                edema_extent_pct: extent,
+                t1_dark_pct,
+                marrow_replacement,
+                convex_posterior_wall: convex,
+                posterior_bulge_mm: bulge,
+                cleft,
+                cleft_mm3,
+                kummell,
+                posterior,
+                ct_pattern,
+                cortical_destruction,
+                cortical_gap_deg,
+                paravertebral_soft_tissue: paravertebral,
+                paravertebral_arc_deg,
+                osteoporosis_screen: osteo,
+                acuity,
+                reference_levels,
+                evidence: ev,
+            }
         })
         .collect();
     MarrowReport {

@@ -1084,23 +1084,23 @@ pub fn measure_mask(
                     )
                 })
                 .collect();
-            let sup: Vec<_> = ends.iter().filter_map(|e| e.0.clone().ok()).collect();
-            let inf: Vec<_> = ends.iter().filter_map(|e| e.1.clone().ok()).collect();
+            let sup: Vec<_> = ends
+                .iter()
+                .filter_map(|e| e.0.as_ref().ok().copied())
+                .collect();
+            let inf: Vec<_> = ends
+                .iter()
+                .filter_map(|e| e.1.as_ref().ok().copied())
+                .collect();
             let (Some((ps, mut ns)), Some((pi, mut ni))) =
                 (endplate_plane(&sup, u), endplate_plane(&inf, u))
             else {
                 // A body cut by the first or last slice: say so, not "not found".
-                let outside = |k: usize| {
-                    let n = ends
-                        .iter()
-                        .filter(|e| {
-                            let r = if k == 0 { &e.0 } else { &e.1 };
-                            matches!(r, Err(why) if why == OUTSIDE_FOV)
-                        })
-                        .count();
-                    2 * n >= ends.len()
-                };
-                return Err(match (outside(0), outside(1)) {
+                let left = |r: &Result<_, String>| matches!(r, Err(why) if why == OUTSIDE_FOV);
+                let most = |n: usize| 2 * n >= ends.len();
+                let up = most(ends.iter().filter(|e| left(&e.0)).count());
+                let down = most(ends.iter().filter(|e| left(&e.1)).count());
+                return Err(match (up, down) {
                     (true, true) => format!("both endplates {OUTSIDE_FOV}"),
                     (true, false) => format!("superior endplate {OUTSIDE_FOV}"),
                     (false, true) => format!("inferior endplate {OUTSIDE_FOV}"),

@@ -592,26 +592,31 @@ fn describe_section<I: Iterator<Item = (usize, usize)>>(
     )
 }
 
+/// A cluster of sections being formed by [`cluster`].
+struct Acc {
+    rep: (f64, f64),
+    rep_minor: f64,
+    rep_plane: usize,
+    best: Vec<Section>,
+    count: usize,
+}
+
+/// Whether what lies in `plane` around `at` (mm) belongs to cluster `c`, centred at `centre`:
+/// near its centre for its size, and within 30 mm of its plane. The plane test comes first: it
+/// is the cheaper one and rejects most clusters.
+fn joins(c: &Acc, centre: (f64, f64), plane: usize, at: (f64, f64), plane_mm: f64) -> bool {
+    (c.rep_plane.abs_diff(plane) as f64) * plane_mm <= 30.0
+        && ((centre.0 - at.0).powi(2) + (centre.1 - at.1).powi(2)).sqrt()
+            < 0.35 * c.rep_minor.max(6.0)
+}
+
 fn cluster(mut found: Vec<Section>, plane_mm: f64) -> Vec<Candidate> {
     found.sort_by(|a, b| b.area_mm2.total_cmp(&a.area_mm2));
-    struct Acc {
-        rep: (f64, f64),
-        rep_minor: f64,
-        rep_plane: usize,
-        best: Vec<Section>,
-        count: usize,
-    }
     let mut acc: Vec<Acc> = Vec::new();
     for sec in found {
-        // The plane test first: it is the cheaper one and rejects most clusters.
-        let home = acc.iter_mut().find(|c| {
-            (c.rep_plane.abs_diff(sec.plane) as f64) * plane_mm <= 30.0 && {
-                let d = ((c.rep.0 - sec.centroid_mm.0).powi(2)
-                    + (c.rep.1 - sec.centroid_mm.1).powi(2))
-                .sqrt();
-                d < 0.35 * c.rep_minor.max(6.0)
-            }
-        });
+        let home = acc
+            .iter_mut()
+            .find(|c| joins(c, c.rep, sec.plane, sec.centroid_mm, plane_mm));
         match home {
             Some(c) => {
                 c.count += 1;
@@ -644,11 +649,10 @@ fn cluster(mut found: Vec<Section>, plane_mm: f64) -> Vec<Candidate> {
     let mut centres: Vec<(f64, f64)> = Vec::new();
     for c in acc {
         let cc = centre(&c);
-        let home = merged.iter().zip(&centres).position(|(m, mc)| {
-            (m.rep_plane.abs_diff(c.rep_plane) as f64) * plane_mm <= 30.0
-                && ((mc.0 - cc.0).powi(2) + (mc.1 - cc.1).powi(2)).sqrt()
-                    < 0.35 * m.rep_minor.max(6.0)
-        });
+        let home = merged
+            .iter()
+            .zip(&centres)
+            .position(|(m, mc)| joins(m, *mc, c.rep_plane, cc, plane_mm));
         match home {
             Some(k) => {
                 let m = &mut merged[k];
