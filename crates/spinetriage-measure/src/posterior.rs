@@ -269,10 +269,9 @@ pub fn segment_arch<T: Sample>(
     let cortex_bright = cortex > m0 + 2.0 * sigma;
     // Soft tissue: most of what lies behind the wall (paraspinal muscle) — the box's median.
     let soft = {
-        let mut v: Vec<f64> = smooth.iter().map(|x| f64::from(*x)).collect();
+        let mut v: Vec<f32> = smooth.iter().copied().collect();
         let mid = v.len() / 2;
-        v.select_nth_unstable_by(mid, f64::total_cmp);
-        v[mid]
+        f64::from(*v.select_nth_unstable_by(mid, f32::total_cmp).1)
     };
     let k = 3.0 * sigma.max(1e-6);
     // CT: the arch is found by its cortex, a quarter of the way from soft tissue to the body's
@@ -290,9 +289,9 @@ pub fn segment_arch<T: Sample>(
     };
     // Candidate voxels: bone-like and inside the frame box; seeds at the pedicle roots.
     let mut cand = Array3::<u8>::zeros(shape);
-    let mut pos = Array3::<[f32; 3]>::from_elem(shape, [0.0; 3]);
     let mut seeds = Vec::new();
-    // Frame coordinates are affine in the block index.
+    // Frame coordinates are affine in the block index: worked out where they are needed rather
+    // than stored (12 bytes a voxel, for blocks of a million voxels at 0.5 mm).
     let l0 = local(&to_lps([0, 0, 0]));
     let step: [(f64, f64, f64); 3] = std::array::from_fn(|n| {
         let mut e = [0usize; 3];
@@ -300,13 +299,21 @@ pub fn segment_arch<T: Sample>(
         let l = local(&to_lps(e));
         (l.0 - l0.0, l.1 - l0.1, l.2 - l0.2)
     });
-    for ((a, b, kk), x) in smooth.indexed_iter() {
+    let frame_at = |(a, b, kk): (usize, usize, usize)| -> (f64, f64, f64) {
         let (i, j, k) = (a as f64, b as f64, kk as f64);
-        let u = l0.0 + i * step[0].0 + j * step[1].0 + k * step[2].0;
-        let v = l0.1 + i * step[0].1 + j * step[1].1 + k * step[2].1;
-        let w = l0.2 + i * step[0].2 + j * step[1].2 + k * step[2].2;
-        pos[[a, b, kk]] = [u as f32, v as f32, w as f32];
-
+        (
+            l0.0 + i * step[0].0 + j * step[1].0 + k * step[2].0,
+            l0.1 + i * step[0].1 + j * step[1].1 + k * step[2].1,
+            l0.2 + i * step[0].2 + j * step[1].2 + k * step[2].2,
+        )
+    };
+    // As single precision, the form in which the arch is divided.
+    let pos = |at: (usize, usize, usize)| -> [f32; 3] {
+        let (u, v, w) = frame_at(at);
+        [u as f32, v as f32, w as f32]
+    };
+    for ((a, b, kk), x) in smooth.indexed_iter() {
+        let (u, v, w) = frame_at((a, b, kk));
         if u < u_lo || u > u_hi || !(1.0..=REACH_MM).contains(&v) || w.abs() > half_w {
             continue;
         }
@@ -376,7 +383,7 @@ pub fn segment_arch<T: Sample>(
                     })
             })
             .filter(|q| {
-                let [u, v, w] = pos[*q].map(f64::from);
+                let [u, v, w] = pos((q[0], q[1], q[2])).map(f64::from);
                 grown[*q] == 0
                     && cand[*q] == 0
                     && f64::from(smooth[*q]) < m0
@@ -393,15 +400,21 @@ pub fn segment_arch<T: Sample>(
     // The arch is symmetric about the vertebra's own mid-sagittal plane, which an axially
     // rotated vertebra (scoliosis) turns away from the patient's: find the turn about the body's
     // centre that makes the grown bone most symmetric, and divide in that frame.
-    let turn = axial_turn(&grown, &pos, d_wall, 0.35 * width);
+    let bone: Vec<((usize, usize, usize), [f32; 3])> = grown
+        .indexed_iter()
+        .filter(|(_, g)| **g != 0)
+        .map(|(idx, _)| (idx, pos(idx)))
+        .collect();
+    let turn = axial_turn(bone.iter().map(|(_, p)| p), d_wall, 0.35 * width);
     let (sin, cos) = turn.sin_cos();
-    for (p, g) in pos.iter_mut().zip(grown.iter()) {
-        if *g != 0 {
-            let (v, w) = (f64::from(p[1]) + d_wall, f64::from(p[2]));
-            p[1] = (v * cos + w * sin - d_wall) as f32;
-            p[2] = (-v * sin + w * cos) as f32;
-        }
-    }
+    let turned = |p: &[f32; 3]| -> [f32; 3] {
+        let (v, w) = (f64::from(p[1]) + d_wall, f64::from(p[2]));
+        [
+            p[0],
+            (v * cos + w * sin - d_wall) as f32,
+            (-v * sin + w * cos) as f32,
+        ]
+    };
     // Divide by position: the pedicles end a little behind the canal's centre, where the
     // laminae and articular pillars begin.
     let vc = 0.6 * canal_ap;
@@ -418,11 +431,8 @@ pub fn segment_arch<T: Sample>(
         }
     };
     let mut members: [Vec<[usize; 3]>; 4] = Default::default();
-    for (idx, g) in grown.indexed_iter() {
-        if *g == 0 {
-            continue;
-        }
-        let [_, v, w] = pos[idx].map(f64::from);
+    for (idx, p) in &bone {
+        let [_, v, w] = turned(p).map(f64::from);
         if let Some(k) = which(v, w) {
             members[k].push([idx.0, idx.1, idx.2]);
         }
@@ -697,14 +707,13 @@ const MAX_TURN_DEG: i32 = 20;
 /// The rotation about the cranial axis through the body's centre (at `d_wall` in front of the
 /// wall) that best superimposes the grown bone on its mirror image across the mid-sagittal
 /// plane, radians: the overlap of 1 mm bins of (posterior, left) with their mirrors, over the
-/// bone within `half_w` of the plane.
-fn axial_turn(grown: &Array3<u8>, pos: &Array3<[f32; 3]>, d_wall: f64, half_w: f64) -> f64 {
+/// bone within `half_w` of the plane. `bone` holds each grown voxel's frame coordinates
+/// (cranial, posterior of the wall, left; mm).
+fn axial_turn<'a>(bone: impl Iterator<Item = &'a [f32; 3]>, d_wall: f64, half_w: f64) -> f64 {
     // Bone near the midline only: the box's lateral edges cut a turned arch unevenly.
-    let pts: Vec<(f64, f64)> = grown
-        .iter()
-        .zip(pos.iter())
-        .filter(|(g, p)| **g != 0 && f64::from(p[2]).abs() <= half_w)
-        .map(|(_, p)| (f64::from(p[1]) + d_wall, f64::from(p[2])))
+    let pts: Vec<(f64, f64)> = bone
+        .filter(|p| f64::from(p[2]).abs() <= half_w)
+        .map(|p| (f64::from(p[1]) + d_wall, f64::from(p[2])))
         .collect();
     if pts.len() < 20 {
         return 0.0;
@@ -805,7 +814,16 @@ mod tests {
     fn axial_turn_recovers_a_turned_arch() {
         for deg in [-12.0, -5.0, 0.0, 7.0, 15.0] {
             let (grown, pos) = turned_arch(deg, 17.0);
-            let got = axial_turn(&grown, &pos, 17.0, 40.0).to_degrees();
+            let got = axial_turn(
+                grown
+                    .iter()
+                    .zip(&pos)
+                    .filter(|(g, _)| **g != 0)
+                    .map(|(_, p)| p),
+                17.0,
+                40.0,
+            )
+            .to_degrees();
             assert!((got - deg).abs() <= 1.0, "turned {deg}°, found {got}°");
         }
     }

@@ -27,23 +27,16 @@ pub fn box_filter(mask: &Array3<u8>, r: [usize; 3], grow: bool) -> Array3<u8> {
         let inner: usize = dims[ax + 1..].iter().product();
         let outer: usize = dims[..ax].iter().product();
         if inner == 1 {
-            // The contiguous axis: one running count along each lane.
-            let full = 2 * rad + 1;
+            // The contiguous axis: per lane, prefix counts, then each voxel's window as the
+            // difference of two of them. Both loops are free of per-voxel branches (a running
+            // count that tested the lane's ends at every voxel was most of the body growth's
+            // morphology).
+            let mut prefix = vec![0u32; len + 1];
             for (out, lane) in flat.chunks_exact_mut(len).zip(src.chunks_exact(len)) {
-                let mut c: usize = lane[..=rad.min(len - 1)]
-                    .iter()
-                    .map(|v| usize::from(*v != 0))
-                    .sum();
-                for i in 0..len {
-                    let inside = i >= rad && i + rad < len;
-                    out[i] = u8::from(if grow { c > 0 } else { inside && c == full });
-                    if i + rad + 1 < len {
-                        c += usize::from(lane[i + rad + 1] != 0);
-                    }
-                    if i >= rad {
-                        c -= usize::from(lane[i - rad] != 0);
-                    }
+                for (i, v) in lane.iter().enumerate() {
+                    prefix[i + 1] = prefix[i] + u32::from(*v != 0);
                 }
+                window_counts(out, &prefix, rad, grow);
             }
             continue;
         }
@@ -90,6 +83,43 @@ pub fn box_filter(mask: &Array3<u8>, r: [usize; 3], grow: bool) -> Array3<u8> {
     cur
 }
 
+/// One lane of [`box_filter`] along the contiguous axis, from the lane's prefix counts
+/// (`prefix[i]` = set voxels before `i`; `out.len() + 1` of them).
+fn window_counts(out: &mut [u8], prefix: &[u32], rad: usize, grow: bool) {
+    let len = out.len();
+    let full = 2 * rad + 1;
+    // The ends, where the window is cut by the lane's (outside counts as background).
+    let end = |i: usize| {
+        let (lo, hi) = (i.saturating_sub(rad), (i + rad + 1).min(len));
+        let c = prefix[hi] - prefix[lo];
+        u8::from(if grow {
+            c > 0
+        } else {
+            hi - lo == full && c as usize == full
+        })
+    };
+    let mid = rad..len.saturating_sub(rad).max(rad);
+    for i in (0..mid.start.min(len)).chain(mid.end..len) {
+        out[i] = end(i);
+    }
+    if mid.is_empty() {
+        return;
+    }
+    let windows = out[mid.clone()]
+        .iter_mut()
+        .zip(&prefix[mid.start + rad + 1..])
+        .zip(&prefix[mid.start - rad..]);
+    if grow {
+        for ((o, hi), lo) in windows {
+            *o = u8::from(hi - lo > 0);
+        }
+    } else {
+        for ((o, hi), lo) in windows {
+            *o = u8::from((hi - lo) as usize == full);
+        }
+    }
+}
+
 /// Opening: erosion then dilation.
 pub fn open(mask: &Array3<u8>, r: [usize; 3]) -> Array3<u8> {
     box_filter(&box_filter(mask, r, false), r, true)
@@ -122,43 +152,61 @@ pub fn fill_holes_2d(mask: &mut Array3<u8>, axis: usize) {
     };
     let (n0, n1) = (dims[u], dims[v]);
     let (su, sv) = (strides[u], strides[v]);
-    let mut outside = vec![false; n0 * n1];
+    let mut outside = Vec::new();
     let mut stack = Vec::new();
     for plane in 0..dims[axis.min(2)] {
         let base = plane * strides[axis.min(2)];
         let at = |a: usize, b: usize| base + a * su + b * sv;
-        outside.fill(false);
+        // Only the box around the plane's foreground is searched: all outside it is background
+        // reaching the border, and so is any background on the box's edge. Most of a body's
+        // block is background around it, which the search would otherwise walk voxel by voxel.
+        let (mut lo, mut hi) = ([usize::MAX; 2], [0usize; 2]);
         for a in 0..n0 {
             for b in 0..n1 {
-                if (a == 0 || b == 0 || a + 1 == n0 || b + 1 == n1) && flat[at(a, b)] == 0 {
-                    outside[a * n1 + b] = true;
+                if flat[at(a, b)] != 0 {
+                    lo = [lo[0].min(a), lo[1].min(b)];
+                    hi = [hi[0].max(a), hi[1].max(b)];
+                }
+            }
+        }
+        if lo[0] > hi[0] {
+            continue;
+        }
+        let (m0, m1) = (hi[0] + 1 - lo[0], hi[1] + 1 - lo[1]);
+        let at = |a: usize, b: usize| at(lo[0] + a, lo[1] + b);
+        outside.clear();
+        outside.resize(m0 * m1, false);
+        for a in 0..m0 {
+            for b in 0..m1 {
+                if (a == 0 || b == 0 || a + 1 == m0 || b + 1 == m1) && flat[at(a, b)] == 0 {
+                    outside[a * m1 + b] = true;
                     stack.push((a, b));
                 }
             }
         }
         while let Some((a, b)) = stack.pop() {
             let mut visit = |x: usize, y: usize| {
-                if flat[at(x, y)] == 0 && !outside[x * n1 + y] {
-                    outside[x * n1 + y] = true;
+                if flat[at(x, y)] == 0 && !outside[x * m1 + y] {
+                    outside[x * m1 + y] = true;
                     stack.push((x, y));
                 }
             };
             if a > 0 {
                 visit(a - 1, b);
             }
-            if a + 1 < n0 {
+            if a + 1 < m0 {
                 visit(a + 1, b);
             }
             if b > 0 {
                 visit(a, b - 1);
             }
-            if b + 1 < n1 {
+            if b + 1 < m1 {
                 visit(a, b + 1);
             }
         }
-        for a in 0..n0 {
-            for b in 0..n1 {
-                if !outside[a * n1 + b] {
+        for a in 0..m0 {
+            for b in 0..m1 {
+                if !outside[a * m1 + b] {
                     flat[at(a, b)] = 1;
                 }
             }
@@ -249,7 +297,16 @@ mod tests {
             x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
             *v = u8::from(!(x >> 16).is_multiple_of(3));
         }
-        for r in [[1, 0, 0], [0, 2, 0], [0, 0, 1], [2, 1, 1]] {
+        // Contiguous-axis radii up to past half the lane (11 voxels), where no window is whole.
+        for r in [
+            [1, 0, 0],
+            [0, 2, 0],
+            [0, 0, 1],
+            [2, 1, 1],
+            [0, 0, 5],
+            [0, 0, 6],
+            [1, 0, 12],
+        ] {
             for grow in [true, false] {
                 let got = box_filter(&m, r, grow);
                 for ((a, b, c), v) in got.indexed_iter() {
@@ -304,6 +361,63 @@ mod tests {
             fill_holes_2d(&mut contiguous, axis);
             assert_eq!(strided.permuted_axes(back), m, "axis {axis}");
             assert_eq!(contiguous.permuted_axes(back), m, "axis {axis}");
+        }
+    }
+
+    #[test]
+    fn holes_match_a_flood_from_the_whole_border() {
+        // Rings and specks placed away from the planes' borders (the searched box is then
+        // smaller than the plane) and touching them, across each axis.
+        let mut m = Array3::<u8>::zeros((9, 12, 14));
+        let mut x = 777u32;
+        for ((a, b, c), v) in m.indexed_iter_mut() {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            // The first planes hold specks only two voxels in from every edge.
+            let inner = (2..10).contains(&b) && (2..12).contains(&c) && a >= 2;
+            *v = u8::from((x >> 16).is_multiple_of(4) && (a >= 5 || inner));
+        }
+        // A closed ring in every plane across axis 0: its inside is a hole there.
+        for a in 0..9 {
+            for b in 3..=7 {
+                for c in 4..=8 {
+                    if b == 3 || b == 7 || c == 4 || c == 8 {
+                        m[[a, b, c]] = 1;
+                    }
+                }
+            }
+        }
+        for axis in 0..3 {
+            let mut got = m.clone();
+            fill_holes_2d(&mut got, axis);
+            let mut want = m.clone();
+            for plane in 0..m.shape()[axis] {
+                let mut p = want.index_axis_mut(ndarray::Axis(axis), plane);
+                let (n0, n1) = p.dim();
+                let mut outside = ndarray::Array2::from_elem((n0, n1), false);
+                let mut stack: Vec<(usize, usize)> = (0..n0)
+                    .flat_map(|a| (0..n1).map(move |b| (a, b)))
+                    .filter(|&(a, b)| a == 0 || b == 0 || a + 1 == n0 || b + 1 == n1)
+                    .collect();
+                while let Some((a, b)) = stack.pop() {
+                    if p[[a, b]] != 0 || outside[[a, b]] {
+                        continue;
+                    }
+                    outside[[a, b]] = true;
+                    stack.extend(
+                        [
+                            (a.wrapping_sub(1), b),
+                            (a + 1, b),
+                            (a, b.wrapping_sub(1)),
+                            (a, b + 1),
+                        ]
+                        .into_iter()
+                        .filter(|&(x, y)| x < n0 && y < n1),
+                    );
+                }
+                p.zip_mut_with(&outside, |v, o| *v |= u8::from(!*o));
+            }
+            assert_eq!(got, want, "across axis {axis}");
+            assert!(got != m, "a hole was filled across axis {axis}");
         }
     }
 
