@@ -262,8 +262,11 @@ fn caudal_axis(seg: &Segmentation, k: usize) -> Option<(Vector3<f64>, f64, Vecto
     // The walk starts from the mask's coordinate-wise median: a lowest mask leaking into the
     // sacral ala or the pelvis moves its mean, not its median, off the body. The column's way
     // comes to that point too, not to the mask's centroid.
-    let start =
-        Vector3::from_fn(|r, _| median(pts.iter().map(|p| p[r]).collect()).unwrap_or(mean[r]));
+    let med: Vec<f64> = (0..3)
+        .into_par_iter()
+        .map(|r| median(pts.iter().map(|p| p[r]).collect()).unwrap_or(mean[r]))
+        .collect();
+    let start = Vector3::new(med[0], med[1], med[2]);
     let step = k
         .checked_sub(1)
         .map(|up| start - seg.bodies[up].centroid_lps.0.coords);
@@ -305,7 +308,7 @@ fn column_core(seg: &Segmentation, k: usize, pts: Vec<Vector3<f64>>) -> Vec<Vect
         (d - dir * d.dot(&dir)).norm()
     };
     let mut above: Vec<f64> = mask_lps(seg, k - 1)
-        .iter()
+        .par_iter()
         .map(|p| off(p, c(k - 1)))
         .collect();
     if above.len() < 50 {
@@ -315,7 +318,7 @@ fn column_core(seg: &Segmentation, k: usize, pts: Vec<Vector3<f64>>) -> Vec<Vect
     let reach = 1.2 * *above.select_nth_unstable_by(at, f64::total_cmp).1;
     let expected = c(k - 1) + step;
     let core: Vec<Vector3<f64>> = pts
-        .iter()
+        .par_iter()
         .copied()
         .filter(|p| off(p, expected) <= reach)
         .collect();
