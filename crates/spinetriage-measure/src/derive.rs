@@ -465,7 +465,12 @@ pub fn derive(levels: &[(Option<String>, LevelMeasurement)]) -> Vec<Derived> {
     (0..n)
         .map(|i| {
             let (label, m) = &levels[i];
-            let hs = h(m);
+            // A level is graded only when it was measured: heights read before a later step
+            // failed (a wall at the image's edge, a mask run into the pelvis) are reported as
+            // read, but a grade from them would be a guess at a level the report calls not
+            // evaluable (on real T2 exams of normal spines such levels read Genant 2 and 3).
+            let measured = m.status == Status::Measured;
+            let hs = h(m).filter(|_| measured);
             // The middle height at the study's physiologic proportion (`MiddleReference`).
             let hs_adj = hs.map(|(a, mid, p)| (a, mid / rho, p));
             // Expected height: nearest unaffected neighbour on each side (up to two levels away),
@@ -530,7 +535,7 @@ pub fn derive(levels: &[(Option<String>, LevelMeasurement)]) -> Vec<Derived> {
                 _ => None,
             };
             let loss_sigma = match (m.anterior, m.middle, m.posterior, expected) {
-                (Some(a), Some(mid), Some(p), Some(e)) if e > 0.0 => {
+                (Some(a), Some(mid), Some(p), Some(e)) if e > 0.0 && measured => {
                     let min = [(a, 1.0), (mid, rho), (p, 1.0)]
                         .into_iter()
                         .min_by(|x, y| (x.0.height_mm / x.1).total_cmp(&(y.0.height_mm / y.1)));
@@ -548,7 +553,7 @@ pub fn derive(levels: &[(Option<String>, LevelMeasurement)]) -> Vec<Derived> {
                 _ => None,
             };
             let scoliosis = match (m.left, m.right) {
-                (Some(l), Some(r)) if !sacral(label) => {
+                (Some(l), Some(r)) if !sacral(label) && measured => {
                     let (lo, hi) = (l.height_mm.min(r.height_mm), l.height_mm.max(r.height_mm));
                     (hi > 0.0).then(|| 100.0 * (1.0 - lo / hi))
                 }
@@ -728,6 +733,27 @@ mod tests {
             [15.0, 20.0, 21.0],
         ]);
         assert_expected(&d[4], 23.0, 15.0);
+    }
+
+    #[test]
+    fn a_level_not_evaluable_is_not_graded_from_the_heights_it_read() {
+        // Real T2, vb2_23: a lowest level read Ha 43.5, Hm 21.0, Hp 12.6 mm before its right
+        // wall ran off the image; it was reported not evaluable and yet graded Genant 3.
+        let mut levels: Vec<_> = [[28.0, 27.0, 28.0], [29.0, 28.0, 29.0], [43.5, 21.0, 12.6]]
+            .iter()
+            .map(|h| level(h[0], h[1], h[2]))
+            .collect();
+        let graded = derive(&levels);
+        assert_eq!(graded[2].genant_grade, Some(3));
+        levels[2].1.status = Status::NotEvaluable("right wall: outside the field of view".into());
+        let d = derive(&levels);
+        assert_eq!(d[2].genant_grade, None);
+        assert_eq!(d[2].height_loss_pct, None);
+        assert_eq!(d[2].kyphosis_pct, None);
+        assert_eq!(d[2].acr_deformity, None);
+        // The levels measured keep their grades.
+        assert_eq!(d[0].genant_grade, graded[0].genant_grade);
+        assert_eq!(d[1].genant_grade, Some(0));
     }
 
     #[test]
