@@ -117,19 +117,23 @@ fn bands(levels: &[f32]) -> Vec<Band> {
     out
 }
 
-/// A plane's pixels placed among the band levels once, so that each of the ~140 bands is a
-/// comparison of bytes (32 to a vector) instead of floats: how many levels are `<=` and `<`
-/// each value. A value `v` lies in [`Band`] `(lo, hi)` exactly when `le > lo` and `lt <= hi`.
+/// A plane's pixels placed among the band levels once, and each level's two threshold masks
+/// made from that, so that each of the ~140 bands is one AND of two precomputed rows of bits
+/// (64 pixels to a word) instead of a pass over the pixels. A value `v` lies in [`Band`]
+/// `(lo, hi)` exactly when at least `lo + 1` levels are `<=` it and at most `hi` levels are `<`
+/// it.
 struct CodedPlane {
     n0: usize,
     n1: usize,
-    le: Vec<u8>,
-    lt: Vec<u8>,
+    /// Per level index `l`: where more than `l` levels are `<=` the value (`v >= levels[l]`).
+    from: Vec<Vec<u64>>,
+    /// Per level index `h`: where at most `h` levels are `<` the value (`v <= levels[h]`).
+    upto: Vec<Vec<u64>>,
 }
 
 impl CodedPlane {
     fn new(img: &ndarray::Array2<f32>, levels: &[f32]) -> CodedPlane {
-        // Codes stay below 128 for the byte arithmetic of `bits` (there are at most 32 levels).
+        // Codes stay below 128 for the byte arithmetic of `threshold` (there are at most 32 levels).
         let levels = &levels[..levels.len().min(127)];
         let (n0, n1) = img.dim();
         // Counting the (sorted) levels below a value is branch-free, where a binary search
@@ -144,59 +148,78 @@ impl CodedPlane {
             le.push(a);
             lt.push(b);
         }
-        CodedPlane { n0, n1, le, lt }
+        // One more than the levels: index `levels.len()` is "none" for `from`, "all" for `upto`.
+        let from = (0..=levels.len())
+            .map(|l| threshold(&le, n0, n1, l, true))
+            .collect();
+        let upto = (0..=levels.len())
+            .map(|h| threshold(&lt, n0, n1, h, false))
+            .collect();
+        CodedPlane { n0, n1, from, upto }
     }
 
     /// Rows of bits (bit `b % 64` of word `b / 64` for pixel `b`; bits past `n1` are 0): 1
     /// where the pixel lies in `band`.
     fn bits(&self, band: &Band) -> Vec<u64> {
-        // Eight pixels at a time in one word (SWAR): codes are below 128, so adding `127 − lo`
-        // to a byte sets its high bit exactly when the code is above `lo`, and never carries
-        // into the next byte.
-        const ONES: u64 = 0x0101_0101_0101_0101;
-        const HIGH: u64 = 0x8080_8080_8080_8080;
-        let above_lo = ONES * (127 - band.lo.min(127) as u64);
-        let above_hi = band.hi.map(|h| ONES * (127 - h.min(127) as u64));
-        let (n1, words) = (self.n1, self.n1.div_ceil(64));
-        let load = |row: &[u8], from: usize| {
-            let mut w = [0u8; 8];
-            match row.get(from..from + 8) {
-                Some(eight) => w.copy_from_slice(eight),
-                None => {
-                    for (o, v) in w.iter_mut().zip(&row[from..]) {
-                        *o = *v;
-                    }
-                }
-            }
-            u64::from_le_bytes(w)
-        };
-        let mut out = vec![0u64; self.n0 * words];
-        for (a, dst) in out.chunks_exact_mut(words).enumerate() {
-            let (le, lt) = (
-                &self.le[a * n1..(a + 1) * n1],
-                &self.lt[a * n1..(a + 1) * n1],
-            );
-            for (k, word) in dst.iter_mut().enumerate() {
-                let mut acc = 0u64;
-                for c in 0..8 {
-                    let from = 64 * k + 8 * c;
-                    if from >= n1 {
-                        break;
-                    }
-                    let mut f = load(le, from).wrapping_add(above_lo);
-                    if let Some(h) = above_hi {
-                        f &= !load(lt, from).wrapping_add(h);
-                    }
-                    // Bytes of 0 or 1 to eight bits with one multiplication: byte j lands on
-                    // bit 56 + j, and no two partial products share a bit (nothing carries).
-                    let flags = (f & HIGH) >> 7;
-                    acc |= (flags.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * c);
-                }
-                *word = acc;
+        let last = self.from.len() - 1;
+        let mut out = self.from[band.lo.min(last)].clone();
+        if let Some(h) = band.hi {
+            for (o, u) in out.iter_mut().zip(&self.upto[h.min(last)]) {
+                *o &= u;
             }
         }
         out
     }
+}
+
+/// Rows of bits from `codes` (`n0` rows of `n1` bytes below 128): with `above`, 1 where the code
+/// is above `l`; else where it is at most `l`. Bits past `n1` are 0.
+fn threshold(codes: &[u8], n0: usize, n1: usize, l: usize, above: bool) -> Vec<u64> {
+    // Eight pixels at a time in one word (SWAR): codes are below 128, so adding `127 − l` to a
+    // byte sets its high bit exactly when the code is above `l`, and never carries into the
+    // next byte.
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let add = ONES * (127 - l.min(127) as u64);
+    let flip = if above { 0 } else { u64::MAX };
+    let words = n1.div_ceil(64);
+    let load = |row: &[u8], from: usize| {
+        let mut w = [0u8; 8];
+        match row.get(from..from + 8) {
+            Some(eight) => w.copy_from_slice(eight),
+            None => {
+                for (o, v) in w.iter_mut().zip(&row[from..]) {
+                    *o = *v;
+                }
+            }
+        }
+        u64::from_le_bytes(w)
+    };
+    // The bits of a row's last word past `n1`.
+    let tail = match n1 % 64 {
+        0 => u64::MAX,
+        r => (1u64 << r) - 1,
+    };
+    let mut out = vec![0u64; n0 * words];
+    for (a, dst) in out.chunks_exact_mut(words).enumerate() {
+        let row = &codes[a * n1..(a + 1) * n1];
+        for (k, word) in dst.iter_mut().enumerate() {
+            let mut acc = 0u64;
+            for c in 0..8 {
+                let from = 64 * k + 8 * c;
+                if from >= n1 {
+                    break;
+                }
+                let f = (load(row, from).wrapping_add(add) ^ flip) & HIGH;
+                // Bytes of 0 or 1 to eight bits with one multiplication: byte j lands on bit
+                // 56 + j, and no two partial products share a bit (nothing carries).
+                let flags = f >> 7;
+                acc |= (flags.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * c);
+            }
+            *word = if k + 1 == words { acc & tail } else { acc };
+        }
+    }
+    out
 }
 
 /// Shape limits for a body's sagittal section, C7 to S1, with margin for fractures and for the
