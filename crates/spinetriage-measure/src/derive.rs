@@ -456,6 +456,48 @@ pub const SACRAL_NO_RETROPULSION: &str =
 pub const SACRAL_NOT_GRADED: &str =
     "not graded at the sacrum (S1 is fused to S2: no height loss or Genant grade)";
 
+/// Largest share by which a level's anterior or posterior height may exceed what its
+/// neighbours predict. A fracture never makes a body taller, and heights vary by about 5 % from
+/// one level to the next (an L5's reverse wedge puts Ha up to ~20 % above its Hp); a wall height
+/// 30 % above the prediction is a read that ran past its endplate (real T2, vb2_16's L5: Ha 38.0
+/// mm against 28.9 mm, beside an Hp of 11.9 mm, graded Genant 3 with a "convex wall").
+pub const HEIGHT_OVERSHOOT_MAX: f64 = 1.3;
+
+/// [`derive`], after making not evaluable each measured level whose anterior or posterior height
+/// exceeds its neighbours' prediction by more than [`HEIGHT_OVERSHOOT_MAX`] (the reason names the
+/// height and both values). A level that is its own reference is not checked: against its own
+/// posterior height an anterior height measures a wedge, which the kyphosis reports.
+pub fn derive_checked(levels: &mut [(Option<String>, LevelMeasurement)]) -> Vec<Derived> {
+    let first = derive(levels);
+    let mut changed = false;
+    for ((label, m), d) in levels.iter_mut().zip(&first) {
+        if m.status != Status::Measured || sacral(label) || d.expected_from.starts_with("own ") {
+            continue;
+        }
+        let Some(e) = d.expected_height_mm.filter(|e| *e > 0.0) else {
+            continue;
+        };
+        let over = [("anterior", m.anterior), ("posterior", m.posterior)]
+            .into_iter()
+            .find_map(|(what, h)| {
+                let h = h?.height_mm;
+                (h > HEIGHT_OVERSHOOT_MAX * e).then_some((what, h))
+            });
+        if let Some((what, h)) = over {
+            m.status = Status::NotEvaluable(format!(
+                "{what} height {h:.1} mm is {:.0} % above the {e:.1} mm its neighbours predict: no fracture makes a body taller, so the read ran past an endplate",
+                100.0 * (h / e - 1.0)
+            ));
+            changed = true;
+        }
+    }
+    if changed {
+        derive(levels)
+    } else {
+        first
+    }
+}
+
 /// Derives every level's quantities; `levels` are cranial first, with their labels.
 pub fn derive(levels: &[(Option<String>, LevelMeasurement)]) -> Vec<Derived> {
     let n = levels.len();
@@ -754,6 +796,42 @@ mod tests {
         // The levels measured keep their grades.
         assert_eq!(d[0].genant_grade, graded[0].genant_grade);
         assert_eq!(d[1].genant_grade, Some(0));
+    }
+
+    #[test]
+    fn a_height_far_above_the_neighbours_prediction_makes_the_level_not_evaluable() {
+        // Real T2, vb2_16's L5: Ha 38.0 mm beside Hp 11.9 mm, its neighbours predicting 28.9 mm,
+        // graded Genant 3. Here the neighbours predict 29.5 mm and Ha reads 40 (1.36×).
+        let heights = [
+            [28.0, 27.0, 28.0],
+            [29.0, 28.0, 29.0],
+            [40.0, 30.0, 12.0],
+            [30.0, 29.0, 30.0],
+            [31.0, 30.0, 31.0],
+        ];
+        let mut levels: Vec<_> = heights.iter().map(|h| level(h[0], h[1], h[2])).collect();
+        assert_eq!(derive(&levels)[2].genant_grade, Some(3));
+        let d = derive_checked(&mut levels);
+        match &levels[2].1.status {
+            Status::NotEvaluable(why) => {
+                assert!(
+                    why.starts_with("anterior height 40.0 mm is 36 % above the 29.5 mm"),
+                    "{why}"
+                )
+            }
+            s => panic!("{s:?}"),
+        }
+        assert_eq!(d[2].genant_grade, None);
+        assert!(levels
+            .iter()
+            .enumerate()
+            .all(|(i, l)| i == 2 || l.1.status == Status::Measured));
+        // 25 % above (an L5's reverse wedge is up to ~20 %) stays measured and graded.
+        let mut levels: Vec<_> = heights.iter().map(|h| level(h[0], h[1], h[2])).collect();
+        levels[2] = level(36.9, 30.0, 22.0);
+        let d = derive_checked(&mut levels);
+        assert_eq!(levels[2].1.status, Status::Measured);
+        assert!(d[2].genant_grade.is_some());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! A whole study: pick the series that shows shape best, segment, label, measure, derive.
 
-use crate::derive::{derive, Derived};
+use crate::derive::{derive_checked, Derived};
 use crate::morph::{measure_bodies, LevelMeasurement, Status};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -138,14 +138,15 @@ pub fn analyze_volumes(
         ));
     }
     rows.sort_by_key(|r| r.0);
-    let pairs: Vec<(Option<String>, LevelMeasurement)> =
+    let mut pairs: Vec<(Option<String>, LevelMeasurement)> =
         rows.iter().map(|r| (r.1.clone(), r.3.clone())).collect();
-    let derived = derive(&pairs);
+    let derived = derive_checked(&mut pairs);
     let levels = rows
         .into_iter()
+        .zip(pairs)
         .zip(derived)
         .map(
-            |((ordinal, level, label_confidence, measurement), derived)| Level {
+            |(((ordinal, level, label_confidence, _), (_, measurement)), derived)| Level {
                 ordinal,
                 level,
                 label_confidence,
