@@ -471,10 +471,12 @@ pub fn derive_checked(levels: &mut [(Option<String>, LevelMeasurement)]) -> Vec<
     let first = derive(levels);
     let mut changed = false;
     for ((label, m), d) in levels.iter_mut().zip(&first) {
-        if m.status != Status::Measured || sacral(label) || d.expected_from.starts_with("own ") {
+        if m.status != Status::Measured || sacral(label) {
             continue;
         }
-        let Some(e) = d.expected_height_mm.filter(|e| *e > 0.0) else {
+        // A level that is its own reference has its Hp as the expected height, the same value.
+        let own = |e: f64| m.posterior.is_some_and(|p| p.height_mm == e);
+        let Some(e) = d.expected_height_mm.filter(|e| *e > 0.0 && !own(*e)) else {
             continue;
         };
         let over = [("anterior", m.anterior), ("posterior", m.posterior)]

@@ -138,15 +138,19 @@ pub fn analyze_volumes(
         ));
     }
     rows.sort_by_key(|r| r.0);
-    let mut pairs: Vec<(Option<String>, LevelMeasurement)> =
-        rows.iter().map(|r| (r.1.clone(), r.3.clone())).collect();
+    // The measurements move into the pairs `derive_checked` reads (and may mark not evaluable),
+    // and from there into the levels.
+    let (places, mut pairs): (Vec<_>, Vec<_>) = rows
+        .into_iter()
+        .map(|(ordinal, level, confidence, m)| ((ordinal, confidence), (level, m)))
+        .unzip();
     let derived = derive_checked(&mut pairs);
-    let levels = rows
+    let levels = places
         .into_iter()
         .zip(pairs)
         .zip(derived)
         .map(
-            |(((ordinal, level, label_confidence, _), (_, measurement)), derived)| Level {
+            |(((ordinal, label_confidence), (level, measurement)), derived)| Level {
                 ordinal,
                 level,
                 label_confidence,
