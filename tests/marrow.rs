@@ -241,7 +241,7 @@ fn real_t2_bodies_raise_no_signal_flag() {
         return;
     };
     let (mut judged, mut untrusted, mut flagged, mut levels) = (0, 0, Vec::new(), 0);
-    let (mut lateral_wedges, mut severe) = (0, Vec::new());
+    let (mut lateral_wedges, mut severe, mut graded) = (0, Vec::new(), Vec::new());
     for f in &files {
         let img = spinetriage_volume::read_nifti(
             f,
@@ -262,6 +262,15 @@ fn real_t2_bodies_raise_no_signal_flag() {
             lateral_wedges += usize::from(l.derived.acr_scoliosis.met == Some(true));
             if l.derived.genant_grade == Some(3) {
                 severe.push(format!("{} {:?}", f.display(), l.measurement.center_lps_mm));
+            }
+            if l.derived.genant_grade.is_some_and(|g| g > 0) {
+                graded.push(format!(
+                    "{} {:?}: Genant {:?}, loss {:?} %",
+                    f.display(),
+                    l.measurement.center_lps_mm,
+                    l.derived.genant_grade,
+                    l.derived.height_loss_pct
+                ));
             }
             judged += usize::from(s.cortical_destruction.is_some());
             // An unknown cortex says why: the T2 not trusted (its intact walls' reads without a
@@ -315,7 +324,13 @@ fn real_t2_bodies_raise_no_signal_flag() {
     // that is not one. Session 21: 3 (8 before the bodies an unnamed column takes in front of
     // the sacrum, bowel and bladder, were left unmeasured; `docs/segmentation.md`).
     println!("real T2: Genant 3 at {} levels", severe.len());
-    assert!(severe.len() <= 3, "{severe:#?}");
+    assert!(severe.len() <= 1, "{severe:#?}");
+    // Any grade on these normal spines is a false one. Session 27: 4 levels in 4 exams, all
+    // unnamed levels read at 21–28 % loss (`docs/segmentation.md`). A change that moves the
+    // false grades around (session 28's detection variants did: 5 and 9 levels) shows here,
+    // where the Dice and the labels above do not.
+    println!("real T2: Genant ≥ 1 at {} levels", graded.len());
+    assert!(graded.len() <= 4, "{graded:#?}");
     // Not a signal flag, but the same normal spines: a lateral height read in the margins'
     // partial volume, off both endplates' planes, is left unmeasured (session 19: the ACR
     // scoliosis criterion was met at 41 of these levels before, 24 after).
