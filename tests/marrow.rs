@@ -326,11 +326,13 @@ fn real_t2_bodies_raise_no_signal_flag() {
     println!("real T2: Genant 3 at {} levels", severe.len());
     assert!(severe.len() <= 1, "{severe:#?}");
     // Any grade on these normal spines is a false one. Session 27: 4 levels in 4 exams, all
-    // unnamed levels read at 21–28 % loss (`docs/segmentation.md`). A change that moves the
-    // false grades around (session 28's detection variants did: 5 and 9 levels) shows here,
-    // where the Dice and the labels above do not.
+    // unnamed levels read at 21–28 % loss; session 28: 3 (vb2_13, 14, 20), once neighbouring
+    // levels whose height lines overlap by more than 1.5 mm are not graded
+    // (`docs/measurements.md`). A change that moves the false grades around (session 28's
+    // detection variants did: 5 and 9 levels) shows here, where the Dice and the labels of the
+    // morphometry test do not.
     println!("real T2: Genant ≥ 1 at {} levels", graded.len());
-    assert!(graded.len() <= 4, "{graded:#?}");
+    assert!(graded.len() <= 3, "{graded:#?}");
     // Not a signal flag, but the same normal spines: a lateral height read in the margins'
     // partial volume, off both endplates' planes, is left unmeasured (session 19: the ACR
     // scoliosis criterion was met at 41 of these levels before, 24 after).
